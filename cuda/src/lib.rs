@@ -1,0 +1,1 @@
+//! `tessera-cuda`: the CUDA backend (filled by a later issue).

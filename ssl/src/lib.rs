@@ -1,0 +1,2 @@
+//! `tessera-ssl`: filled by a later issue.
+#![cfg_attr(not(feature = "std"), no_std)]

@@ -1,0 +1,145 @@
+//! Default implementations of the composite ops, written with tensor ops only. They are the
+//! specification: a backend's fused override is tested against them.
+
+use super::{Backend, Conv2dParams};
+use crate::{Result, Tensor};
+use alloc::vec::Vec;
+
+pub(super) fn softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
+    let a = axis as isize;
+    let shifted = x.sub(&x.max(&[a], true)?)?;
+    let e = shifted.exp()?;
+    e.div(&e.sum(&[a], true)?)
+}
+
+pub(super) fn log_softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
+    let a = axis as isize;
+    let shifted = x.sub(&x.max(&[a], true)?)?;
+    let lse = shifted.exp()?.sum(&[a], true)?.log()?;
+    shifted.sub(&lse)
+}
+
+pub(super) fn gelu<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
+    let phi = x
+        .mul_scalar(core::f64::consts::FRAC_1_SQRT_2)?
+        .erf()?
+        .affine(0.5, 0.5)?;
+    x.mul(&phi)
+}
+
+pub(super) fn layer_norm<B: Backend>(
+    x: &Tensor<B>,
+    weight: Option<&Tensor<B>>,
+    bias: Option<&Tensor<B>>,
+    normalized_rank: usize,
+    eps: f64,
+) -> Result<(Tensor<B>, Tensor<B>, Tensor<B>)> {
+    let r = x.rank() as isize;
+    let axes: Vec<isize> = (r - normalized_rank as isize..r).collect();
+    let mean = x.mean(&axes, true)?;
+    let centered = x.sub(&mean)?;
+    let var = centered.square()?.mean(&axes, true)?;
+    let rstd = var.add_scalar(eps)?.rsqrt()?;
+    let mut y = centered.mul(&rstd)?;
+    if let Some(w) = weight {
+        y = y.mul(w)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(b)?;
+    }
+    Ok((y, mean, rstd))
+}
+
+/// `[c]` to `[1, c, 1, ..]` so that it broadcasts over an `[n, c, ..]` input.
+pub(crate) fn per_channel<B: Backend>(t: &Tensor<B>, rank: usize) -> Result<Tensor<B>> {
+    let mut shape = alloc::vec![1usize; rank];
+    shape[1] = t.numel();
+    t.reshape(&shape)
+}
+
+pub(super) fn batch_norm_apply<B: Backend>(
+    x: &Tensor<B>,
+    mean: &Tensor<B>,
+    rstd: &Tensor<B>,
+    weight: Option<&Tensor<B>>,
+    bias: Option<&Tensor<B>>,
+) -> Result<Tensor<B>> {
+    let r = x.rank();
+    let mut y = x.sub(&per_channel(mean, r)?)?.mul(&per_channel(rstd, r)?)?;
+    if let Some(w) = weight {
+        y = y.mul(&per_channel(w, r)?)?;
+    }
+    if let Some(b) = bias {
+        y = y.add(&per_channel(b, r)?)?;
+    }
+    Ok(y)
+}
+
+/// True if im2col would be the identity (1×1 kernel, stride 1, no padding).
+fn is_pointwise(p: &Conv2dParams) -> bool {
+    p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == [0, 0]
+}
+
+/// The input as im2col columns `[n, groups, c/g*kh*kw, oh*ow]`.
+fn columns<B: Backend>(x: &Tensor<B>, p: &Conv2dParams) -> Result<Tensor<B>> {
+    let n = x.shape()[0];
+    let [oh, ow] = p.out_hw()?;
+    let g = p.groups;
+    let cols = if is_pointwise(p) {
+        x.clone()
+    } else {
+        let s = x.backend().im2col(x.storage(), x.layout(), p)?;
+        Tensor::from_storage(s, &[n, p.col_rows(), oh * ow], x.backend())
+    };
+    cols.reshape(&[n, g, p.col_rows() / g, oh * ow])
+}
+
+pub(super) fn conv2d<B: Backend>(
+    x: &Tensor<B>,
+    w: &Tensor<B>,
+    p: &Conv2dParams,
+) -> Result<Tensor<B>> {
+    let (n, oc, g) = (x.shape()[0], w.shape()[0], p.groups);
+    let [oh, ow] = p.out_hw()?;
+    let cols = columns(x, p)?;
+    // [1, g, oc/g, k] @ [n, g, k, l] -> [n, g, oc/g, l]
+    let wm = w.reshape(&[1, g, oc / g, p.col_rows() / g])?;
+    wm.matmul(&cols)?.reshape(&[n, oc, oh, ow])
+}
+
+pub(super) fn conv2d_backward_input<B: Backend>(
+    grad: &Tensor<B>,
+    w: &Tensor<B>,
+    p: &Conv2dParams,
+) -> Result<Tensor<B>> {
+    let (n, oc, g) = (grad.shape()[0], w.shape()[0], p.groups);
+    let [oh, ow] = p.out_hw()?;
+    let gm = grad.reshape(&[n, g, oc / g, oh * ow])?;
+    // [1, g, k, oc/g] @ [n, g, oc/g, l] -> [n, g, k, l]
+    let wt = w.reshape(&[1, g, oc / g, p.col_rows() / g])?.t()?;
+    let cols = wt.matmul(&gm)?.reshape(&[n, p.col_rows(), oh * ow])?;
+    let [h, wd] = p.in_hw;
+    if is_pointwise(p) {
+        return cols.reshape(&[n, p.in_channels, h, wd]);
+    }
+    let s = grad.backend().col2im(cols.storage(), cols.layout(), p)?;
+    Ok(Tensor::from_storage(
+        s,
+        &[n, p.in_channels, h, wd],
+        grad.backend(),
+    ))
+}
+
+pub(super) fn conv2d_backward_weight<B: Backend>(
+    x: &Tensor<B>,
+    grad: &Tensor<B>,
+    p: &Conv2dParams,
+) -> Result<Tensor<B>> {
+    let (n, oc, g) = (grad.shape()[0], grad.shape()[1], p.groups);
+    let [oh, ow] = p.out_hw()?;
+    let cols = columns(x, p)?;
+    let gm = grad.reshape(&[n, g, oc / g, oh * ow])?;
+    // [n, g, oc/g, l] @ [n, g, l, k] -> [n, g, oc/g, k], summed over the batch.
+    let gw = gm.matmul(&cols.t()?)?.sum(&[0], false)?;
+    gw.reshape(&[oc, p.in_channels / g, p.kernel[0], p.kernel[1]])
+}

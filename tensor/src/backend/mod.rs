@@ -1,0 +1,403 @@
+//! The backend abstraction: what a device (the CPU reference, CUDA, an embedder's runtime)
+//! implements so that every tensor op runs on it.
+//!
+//! # Design
+//!
+//! A backend owns *storage* (an opaque buffer of elements in its memory) and executes
+//! *primitives* on storages described by [`Layout`]s. The contract is small on purpose:
+//!
+//! - **Required methods** are the primitives: transfers to and from the host, strided copies,
+//!   elementwise maps, reductions, batched GEMM, gather/scatter, the im2col pair for
+//!   convolutions, pooling and bicubic interpolation. Each takes input layouts that may be
+//!   arbitrary views (transposed, sliced, broadcast with stride 0) and returns a fresh,
+//!   contiguous storage. Inputs always have the dtype and shapes the op needs: the
+//!   [`Tensor`](crate::Tensor) front end checks them and reports errors, so a backend only
+//!   reports failures of its own (out of memory, a dtype it has no kernel for).
+//! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU,
+//!   convolution and its two backward products) with a default built from the primitives.
+//!   A backend may override any of them with a fused kernel; the default stays the
+//!   specification that the override is tested against.
+//!
+//! Nothing here knows about gradients: autodiff is a layer above (`tessera-autograd`). Storage
+//! is reachable only through [`Backend::from_host`] and [`Backend::to_host`], as GPU memory is;
+//! the crate's tests run the whole op suite on a backend whose storage is opaque to prove it.
+//!
+//! PyTorch analogue: a dispatch key with its kernels (`at::native::*_cpu`), plus the
+//! `CompositeImplicitAutograd` ops that are written in terms of other ops.
+
+mod composite;
+mod params;
+
+pub use params::{Conv2dParams, PoolParams, ResizeParams};
+
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::{HostBuffer, Result, Tensor};
+use core::fmt::Debug;
+
+/// A storage's own description of itself.
+pub trait BackendStorage: Debug + Send + Sync + 'static {
+    /// The dtype of the elements.
+    fn dtype(&self) -> DType;
+    /// The number of elements allocated.
+    fn len(&self) -> usize;
+    /// True if no element is allocated.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Elementwise functions of one input. The parameterized variants carry their scalars so that
+/// `x * 2 + 1` is one pass, not three tensors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    /// -1, 0 or 1 (0 for ±0 and NaN passes through).
+    Sign,
+    Exp,
+    Log,
+    Sqrt,
+    /// 1/sqrt(x)
+    Rsqrt,
+    /// 1/x
+    Recip,
+    /// x*x
+    Square,
+    Tanh,
+    Erf,
+    /// 1/(1+exp(-x)), evaluated without overflow for large |x|.
+    Sigmoid,
+    /// max(x, 0)
+    Relu,
+    /// x^p for a scalar exponent.
+    Powf(f64),
+    /// mul*x + add.
+    Affine {
+        mul: f64,
+        add: f64,
+    },
+    /// min(max(x, lo), hi).
+    Clamp {
+        min: f64,
+        max: f64,
+    },
+}
+
+/// Elementwise functions of two inputs of the same shape and dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// max(a, b) (NaN if either is NaN, like `torch.maximum`).
+    Maximum,
+    /// min(a, b) (NaN if either is NaN, like `torch.minimum`).
+    Minimum,
+    /// a^b
+    Pow,
+}
+
+/// Elementwise comparisons; the result has dtype [`DType::U8`] holding 0 or 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Reductions over a set of axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+    /// Index (I64, row-major over the reduced axes) of the first maximum.
+    ArgMax,
+    /// Index (I64, row-major over the reduced axes) of the first minimum.
+    ArgMin,
+}
+
+/// A device that stores tensors and runs the primitives on them.
+///
+/// The handle is cheap to clone (a unit struct for the CPU, a reference-counted context and
+/// stream for CUDA); two handles compare equal when they address the same device.
+pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
+    /// An allocation in this backend's memory.
+    type Storage: BackendStorage;
+
+    /// A short name for messages: `"cpu"`, `"cuda:0"`.
+    fn name(&self) -> &'static str;
+
+    // ---------------------------------------------------------------- transfers and copies
+
+    /// Moves a host buffer into this backend's memory (a copy to the device; free on the CPU).
+    fn from_host(&self, data: HostBuffer) -> Result<Self::Storage>;
+
+    /// Copies the elements of a (possibly strided) view to the host, in row-major order.
+    fn to_host(&self, storage: &Self::Storage, layout: &Layout) -> Result<HostBuffer>;
+
+    /// Copies the elements of `src` viewed through `src_layout` into the positions of `dst`
+    /// viewed through `dst_layout` (same shape). `dst_layout` must not overlap itself.
+    /// This one mutating primitive builds `contiguous`, concat, stack and pad.
+    fn copy_into(
+        &self,
+        src: &Self::Storage,
+        src_layout: &Layout,
+        dst: &mut Self::Storage,
+        dst_layout: &Layout,
+    ) -> Result<()>;
+
+    /// A contiguous copy of a view, converted to `dtype` (the same dtype makes a plain copy).
+    fn cast(&self, storage: &Self::Storage, layout: &Layout, dtype: DType)
+        -> Result<Self::Storage>;
+
+    // ---------------------------------------------------------------- elementwise
+
+    /// `op(x)` for every element of a float view.
+    fn unary(&self, op: UnaryOp, x: &Self::Storage, layout: &Layout) -> Result<Self::Storage>;
+
+    /// `op(a, b)` for two float views of the same shape (broadcast views have stride 0).
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &Self::Storage,
+        a_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    /// `op(a, b)` as U8 0/1 for two views of the same shape and dtype.
+    fn compare(
+        &self,
+        op: CmpOp,
+        a: &Self::Storage,
+        a_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    /// `cond ? a : b` with a U8 condition; all three views have the same shape.
+    #[allow(clippy::too_many_arguments)]
+    fn where_cond(
+        &self,
+        cond: &Self::Storage,
+        cond_layout: &Layout,
+        a: &Self::Storage,
+        a_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    // ---------------------------------------------------------------- reductions and GEMM
+
+    /// Reduces `axes` (sorted, distinct, non-empty) of a view. The result is contiguous with
+    /// the input's shape where every reduced dim has size 1 (keepdim). Sums of f16/bf16
+    /// accumulate in f32.
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        x: &Self::Storage,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Self::Storage>;
+
+    /// Batched matrix product: `a` is `[batch.., m, k]`, `b` is `[batch.., k, n]` with the same
+    /// batch dims (broadcast batch dims arrive as stride-0 views). Result `[batch.., m, n]`.
+    fn matmul(
+        &self,
+        a: &Self::Storage,
+        a_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    // ---------------------------------------------------------------- indexing
+
+    /// `out[.., i, ..] = x[.., index[i], ..]` along `axis`; `index` is a 1-D I64 view.
+    fn index_select(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        axis: usize,
+        index: &Self::Storage,
+        index_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    /// `out[p] = x[p with p[axis] replaced by index[p]]`; `index` (I64) has the output's shape
+    /// and the same rank as `x` (PyTorch: `torch.gather`).
+    fn gather(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        axis: usize,
+        index: &Self::Storage,
+        index_layout: &Layout,
+    ) -> Result<Self::Storage>;
+
+    /// `dst[p with p[axis] replaced by index[p]] += src[p]` for every position `p` of `index`
+    /// (PyTorch: `scatter_add_`). `dst` is contiguous with shape `dst_shape`.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_add(
+        &self,
+        dst: &mut Self::Storage,
+        dst_shape: &[usize],
+        axis: usize,
+        index: &Self::Storage,
+        index_layout: &Layout,
+        src: &Self::Storage,
+        src_layout: &Layout,
+    ) -> Result<()>;
+
+    // ---------------------------------------------------------------- images (NCHW)
+
+    /// Unfolds convolution patches: `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]` (zero padding).
+    fn im2col(&self, x: &Self::Storage, layout: &Layout, p: &Conv2dParams)
+        -> Result<Self::Storage>;
+
+    /// The adjoint of [`Backend::im2col`]: sums `[n, c*kh*kw, oh*ow]` columns back into a
+    /// `[n, c, h, w]` image.
+    fn col2im(
+        &self,
+        cols: &Self::Storage,
+        layout: &Layout,
+        p: &Conv2dParams,
+    ) -> Result<Self::Storage>;
+
+    /// Max pooling; returns the values and the I64 flat index (`h*w` plane) of each maximum.
+    fn max_pool2d(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        p: &PoolParams,
+    ) -> Result<(Self::Storage, Self::Storage)>;
+
+    /// Average pooling (padding counted in the divisor iff `p.count_include_pad`).
+    fn avg_pool2d(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        p: &PoolParams,
+    ) -> Result<Self::Storage>;
+
+    /// The adjoint of [`Backend::avg_pool2d`]: spreads `[n, c, oh, ow]` back to `[n, c, h, w]`.
+    fn avg_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        layout: &Layout,
+        p: &PoolParams,
+    ) -> Result<Self::Storage>;
+
+    /// Adaptive average pooling of `[n, c, h, w]` to `[n, c, oh, ow]` (PyTorch's bins:
+    /// `start = floor(i*h/oh)`, `end = ceil((i+1)*h/oh)`).
+    fn adaptive_avg_pool2d(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        out_hw: [usize; 2],
+    ) -> Result<Self::Storage>;
+
+    /// The adjoint of [`Backend::adaptive_avg_pool2d`], back to `in_hw`.
+    fn adaptive_avg_pool2d_backward(
+        &self,
+        grad: &Self::Storage,
+        layout: &Layout,
+        in_hw: [usize; 2],
+    ) -> Result<Self::Storage>;
+
+    /// Bicubic resampling of `[n, c, h, w]` with PyTorch's semantics (see [`ResizeParams`]).
+    fn upsample_bicubic2d(
+        &self,
+        x: &Self::Storage,
+        layout: &Layout,
+        p: &ResizeParams,
+    ) -> Result<Self::Storage>;
+
+    /// The adjoint of [`Backend::upsample_bicubic2d`], from `[n, c, oh, ow]` to `[n, c, h, w]`.
+    fn upsample_bicubic2d_backward(
+        &self,
+        grad: &Self::Storage,
+        layout: &Layout,
+        p: &ResizeParams,
+    ) -> Result<Self::Storage>;
+
+    // ---------------------------------------------------------------- composite ops
+    // Defaults are in `composite.rs`, written with tensor ops; override with fused kernels.
+
+    /// A contiguous buffer of `len` copies of `value`. Default: a host fill and a transfer.
+    fn full(&self, len: usize, value: f64, dtype: DType) -> Result<Self::Storage> {
+        self.from_host(HostBuffer::filled(dtype, len, value))
+    }
+
+    /// Softmax along `axis`, numerically stable (the max is subtracted first).
+    fn softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        composite::softmax(x, axis)
+    }
+
+    /// Log-softmax along `axis`: `x - max - log(sum(exp(x - max)))`.
+    fn log_softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        composite::log_softmax(x, axis)
+    }
+
+    /// GELU, the exact (erf) form: `x/2 * (1 + erf(x/sqrt(2)))`.
+    fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        composite::gelu(x)
+    }
+
+    /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).
+    /// Returns `(y, mean, rstd)`; mean and rstd have the normalized dims kept as size 1, which
+    /// is what the backward pass needs.
+    fn layer_norm(
+        &self,
+        x: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        bias: Option<&Tensor<Self>>,
+        normalized_rank: usize,
+        eps: f64,
+    ) -> Result<(Tensor<Self>, Tensor<Self>, Tensor<Self>)> {
+        composite::layer_norm(x, weight, bias, normalized_rank, eps)
+    }
+
+    /// Batch normalization of `[n, c, ..]` over every axis but 1, with the given per-channel
+    /// mean and inverse standard deviation: `(x - mean) * rstd * weight + bias`.
+    fn batch_norm_apply(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        bias: Option<&Tensor<Self>>,
+    ) -> Result<Tensor<Self>> {
+        composite::batch_norm_apply(x, mean, rstd, weight, bias)
+    }
+
+    /// 2-D convolution, `x: [n, c, h, w]`, `w: [oc, c/groups, kh, kw]` → `[n, oc, oh, ow]`
+    /// (no bias; cross-correlation, as in PyTorch). Default: im2col + batched GEMM per group.
+    fn conv2d(&self, x: &Tensor<Self>, w: &Tensor<Self>, p: &Conv2dParams) -> Result<Tensor<Self>> {
+        composite::conv2d(x, w, p)
+    }
+
+    /// Gradient of [`Backend::conv2d`] with respect to its input, given the output gradient.
+    fn conv2d_backward_input(
+        &self,
+        grad: &Tensor<Self>,
+        w: &Tensor<Self>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Self>> {
+        composite::conv2d_backward_input(grad, w, p)
+    }
+
+    /// Gradient of [`Backend::conv2d`] with respect to its weight, given the output gradient.
+    fn conv2d_backward_weight(
+        &self,
+        x: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Self>> {
+        composite::conv2d_backward_weight(x, grad, p)
+    }
+}

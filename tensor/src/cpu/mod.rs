@@ -1,0 +1,245 @@
+//! The CPU reference backend. Its storage is a [`HostBuffer`]; the kernels live next to each
+//! op's front end in `ops/<op>/cpu.rs`, and this file only routes the [`Backend`] methods to
+//! them.
+
+pub(crate) mod strided;
+
+use crate::backend::{
+    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp, ResizeParams,
+    UnaryOp,
+};
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::ops;
+use crate::{HostBuffer, Result};
+
+/// The CPU backend (PyTorch: `device="cpu"`). A unit value: every handle is the same device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cpu;
+
+impl BackendStorage for HostBuffer {
+    fn dtype(&self) -> DType {
+        HostBuffer::dtype(self)
+    }
+    fn len(&self) -> usize {
+        HostBuffer::len(self)
+    }
+}
+
+/// Calls `$body` with `$v` bound to the typed slice of a float [`HostBuffer`]; integer
+/// buffers make the enclosing function return a dtype error naming `$op`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! float_dispatch {
+    ($op:expr, $buf:expr, $v:ident => $body:expr) => {
+        match $buf {
+            $crate::HostBuffer::F16($v) => $body,
+            $crate::HostBuffer::BF16($v) => $body,
+            $crate::HostBuffer::F32($v) => $body,
+            $crate::HostBuffer::F64($v) => $body,
+            other => {
+                return Err($crate::Error::DType {
+                    op: $op,
+                    msg: $crate::__format!(
+                        "the CPU kernel needs a float tensor, got {}",
+                        other.dtype()
+                    ),
+                })
+            }
+        }
+    };
+}
+
+impl Backend for Cpu {
+    type Storage = HostBuffer;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn from_host(&self, data: HostBuffer) -> Result<HostBuffer> {
+        Ok(data)
+    }
+
+    fn to_host(&self, storage: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
+        Ok(strided::gather_view(storage, layout))
+    }
+
+    fn copy_into(
+        &self,
+        src: &HostBuffer,
+        src_layout: &Layout,
+        dst: &mut HostBuffer,
+        dst_layout: &Layout,
+    ) -> Result<()> {
+        strided::copy_into(src, src_layout, dst, dst_layout)
+    }
+
+    fn cast(&self, storage: &HostBuffer, layout: &Layout, dtype: DType) -> Result<HostBuffer> {
+        let view = strided::gather_view(storage, layout);
+        Ok(if view.dtype() == dtype {
+            view
+        } else {
+            view.cast(dtype)
+        })
+    }
+
+    fn unary(&self, op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
+        ops::unary::cpu::unary(op, x, layout)
+    }
+
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &HostBuffer,
+        al: &Layout,
+        b: &HostBuffer,
+        bl: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::binary::cpu::binary(op, a, al, b, bl)
+    }
+
+    fn compare(
+        &self,
+        op: CmpOp,
+        a: &HostBuffer,
+        al: &Layout,
+        b: &HostBuffer,
+        bl: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::binary::cpu::compare(op, a, al, b, bl)
+    }
+
+    fn where_cond(
+        &self,
+        c: &HostBuffer,
+        cl: &Layout,
+        a: &HostBuffer,
+        al: &Layout,
+        b: &HostBuffer,
+        bl: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::binary::cpu::where_cond(c, cl, a, al, b, bl)
+    }
+
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        x: &HostBuffer,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<HostBuffer> {
+        ops::reduce::cpu::reduce(op, x, layout, axes)
+    }
+
+    fn matmul(
+        &self,
+        a: &HostBuffer,
+        al: &Layout,
+        b: &HostBuffer,
+        bl: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::matmul::cpu::matmul(a, al, b, bl)
+    }
+
+    fn index_select(
+        &self,
+        x: &HostBuffer,
+        l: &Layout,
+        axis: usize,
+        idx: &HostBuffer,
+        il: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::index::cpu::index_select(x, l, axis, idx, il)
+    }
+
+    fn gather(
+        &self,
+        x: &HostBuffer,
+        l: &Layout,
+        axis: usize,
+        idx: &HostBuffer,
+        il: &Layout,
+    ) -> Result<HostBuffer> {
+        ops::index::cpu::gather(x, l, axis, idx, il)
+    }
+
+    fn scatter_add(
+        &self,
+        dst: &mut HostBuffer,
+        dst_shape: &[usize],
+        axis: usize,
+        idx: &HostBuffer,
+        il: &Layout,
+        src: &HostBuffer,
+        sl: &Layout,
+    ) -> Result<()> {
+        ops::index::cpu::scatter_add(dst, dst_shape, axis, idx, il, src, sl)
+    }
+
+    fn im2col(&self, x: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+        ops::conv::cpu::im2col(x, l, p)
+    }
+
+    fn col2im(&self, cols: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+        ops::conv::cpu::col2im(cols, l, p)
+    }
+
+    fn max_pool2d(
+        &self,
+        x: &HostBuffer,
+        l: &Layout,
+        p: &PoolParams,
+    ) -> Result<(HostBuffer, HostBuffer)> {
+        ops::pool::cpu::max_pool2d(x, l, p)
+    }
+
+    fn avg_pool2d(&self, x: &HostBuffer, l: &Layout, p: &PoolParams) -> Result<HostBuffer> {
+        ops::pool::cpu::avg_pool2d(x, l, p)
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        g: &HostBuffer,
+        l: &Layout,
+        p: &PoolParams,
+    ) -> Result<HostBuffer> {
+        ops::pool::cpu::avg_pool2d_backward(g, l, p)
+    }
+
+    fn adaptive_avg_pool2d(
+        &self,
+        x: &HostBuffer,
+        l: &Layout,
+        out_hw: [usize; 2],
+    ) -> Result<HostBuffer> {
+        ops::pool::cpu::adaptive_avg_pool2d(x, l, out_hw)
+    }
+
+    fn adaptive_avg_pool2d_backward(
+        &self,
+        g: &HostBuffer,
+        l: &Layout,
+        in_hw: [usize; 2],
+    ) -> Result<HostBuffer> {
+        ops::pool::cpu::adaptive_avg_pool2d_backward(g, l, in_hw)
+    }
+
+    fn upsample_bicubic2d(
+        &self,
+        x: &HostBuffer,
+        l: &Layout,
+        p: &ResizeParams,
+    ) -> Result<HostBuffer> {
+        ops::interpolate::cpu::upsample_bicubic2d(x, l, p)
+    }
+
+    fn upsample_bicubic2d_backward(
+        &self,
+        g: &HostBuffer,
+        l: &Layout,
+        p: &ResizeParams,
+    ) -> Result<HostBuffer> {
+        ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p)
+    }
+}

@@ -1,0 +1,68 @@
+//! # tessera-tensor
+//!
+//! N-dimensional strided tensors, a backend abstraction, and the CPU reference backend.
+//! `no_std` + `alloc` by default-features-off; the `std` feature (on by default) adds
+//! multi-threaded GEMM and `std::error::Error`.
+//!
+//! | Tessera | PyTorch |
+//! |---|---|
+//! | [`Tensor<B>`](Tensor) | `torch.Tensor` |
+//! | [`DType`] | `torch.dtype` (f16, bf16, f32, f64, plus i64 indices and u8 masks) |
+//! | [`Layout`] (shape, strides, offset) | `size()`, `stride()`, `storage_offset()` |
+//! | [`Backend`], [`Cpu`] | a device and its kernels (`device="cpu"`) |
+//! | [`Tensor::reshape`], [`Tensor::permute`], [`Tensor::narrow`], [`Tensor::broadcast_to`] | the same names (`expand` for the last) |
+//! | [`Rng`] | `torch.Generator` (a different algorithm: see its docs) |
+//! | `Result<Tensor>` | exceptions: shape and dtype errors are values here |
+//!
+//! ```
+//! use tessera_tensor::{Cpu, Tensor};
+//! # fn main() -> tessera_tensor::Result<()> {
+//! let a = Tensor::from_vec(vec![1.0f32, 2., 3., 4., 5., 6.], &[2, 3], &Cpu)?;
+//! let b = a.t()?; // a view: no copy
+//! let c = a.matmul(&b)?; // [2, 3] @ [3, 2]
+//! assert_eq!(c.to_vec::<f32>()?, vec![14., 32., 32., 77.]);
+//! let p = c.softmax(-1)?;
+//! assert!((p.sum(&[-1], false)?.to_vec::<f32>()?[0] - 1.0).abs() < 1e-6);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Where to read
+//! - `layout.rs`: how views work (every op accepts any strides).
+//! - `backend/mod.rs`: the contract a device implements; `backend/composite.rs`: the composite
+//!   ops written from primitives.
+//! - `ops/<op>/mod.rs`: an op's front end; `ops/<op>/cpu.rs`: its CPU kernel.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_debug_implementations)]
+
+extern crate alloc;
+
+pub mod backend;
+mod buffer;
+pub mod cpu;
+mod dtype;
+mod error;
+pub mod layout;
+pub mod ops;
+pub mod rng;
+pub mod shape;
+mod tensor;
+mod view;
+
+pub use backend::{
+    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp, ResizeParams,
+    UnaryOp,
+};
+pub use buffer::{HostBuffer, HostElement};
+pub use cpu::Cpu;
+pub use dtype::{DType, Element, Float};
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use ops::conv::ConvOptions;
+pub use ops::norm::BatchNormOutput;
+pub use rng::Rng;
+pub use tensor::Tensor;
+
+pub use half::{bf16, f16};
+
+#[doc(hidden)]
+pub use alloc::format as __format;

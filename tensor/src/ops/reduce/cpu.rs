@@ -1,0 +1,110 @@
+//! CPU reduction kernel: the view is permuted so that reduced axes come last, then each run
+//! of `R` consecutive elements (R = product of reduced dims) reduces to one output. Sums
+//! accumulate in f64 for every float dtype, which keeps f32 results within one ulp of a
+//! correctly rounded sum for the sizes used here.
+
+use crate::backend::ReduceOp;
+use crate::cpu::strided;
+use crate::dtype::Element;
+use crate::layout::Layout;
+use crate::{HostBuffer, Result};
+use alloc::vec::Vec;
+use half::{bf16, f16};
+
+/// The view reordered as `[kept.., reduced..]`, and R.
+fn reduced_last(layout: &Layout, axes: &[usize]) -> (Layout, usize) {
+    let mut perm: Vec<usize> = (0..layout.rank()).filter(|a| !axes.contains(a)).collect();
+    perm.extend_from_slice(axes);
+    let r = axes.iter().map(|&a| layout.shape()[a]).product();
+    (layout.permute(&perm).expect("valid permutation"), r)
+}
+
+fn reduce_typed<T: Element>(
+    op: ReduceOp,
+    v: &[T],
+    layout: &Layout,
+    axes: &[usize],
+    out: impl Fn(f64) -> T,
+) -> HostBuffer
+where
+    T: crate::buffer::HostElement,
+{
+    let (perm, r) = reduced_last(layout, axes);
+    let data = strided::view(v, &perm);
+    let n_out: usize = layout
+        .shape()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, d)| *d)
+        .product();
+    // The front end rejects max/min/arg* over empty dims, so only a sum can have r == 0.
+    match op {
+        ReduceOp::Sum => {
+            let res: Vec<T> = if r == 0 {
+                alloc::vec![out(0.0); n_out]
+            } else {
+                data.chunks_exact(r)
+                    .map(|c| out(c.iter().map(|x| x.to_f64()).sum()))
+                    .collect()
+            };
+            T::into_buffer(res)
+        }
+        ReduceOp::Max | ReduceOp::Min => {
+            let is_max = op == ReduceOp::Max;
+            let res: Vec<T> = data
+                .chunks_exact(r)
+                .map(|c| {
+                    let mut best = c[0];
+                    for &x in &c[1..] {
+                        if x != x {
+                            return x; // NaN propagates, as in PyTorch
+                        }
+                        if (is_max && x > best) || (!is_max && x < best) {
+                            best = x;
+                        }
+                    }
+                    best
+                })
+                .collect();
+            T::into_buffer(res)
+        }
+        ReduceOp::ArgMax | ReduceOp::ArgMin => {
+            let is_max = op == ReduceOp::ArgMax;
+            let res: Vec<i64> = data
+                .chunks_exact(r)
+                .map(|c| {
+                    let mut best = 0;
+                    #[allow(clippy::eq_op)]
+                    for (i, &x) in c.iter().enumerate().skip(1) {
+                        let b = c[best];
+                        if b != b {
+                            break;
+                        }
+                        if x != x || (is_max && x > b) || (!is_max && x < b) {
+                            best = i;
+                        }
+                    }
+                    best as i64
+                })
+                .collect();
+            HostBuffer::I64(res)
+        }
+    }
+}
+
+pub(crate) fn reduce(
+    op: ReduceOp,
+    x: &HostBuffer,
+    layout: &Layout,
+    axes: &[usize],
+) -> Result<HostBuffer> {
+    Ok(match x {
+        HostBuffer::F32(v) => reduce_typed(op, v, layout, axes, |s| s as f32),
+        HostBuffer::F64(v) => reduce_typed(op, v, layout, axes, |s| s),
+        HostBuffer::F16(v) => reduce_typed(op, v, layout, axes, f16::from_f64),
+        HostBuffer::BF16(v) => reduce_typed(op, v, layout, axes, bf16::from_f64),
+        HostBuffer::I64(v) => reduce_typed(op, v, layout, axes, |s| s as i64),
+        HostBuffer::U8(v) => reduce_typed(op, v, layout, axes, |s| s as u8),
+    })
+}
