@@ -59,6 +59,7 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use ops::conv::ConvOptions;
 pub use ops::norm::BatchNormOutput;
+pub use ops::pool::Pool2dOptions;
 pub use rng::Rng;
 pub use tensor::Tensor;
 
