@@ -66,8 +66,12 @@ impl Layout {
         true
     }
 
-    /// If contiguous, the storage range `offset..offset+numel` holding the elements in order.
+    /// If contiguous, the storage range `offset..offset+numel` holding the elements in order
+    /// (`0..0` for a view with no elements, whose offset need not lie inside the storage).
     pub fn contiguous_range(&self) -> Option<core::ops::Range<usize>> {
+        if self.numel() == 0 {
+            return Some(0..0);
+        }
         self.is_contiguous()
             .then(|| self.offset..self.offset + self.numel())
     }

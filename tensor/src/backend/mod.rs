@@ -136,6 +136,8 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     // ---------------------------------------------------------------- transfers and copies
 
     /// Moves a host buffer into this backend's memory (a copy to the device; free on the CPU).
+    // Named for what it does to the data, not a constructor of `Self`.
+    #[allow(clippy::wrong_self_convention)]
     fn from_host(&self, data: HostBuffer) -> Result<Self::Storage>;
 
     /// Copies the elements of a (possibly strided) view to the host, in row-major order.

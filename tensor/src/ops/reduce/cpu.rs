@@ -5,7 +5,7 @@
 
 use crate::backend::ReduceOp;
 use crate::cpu::strided;
-use crate::dtype::Element;
+use crate::buffer::HostElement;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
 use alloc::vec::Vec;
@@ -19,16 +19,19 @@ fn reduced_last(layout: &Layout, axes: &[usize]) -> (Layout, usize) {
     (layout.permute(&perm).expect("valid permutation"), r)
 }
 
-fn reduce_typed<T: Element>(
+/// NaN test that also compiles for integer elements (which are never NaN).
+#[inline(always)]
+fn is_nan<T: PartialOrd>(x: T) -> bool {
+    x.partial_cmp(&x).is_none()
+}
+
+fn reduce_typed<T: HostElement>(
     op: ReduceOp,
     v: &[T],
     layout: &Layout,
     axes: &[usize],
     out: impl Fn(f64) -> T,
-) -> HostBuffer
-where
-    T: crate::buffer::HostElement,
-{
+) -> HostBuffer {
     let (perm, r) = reduced_last(layout, axes);
     let data = strided::view(v, &perm);
     let n_out: usize = layout
@@ -57,7 +60,7 @@ where
                 .map(|c| {
                     let mut best = c[0];
                     for &x in &c[1..] {
-                        if x != x {
+                        if is_nan(x) {
                             return x; // NaN propagates, as in PyTorch
                         }
                         if (is_max && x > best) || (!is_max && x < best) {
@@ -75,13 +78,12 @@ where
                 .chunks_exact(r)
                 .map(|c| {
                     let mut best = 0;
-                    #[allow(clippy::eq_op)]
                     for (i, &x) in c.iter().enumerate().skip(1) {
                         let b = c[best];
-                        if b != b {
+                        if is_nan(b) {
                             break;
                         }
-                        if x != x || (is_max && x > b) || (!is_max && x < b) {
+                        if is_nan(x) || (is_max && x > b) || (!is_max && x < b) {
                             best = i;
                         }
                     }

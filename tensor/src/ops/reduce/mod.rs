@@ -14,6 +14,11 @@ impl<B: Backend> Tensor<B> {
         if axes.is_empty() {
             return Ok((0..self.rank()).collect());
         }
+        if self.rank() == 0 {
+            // As in PyTorch, a scalar accepts dim 0 / -1 and reduces to itself.
+            normalize_axes(op, axes, 1)?;
+            return Ok(Dims::new());
+        }
         normalize_axes(op, axes, self.rank())
     }
 

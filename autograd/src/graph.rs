@@ -1,0 +1,276 @@
+//! The core of reverse-mode autodiff: read this file first.
+//!
+//! A [`Var`] is a tensor value plus how it was made. Every op on `Var`s computes its value with
+//! the tensor crate and, if some input requires a gradient, records a [`Backward`] struct that
+//! holds exactly what the derivative needs (saved inputs, outputs, shapes). The records point
+//! at their input `Var`s, so the graph is a DAG of reference-counted nodes owned by its
+//! outputs: dropping the outputs frees it.
+//!
+//! [`Var::backward`] walks that DAG once. Each node gets a unique id from a global counter
+//! that only grows, and a node's inputs exist before it does, so inputs have smaller ids than
+//! their users: visiting nodes in decreasing id order is a topological order. Each node's
+//! gradient is complete when it is visited, is handed to its `Backward` (the vector-Jacobian
+//! product), and is dropped; only leaf gradients are kept and returned as [`Gradients`].
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use tessera_tensor::{Backend, Error, Result, Tensor};
+
+use crate::gradients::Gradients;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The derivative of one op: given the gradient of its output, the gradients of its inputs.
+///
+/// Implement it to add your own differentiable op, then build the output with
+/// [`Var::from_op`]. The struct should own exactly the state the derivative needs.
+pub trait Backward<B: Backend>: Send + Sync {
+    /// The op's name, for error messages.
+    fn name(&self) -> &'static str;
+
+    /// `grad` has the output's shape. Returns one entry per input, in the order given to
+    /// [`Var::from_op`], each with that input's shape and dtype; `None` means zero.
+    /// `needs[i]` is false when input `i` needs no gradient, so its product can be skipped.
+    fn backward(&self, grad: &Tensor<B>, needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>>;
+}
+
+enum Origin<B: Backend> {
+    /// A constant or detached value: no gradient flows into it.
+    Constant,
+    /// A leaf that requires a gradient (a parameter or an input).
+    Leaf,
+    /// The result of an op on inputs of which at least one requires a gradient.
+    Op {
+        inputs: Vec<Var<B>>,
+        backward: Box<dyn Backward<B>>,
+    },
+}
+
+struct Node<B: Backend> {
+    id: u64,
+    value: Tensor<B>,
+    origin: Origin<B>,
+}
+
+/// A tensor in the autodiff graph (PyTorch: a `torch.Tensor` with autograd metadata).
+/// Cloning is cheap and shares the node.
+pub struct Var<B: Backend> {
+    node: Arc<Node<B>>,
+}
+
+impl<B: Backend> Clone for Var<B> {
+    fn clone(&self) -> Self {
+        Var {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<B: Backend> fmt::Debug for Var<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.node.origin {
+            Origin::Constant => "constant",
+            Origin::Leaf => "leaf",
+            Origin::Op { backward, .. } => backward.name(),
+        };
+        write!(f, "Var#{}({kind}, {:?})", self.node.id, self.node.value)
+    }
+}
+
+impl<B: Backend> Var<B> {
+    fn new(value: Tensor<B>, origin: Origin<B>) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Var {
+            node: Arc::new(Node { id, value, origin }),
+        }
+    }
+
+    /// A value that requires a gradient (PyTorch: `requires_grad=True`).
+    pub fn leaf(value: Tensor<B>) -> Self {
+        Self::new(value, Origin::Leaf)
+    }
+
+    /// A value that never gets a gradient. Ops whose inputs are all constants produce
+    /// constants and record nothing: this is PyTorch's `no_grad` mode.
+    pub fn constant(value: Tensor<B>) -> Self {
+        Self::new(value, Origin::Constant)
+    }
+
+    /// The result of a custom op: `value` computed from `inputs`, differentiated by
+    /// `backward`. If no input requires a gradient the result is a constant.
+    pub fn from_op(value: Tensor<B>, inputs: &[Var<B>], backward: Box<dyn Backward<B>>) -> Self {
+        if inputs.iter().any(Var::requires_grad) {
+            let inputs = inputs.to_vec();
+            Self::new(value, Origin::Op { inputs, backward })
+        } else {
+            Self::constant(value)
+        }
+    }
+
+    /// The same value cut from the graph (PyTorch: `detach()`).
+    pub fn detach(&self) -> Self {
+        Self::constant(self.node.value.clone())
+    }
+
+    /// The tensor value.
+    pub fn value(&self) -> &Tensor<B> {
+        &self.node.value
+    }
+
+    /// True for leaves and for results of ops on them.
+    pub fn requires_grad(&self) -> bool {
+        !matches!(self.node.origin, Origin::Constant)
+    }
+
+    /// True for a [`Var::leaf`].
+    pub fn is_leaf(&self) -> bool {
+        matches!(self.node.origin, Origin::Leaf)
+    }
+
+    /// The unique id that keys [`Gradients`].
+    pub fn id(&self) -> u64 {
+        self.node.id
+    }
+
+    /// Gradients of this one-element output with respect to every leaf it depends on
+    /// (PyTorch: `loss.backward()`). The graph is kept: calling it again gives the same result.
+    pub fn backward(&self) -> Result<Gradients<B>> {
+        if self.value().numel() != 1 {
+            return Err(Error::Shape {
+                op: "backward",
+                msg: alloc::format!(
+                    "needs a one-element output, got shape {:?}; use backward_with",
+                    self.value().shape()
+                ),
+            });
+        }
+        self.backward_with(&self.value().ones_like()?)
+    }
+
+    /// Gradients given the gradient of this output, which must match its shape and dtype
+    /// (PyTorch: `y.backward(grad)`).
+    pub fn backward_with(&self, grad: &Tensor<B>) -> Result<Gradients<B>> {
+        let v = self.value();
+        if grad.shape() != v.shape() || grad.dtype() != v.dtype() {
+            return Err(Error::Shape {
+                op: "backward",
+                msg: alloc::format!(
+                    "output gradient {:?} {} does not match output {:?} {}",
+                    grad.shape(),
+                    grad.dtype(),
+                    v.shape(),
+                    v.dtype()
+                ),
+            });
+        }
+        if !self.requires_grad() {
+            return Err(Error::Argument {
+                op: "backward",
+                msg: "the output does not require a gradient (all inputs are constants)".into(),
+            });
+        }
+        // Every node that requires a gradient and reaches the output, by id.
+        let mut nodes: BTreeMap<u64, Var<B>> = BTreeMap::new();
+        let mut stack = alloc::vec![self.clone()];
+        while let Some(var) = stack.pop() {
+            if nodes.contains_key(&var.id()) {
+                continue; // reached before through another path
+            }
+            if let Origin::Op { inputs, .. } = &var.node.origin {
+                stack.extend(inputs.iter().filter(|i| i.requires_grad()).cloned());
+            }
+            nodes.insert(var.id(), var);
+        }
+        let mut pending: BTreeMap<u64, Tensor<B>> = BTreeMap::new();
+        pending.insert(self.id(), grad.clone());
+        let mut leaves = Gradients::new();
+        // Decreasing ids: every user of a node is visited before the node itself.
+        while let Some((id, var)) = nodes.pop_last() {
+            let Some(g) = pending.remove(&id) else {
+                continue;
+            };
+            match &var.node.origin {
+                Origin::Constant => {}
+                Origin::Leaf => {
+                    leaves.insert(id, g.contiguous()?);
+                }
+                Origin::Op { inputs, backward } => {
+                    let needs: Vec<bool> = inputs.iter().map(Var::requires_grad).collect();
+                    let grads = backward.backward(&g, &needs)?;
+                    if grads.len() != inputs.len() {
+                        return Err(Error::Argument {
+                            op: backward.name(),
+                            msg: alloc::format!(
+                                "backward returned {} gradients for {} inputs",
+                                grads.len(),
+                                inputs.len()
+                            ),
+                        });
+                    }
+                    for (input, gi) in inputs.iter().zip(grads) {
+                        if let (true, Some(gi)) = (input.requires_grad(), gi) {
+                            check_grad(backward.name(), input.value(), &gi)?;
+                            accumulate(&mut pending, input.id(), gi)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(leaves)
+    }
+}
+
+/// A backward that returns a gradient of the wrong shape or dtype is a bug in that op: say so
+/// here rather than fail later in an unrelated op.
+fn check_grad<B: Backend>(op: &'static str, input: &Tensor<B>, g: &Tensor<B>) -> Result<()> {
+    if g.shape() != input.shape() || g.dtype() != input.dtype() {
+        return Err(Error::Shape {
+            op,
+            msg: alloc::format!(
+                "backward produced a gradient {:?} {} for an input {:?} {}",
+                g.shape(),
+                g.dtype(),
+                input.shape(),
+                input.dtype()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A var used several times receives the sum of the gradients of its uses.
+fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor<B>) -> Result<()> {
+    let total = match map.remove(&id) {
+        Some(prev) => prev.add(&g)?,
+        None => g,
+    };
+    map.insert(id, total);
+    Ok(())
+}
+
+impl<B: Backend> Drop for Node<B> {
+    /// Frees a long chain of nodes with a loop instead of recursion, so that dropping a deep
+    /// graph cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut stack = match core::mem::replace(&mut self.origin, Origin::Constant) {
+            Origin::Op { inputs, .. } => inputs,
+            _ => return,
+        };
+        while let Some(var) = stack.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(var.node) {
+                if let Origin::Op { inputs, .. } =
+                    core::mem::replace(&mut node.origin, Origin::Constant)
+                {
+                    stack.extend(inputs);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+use crate::test_util::rand;
+use crate::Var;
+use alloc::sync::Arc;
+use tessera_tensor::{Cpu, DType, Tensor};
+
+fn vals(t: &Tensor<Cpu>) -> alloc::vec::Vec<f64> {
+    t.to_vec::<f64>().unwrap()
+}
+
+#[test]
+fn leaf_gradients_accumulate_over_uses() {
+    let x = Var::leaf(Tensor::from_vec(alloc::vec![1.0f64, 2.0], &[2], &Cpu).unwrap());
+    // y = sum(x*x + 3x) -> dy/dx = 2x + 3
+    let y = x.mul(&x).unwrap().add(&x.mul_scalar(3.0).unwrap()).unwrap();
+    let g = y.sum(&[], false).unwrap().backward().unwrap();
+    assert_eq!(vals(g.get(&x).unwrap()), [5.0, 7.0]);
+    assert_eq!(g.len(), 1);
+    assert_eq!(g.iter().next().unwrap().0, x.id());
+}
+
+#[test]
+fn backward_can_run_twice_and_keeps_only_leaves() {
+    let (a, b) = (Var::leaf(rand(&[3], 1)), Var::leaf(rand(&[3], 2)));
+    let mid = a.mul(&b).unwrap();
+    let y = mid.exp().unwrap().sum(&[], false).unwrap();
+    let g1 = y.backward().unwrap();
+    let mut g2 = y.backward().unwrap();
+    assert_eq!(vals(g1.get(&a).unwrap()), vals(g2.get(&a).unwrap()));
+    assert!(
+        g1.get(&mid).is_none(),
+        "intermediate gradients are not kept"
+    );
+    assert!(g2.remove(&b).is_some() && g2.get(&b).is_none());
+}
+
+#[test]
+fn detach_and_constants_stop_gradients() {
+    let x = Var::leaf(rand(&[2], 3));
+    let c = Var::constant(rand(&[2], 4));
+    let y = x.mul(&x.detach()).unwrap().add(&c).unwrap();
+    assert!(y.requires_grad() && !c.requires_grad() && x.is_leaf());
+    let g = y.sum(&[], false).unwrap().backward().unwrap();
+    // d/dx (x * stop(x)) = stop(x) = x
+    assert_eq!(vals(g.get(&x).unwrap()), vals(x.value()));
+    assert!(g.get(&c).is_none());
+}
+
+#[test]
+fn output_gradient_is_checked() {
+    let x = Var::leaf(rand(&[2, 3], 5));
+    let y = x.tanh().unwrap();
+    let e = y.backward().unwrap_err();
+    assert!(alloc::format!("{e}").contains("[2, 3]"), "{e}");
+    let e = y.backward_with(&rand(&[3, 2], 6)).unwrap_err();
+    assert!(alloc::format!("{e}").contains("[3, 2]"), "{e}");
+    let f32_grad = rand(&[2, 3], 7).to_dtype(DType::F32).unwrap();
+    assert!(y.backward_with(&f32_grad).is_err());
+    let g = y.backward_with(&rand(&[2, 3], 8)).unwrap();
+    assert_eq!(g.get(&x).unwrap().shape(), [2, 3]);
+}
+
+#[test]
+fn graph_is_freed_with_its_outputs() {
+    let x = Var::leaf(rand(&[4], 9));
+    let mid = x.exp().unwrap();
+    let weak = Arc::downgrade(&mid.node);
+    let y = mid.mul(&x).unwrap().sum(&[], false).unwrap();
+    drop(mid);
+    y.backward().unwrap();
+    assert!(weak.upgrade().is_some(), "the output keeps its graph alive");
+    assert_eq!(
+        Arc::strong_count(&x.node),
+        3,
+        "x is an input of exp and mul"
+    );
+    drop(y);
+    assert!(
+        weak.upgrade().is_none(),
+        "dropping the output frees the graph"
+    );
+    assert_eq!(Arc::strong_count(&x.node), 1);
+}
+
+#[test]
+fn deep_chains_backprop_and_drop_without_recursion() {
+    let x = Var::leaf(Tensor::from_vec(alloc::vec![0.5f64], &[1], &Cpu).unwrap());
+    let mut y = x.clone();
+    for _ in 0..20_000 {
+        y = y.add_scalar(1e-3).unwrap();
+    }
+    let g = y.sum(&[], false).unwrap().backward().unwrap();
+    assert_eq!(vals(g.get(&x).unwrap()), [1.0]);
+    drop(y); // 20k nested nodes: a recursive drop would risk the stack
+}
+
+#[test]
+fn vars_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Var<Cpu>>();
+    send_sync::<crate::Gradients<Cpu>>();
+}
+
+/// A small CNN classifier through most op families: checked by finite differences (fast
+/// mode) in f64, and run in f32 to show the backward passes keep the input dtype.
+fn tiny_cnn(v: &[Var<Cpu>], targets: &Tensor<Cpu>) -> tessera_tensor::Result<Var<Cpu>> {
+    use tessera_tensor::{ConvOptions, Pool2dOptions};
+    let h = v[0].conv2d(&v[1], Some(&v[2]), &ConvOptions::new(1, 1))?;
+    let (h, _) = h.batch_norm_train(None, None, 1e-5)?;
+    let h = h.gelu()?.max_pool2d(&Pool2dOptions::new(2, 2, 0))?;
+    let logits = h.flatten(1, -1)?.matmul(&v[3])?;
+    crate::cross_entropy(&logits, targets)
+}
+
+#[test]
+fn end_to_end_small_network() {
+    let targets = Tensor::from_slice(&[1i64, 0, 2], &[3], &Cpu).unwrap();
+    let inputs = [
+        rand(&[3, 2, 4, 4], 20),
+        rand(&[3, 2, 3, 3], 21),
+        rand(&[3], 22),
+        rand(&[12, 3], 23),
+    ];
+    let opts = crate::GradcheckOptions {
+        fast_mode: true,
+        ..Default::default()
+    };
+    crate::gradcheck(|v| tiny_cnn(v, &targets), &inputs, &opts).unwrap();
+
+    let leaves64: alloc::vec::Vec<Var<Cpu>> = inputs.iter().cloned().map(Var::leaf).collect();
+    let leaves32: alloc::vec::Vec<Var<Cpu>> = inputs
+        .iter()
+        .map(|t| Var::leaf(t.to_dtype(DType::F32).unwrap()))
+        .collect();
+    let g64 = tiny_cnn(&leaves64, &targets).unwrap().backward().unwrap();
+    let g32 = tiny_cnn(&leaves32, &targets).unwrap().backward().unwrap();
+    for (a, b) in leaves64.iter().zip(&leaves32) {
+        let (ga, gb) = (g64.get(a).unwrap(), g32.get(b).unwrap());
+        assert_eq!(gb.dtype(), DType::F32);
+        for (x, y) in vals(ga).iter().zip(gb.to_f64_vec().unwrap()) {
+            assert!((x - y).abs() < 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+    }
+}

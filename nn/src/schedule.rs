@@ -1,0 +1,126 @@
+//! Per-iteration schedules of DINO and BYOL, computed exactly as their reference code does
+//! (same formulas, same order of floating-point operations, so the values agree with NumPy's
+//! to the last bit or within a few units in the last place where `cos` rounds differently).
+//!
+//! | Tessera | Reference |
+//! |---|---|
+//! | [`linspace`] | `np.linspace(start, stop, num)` |
+//! | [`cosine_scheduler`] | DINO `utils.cosine_scheduler` (learning rate, weight decay, teacher momentum) |
+//! | [`warmup_then_constant`] | DINO's teacher temperature schedule in `DINOLoss.__init__` |
+//! | [`byol_target_ema`] | BYOL's `target_ema` (`τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2`) |
+
+use crate::Result;
+use alloc::vec::Vec;
+use core::f64::consts::PI;
+use tessera_tensor::arg_err;
+
+/// `np.linspace(start, stop, num)` (endpoint included), with NumPy's arithmetic:
+/// `step = (stop − start)/(num − 1)`, element `i` is `i·step + start` (or `(i/(num−1))·delta +
+/// start` when `step` is 0), and the last element is exactly `stop`. `num = 1` gives
+/// `[start]`; `num = 0` gives `[]`.
+pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    let delta = stop - start;
+    let mut y: Vec<f64> = (0..num).map(|i| i as f64).collect();
+    if num > 1 {
+        let div = (num - 1) as f64;
+        let step = delta / div;
+        for v in y.iter_mut() {
+            *v = if step == 0.0 {
+                (*v / div) * delta
+            } else {
+                *v * step
+            };
+        }
+    } else {
+        for v in y.iter_mut() {
+            *v *= delta;
+        }
+    }
+    for v in y.iter_mut() {
+        *v += start;
+    }
+    if num > 1 {
+        y[num - 1] = stop;
+    }
+    y
+}
+
+/// DINO's `utils.cosine_scheduler(base_value, final_value, epochs, niter_per_ep,
+/// warmup_epochs, start_warmup_value)`: one value per iteration, `epochs · niter_per_ep` in
+/// all.
+///
+/// The first `W = warmup_epochs · niter_per_ep` values are `linspace(start_warmup_value,
+/// base_value, W)` (so the warm-up ends *at* `base_value`). The remaining `L` iterations
+/// `i = 0..L` follow `final + 0.5·(base − final)·(1 + cos(π·i/L))`: it starts at `base` and
+/// never reaches `final` (the last value is one step short of it), exactly as in DINO.
+///
+/// DINO uses it for the learning rate (`lr·batch/256 → min_lr`, warm-up from 0), the weight
+/// decay (0.04 → 0.4, no warm-up) and the teacher momentum (0.996 → 1, no warm-up). Errors if
+/// the warm-up is longer than the schedule (DINO's `assert`).
+pub fn cosine_scheduler(
+    base_value: f64,
+    final_value: f64,
+    epochs: usize,
+    niter_per_ep: usize,
+    warmup_epochs: usize,
+    start_warmup_value: f64,
+) -> Result<Vec<f64>> {
+    let op = "cosine_scheduler";
+    let total = epochs
+        .checked_mul(niter_per_ep)
+        .ok_or_else(|| arg_err!(op, "{epochs} epochs x {niter_per_ep} iterations overflows"))?;
+    let warmup_iters = warmup_epochs.saturating_mul(niter_per_ep);
+    if warmup_iters > total {
+        return Err(arg_err!(
+            op,
+            "{warmup_epochs} warm-up epochs do not fit in {epochs} epochs"
+        )
+        .into());
+    }
+    let mut schedule = if warmup_epochs > 0 {
+        linspace(start_warmup_value, base_value, warmup_iters)
+    } else {
+        Vec::new()
+    };
+    let len = total - warmup_iters;
+    let half_range = 0.5 * (base_value - final_value);
+    schedule.extend((0..len).map(|i| {
+        let angle = (PI * i as f64) / len as f64;
+        final_value + half_range * (1.0 + libm::cos(angle))
+    }));
+    Ok(schedule)
+}
+
+/// A linear warm-up of a scalar, then constant, one value per epoch: DINO's teacher
+/// temperature, `np.concatenate((np.linspace(warmup_value, value, warmup_epochs),
+/// np.ones(nepochs - warmup_epochs) * value))` (0.04 → 0.07 over 30 epochs by default; the
+/// warm-up's last value is already `value`). Errors if `warmup_epochs > nepochs`.
+pub fn warmup_then_constant(
+    warmup_value: f64,
+    value: f64,
+    warmup_epochs: usize,
+    nepochs: usize,
+) -> Result<Vec<f64>> {
+    if warmup_epochs > nepochs {
+        return Err(arg_err!(
+            "warmup_then_constant",
+            "{warmup_epochs} warm-up epochs do not fit in {nepochs} epochs"
+        )
+        .into());
+    }
+    let mut s = linspace(warmup_value, value, warmup_epochs);
+    s.resize(nepochs, value);
+    Ok(s)
+}
+
+/// BYOL's target-network EMA rate at training step `step` of `max_steps` (BYOL's
+/// `target_ema`): `τ = 1 − (1 − τ_base)·(0.5·(1 + cos(π·k/K)))` with `k = min(step, K)`.
+/// It rises from `τ_base` (0.996 in BYOL) to exactly 1 at the end. `max_steps = 0` gives 1.
+pub fn byol_target_ema(base_ema: f64, step: u64, max_steps: u64) -> f64 {
+    if max_steps == 0 {
+        return 1.0;
+    }
+    let k = step.min(max_steps) as f64;
+    let decay = 0.5 * (1.0 + libm::cos((PI * k) / max_steps as f64));
+    1.0 - (1.0 - base_ema) * decay
+}
