@@ -48,8 +48,11 @@ extern crate alloc;
 pub mod checkpoint;
 mod error;
 pub mod init;
+pub mod layers;
+pub mod module;
 pub mod optim;
 pub mod schedule;
 
 pub use checkpoint::{Checkpoint, Metadata, StateDict};
 pub use error::{Error, Result};
+pub use module::{Entry, EntryMut, Module, ModuleExt, Param};
