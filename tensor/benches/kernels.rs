@@ -1,1 +1,237 @@
-fn main() {}
+//! CPU kernel benchmarks: GEMM through `Tensor::matmul` against `matrixmultiply::sgemm` called
+//! directly, a ResNet-50 convolution, and softmax / layer_norm at ViT-S/16 shapes.
+//!
+//! ```text
+//! cargo bench -p tessera-tensor --bench kernels
+//! cargo bench -p tessera-tensor --bench kernels -- gemm      # one group
+//! ```
+//!
+//! GEMM runs single-threaded: this binary sets `MATMUL_NUM_THREADS=1` before the first GEMM
+//! unless the variable is already set (set it yourself to measure the threaded GEMM).
+//! Throughput is reported as elements/s where one element is one floating-point operation
+//! (`2·m·k·n` per GEMM), so criterion's `Gelem/s` reads as GFLOP/s; softmax and layer_norm
+//! report bytes/s counting one f32 read and one f32 write per element. Results and the machine
+//! they were measured on are in `BENCHMARKS.md` at the repository root.
+//!
+//! On a shared machine, criterion's separate runs of the two GEMM paths see different load.
+//! `TESSERA_GEMM_AB=<rounds>` runs an interleaved A/B comparison instead of the criterion
+//! benchmarks (tensor, direct, tensor, direct, ... `rounds` times per shape, so both see the
+//! same load) and prints the best and median throughput of each and their ratio:
+//!
+//! ```text
+//! TESSERA_GEMM_AB=30 cargo bench -p tessera-tensor --bench kernels
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use tessera_tensor::{ConvOptions, Cpu, DType, Tensor};
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG): benchmark inputs need no better randomness.
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u64) -> Tensor<Cpu> {
+    let n = shape.iter().product();
+    Tensor::from_vec(data(n, seed), shape, &Cpu).expect("bench input")
+}
+
+/// `[m, k] @ [k, n]`: square sizes and the ViT-S/16 shapes at batch 8 (8·197 = 1576 tokens,
+/// width 384): the qkv projection (384 → 1152) and the MLP's first layer (384 → 1536).
+const GEMM_SHAPES: [(usize, usize, usize); 4] = [
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (1576, 384, 1152),
+    (1576, 384, 1536),
+];
+
+/// `C = A @ B` through `matrixmultiply::sgemm` on row-major contiguous buffers.
+fn direct_sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], out: &mut [f32]) {
+    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n);
+    // SAFETY: `a` is m×k, `b` is k×n and `out` is m×n, all row-major and contiguous (checked
+    // above), matching the sizes and strides passed.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// The interleaved A/B comparison of the two GEMM paths (see the module docs).
+fn gemm_ab(rounds: usize) {
+    use std::time::Instant;
+    println!("gemm A/B, interleaved, {rounds} rounds, MATMUL_NUM_THREADS=1: GFLOP/s best (median)");
+    for &(m, k, n) in &GEMM_SHAPES {
+        let flop = (2 * m * k * n) as f64;
+        let (at, bt) = (tensor(&[m, k], 1), tensor(&[k, n], 2));
+        let (a, b) = (data(m * k, 1), data(k * n, 2));
+        let mut out = vec![0.0f32; m * n];
+        let (mut t_tensor, mut t_direct) = (Vec::new(), Vec::new());
+        for _ in 0..rounds + 1 {
+            let t = Instant::now();
+            black_box(at.matmul(black_box(&bt)).expect("matmul"));
+            t_tensor.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            direct_sgemm(m, k, n, black_box(&a), black_box(&b), &mut out);
+            black_box(&mut out);
+            t_direct.push(t.elapsed().as_secs_f64());
+        }
+        // The first round is a warm-up.
+        let stats = |v: &mut Vec<f64>| {
+            v.remove(0);
+            v.sort_by(f64::total_cmp);
+            (v[0], v[v.len() / 2])
+        };
+        let ((tb, tm), (db, dm)) = (stats(&mut t_tensor), stats(&mut t_direct));
+        println!(
+            "{m}x{k}x{n}: tensor {:.1} ({:.1}), direct {:.1} ({:.1}), tensor/direct {:.3} ({:.3})",
+            flop / tb / 1e9,
+            flop / tm / 1e9,
+            flop / db / 1e9,
+            flop / dm / 1e9,
+            db / tb,
+            dm / tm,
+        );
+    }
+}
+
+fn gemm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm_f32_1thread");
+    for &(m, k, n) in &GEMM_SHAPES {
+        let label = format!("{m}x{k}x{n}");
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+
+        let a = tensor(&[m, k], 1);
+        let b = tensor(&[k, n], 2);
+        g.bench_function(BenchmarkId::new("tensor_matmul", &label), |bench| {
+            bench.iter(|| black_box(a.matmul(black_box(&b)).expect("matmul")))
+        });
+
+        let a = data(m * k, 1);
+        let b = data(k * n, 2);
+        let mut out = vec![0.0f32; m * n];
+        g.bench_function(BenchmarkId::new("direct_sgemm", &label), |bench| {
+            bench.iter(|| {
+                direct_sgemm(m, k, n, black_box(&a), black_box(&b), &mut out);
+                black_box(&mut out);
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A ResNet-50 `conv2_x` 3×3 convolution: batch 8, 64 → 64 channels, 56×56, stride 1, pad 1.
+fn conv(c: &mut Criterion) {
+    let (n, cin, cout, hw, kk) = (8, 64, 64, 56, 3);
+    let mut g = c.benchmark_group("conv2d_f32_1thread");
+    g.throughput(Throughput::Elements(
+        (2 * n * cout * hw * hw * cin * kk * kk) as u64,
+    ));
+    let x = tensor(&[n, cin, hw, hw], 3);
+    let w = tensor(&[cout, cin, kk, kk], 4);
+    let opts = ConvOptions::new(1, 1);
+    g.bench_function(
+        BenchmarkId::new("tensor_conv2d", "8x64x56x56_k3_64"),
+        |bench| bench.iter(|| black_box(x.conv2d(black_box(&w), None, &opts).expect("conv2d"))),
+    );
+    g.finish();
+}
+
+/// ViT-S/16 at batch 8: attention scores [8·6 heads, 197, 197] and token features [1576, 384].
+const ROW_SHAPES: [&[usize]; 2] = [&[48, 197, 197], &[1576, 384]];
+
+fn label(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+fn softmax(c: &mut Criterion) {
+    let mut g = c.benchmark_group("softmax_f32");
+    for shape in ROW_SHAPES {
+        let x = tensor(shape, 5);
+        g.throughput(Throughput::Bytes((2 * 4 * x.numel()) as u64));
+        g.bench_function(BenchmarkId::new("last_axis", label(shape)), |bench| {
+            bench.iter(|| black_box(black_box(&x).softmax(-1).expect("softmax")))
+        });
+    }
+    g.finish();
+}
+
+fn layer_norm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("layer_norm_f32");
+    for shape in ROW_SHAPES {
+        let d = *shape.last().expect("rank >= 1");
+        let x = tensor(shape, 6);
+        let w = Tensor::ones(&[d], DType::F32, &Cpu).expect("weight");
+        let b = Tensor::zeros(&[d], DType::F32, &Cpu).expect("bias");
+        g.throughput(Throughput::Bytes((2 * 4 * x.numel()) as u64));
+        g.bench_function(
+            BenchmarkId::new("last_axis_affine", label(shape)),
+            |bench| {
+                bench.iter(|| {
+                    black_box(
+                        black_box(&x)
+                            .layer_norm(&[d], Some(&w), Some(&b), 1e-6)
+                            .expect("layer_norm"),
+                    )
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn main() {
+    // matrixmultiply reads MATMUL_NUM_THREADS once, at its first threaded GEMM: set it before.
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    }
+    eprintln!(
+        "kernels: MATMUL_NUM_THREADS={}",
+        std::env::var("MATMUL_NUM_THREADS").unwrap_or_default()
+    );
+    if let Some(rounds) = std::env::var("TESSERA_GEMM_AB")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+        .filter(|&r| r > 0)
+    {
+        gemm_ab(rounds);
+        return;
+    }
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    gemm(&mut c);
+    conv(&mut c);
+    softmax(&mut c);
+    layer_norm(&mut c);
+    c.final_summary();
+}

@@ -11,7 +11,7 @@
 //!   convolutions, pooling and bicubic interpolation. Each takes input layouts that may be
 //!   arbitrary views (transposed, sliced, broadcast with stride 0) and returns a fresh,
 //!   contiguous storage. Inputs always have the dtype and shapes the op needs: the
-//!   [`Tensor`](crate::Tensor) front end checks them and reports errors, so a backend only
+//!   [`Tensor`] front end checks them and reports errors, so a backend only
 //!   reports failures of its own (out of memory, a dtype it has no kernel for).
 //! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU,
 //!   convolution and its two backward products) with a default built from the primitives.

@@ -4,8 +4,8 @@
 //! correctly rounded sum for the sizes used here.
 
 use crate::backend::ReduceOp;
-use crate::cpu::strided;
 use crate::buffer::HostElement;
+use crate::cpu::strided;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
 use alloc::vec::Vec;
