@@ -970,7 +970,22 @@ fn run<B: Backend>(b: &B, f: Family<B>) -> FamilyResult {
     }
 }
 
-/// Bit-exact equality of two runs.
+/// Families whose CPU path is a fused override of a composite op (softmax, layer norm): the
+/// counting backend runs the composite default, so the two agree to a few ulps, not bit for
+/// bit. Every other family runs the same primitive kernels on both and must be bit-exact.
+const FUSED_ON_CPU: &[&str] = &["softmax", "norm"];
+
+/// True if `p` and `q` agree to a few ulps of `dtype` (NaN equal to NaN).
+fn ulps_close(p: f64, q: f64, dtype: DType) -> bool {
+    let eps = match dtype {
+        DType::F64 => f64::EPSILON,
+        DType::F32 => f32::EPSILON as f64,
+        _ => 1e-2,
+    };
+    (p.is_nan() && q.is_nan()) || p == q || (p - q).abs() <= 8.0 * eps * q.abs().max(1.0)
+}
+
+/// Equality of two runs: bit-exact, or within a few ulps for [`FUSED_ON_CPU`] families.
 fn assert_same(family: &str, a: &Outputs, b: &Outputs) {
     assert_eq!(a.len(), b.len(), "{family}: different number of outputs");
     for ((na, sa, da), (nb, sb, db)) in a.iter().zip(b) {
@@ -979,8 +994,12 @@ fn assert_same(family: &str, a: &Outputs, b: &Outputs) {
         assert_eq!(da.dtype(), db.dtype(), "{family}/{na}: dtypes differ");
         let (x, y) = (da.to_f64_vec(), db.to_f64_vec());
         assert_eq!(x.len(), y.len(), "{family}/{na}: lengths differ");
+        let fused = FUSED_ON_CPU.contains(&family);
         assert!(
-            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            x.iter()
+                .zip(&y)
+                .all(|(p, q)| p.to_bits() == q.to_bits()
+                    || (fused && ulps_close(*p, *q, da.dtype()))),
             "{family}/{na}: cpu {x:?} vs counting {y:?}"
         );
     }
@@ -1174,15 +1193,23 @@ fn composites_are_built_from_primitives_on_the_device() {
         &["im2col", "matmul", "reduce"],
     );
 
-    // And the composites' values equal the CPU's, bit for bit.
+    // And the composites' values equal the CPU's: bit for bit where the CPU runs the same
+    // composite, within a few ulps where it runs a fused override (softmax, GELU).
     let on_cpu =
         |t: &Tensor<Counting>| Tensor::from_host(t.to_host().unwrap(), t.shape(), &Cpu).unwrap();
     let (xc, kc, imgc) = (on_cpu(&x), on_cpu(&k), on_cpu(&img));
     let same = |a: Tensor<Counting>, b: Tensor<Cpu>| {
         assert_eq!(a.to_host().unwrap(), b.to_host().unwrap());
     };
-    same(x.softmax(1).unwrap(), xc.softmax(1).unwrap());
-    same(x.gelu().unwrap(), xc.gelu().unwrap());
+    let close = |a: Tensor<Counting>, b: Tensor<Cpu>| {
+        let (p, q) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
+        assert!(
+            p.iter().zip(&q).all(|(p, q)| ulps_close(*p, *q, a.dtype())),
+            "{p:?} vs {q:?}"
+        );
+    };
+    close(x.softmax(1).unwrap(), xc.softmax(1).unwrap());
+    close(x.gelu().unwrap(), xc.gelu().unwrap());
     same(
         img.conv2d(&k, None, &ConvOptions::new(1, 1)).unwrap(),
         imgc.conv2d(&kc, None, &ConvOptions::new(1, 1)).unwrap(),

@@ -1,25 +1,26 @@
 //! Default implementations of the composite ops, written with tensor ops only. They are the
-//! specification: a backend's fused override is tested against them.
+//! specification: a backend's fused override is tested against them, and a backend can call
+//! them as the fallback for cases its kernel does not cover.
 
 use super::{Backend, Conv2dParams};
 use crate::{Result, Tensor};
 use alloc::vec::Vec;
 
-pub(super) fn softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
+pub fn softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
     let a = axis as isize;
     let shifted = x.sub(&x.max(&[a], true)?)?;
     let e = shifted.exp()?;
     e.div(&e.sum(&[a], true)?)
 }
 
-pub(super) fn log_softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
+pub fn log_softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
     let a = axis as isize;
     let shifted = x.sub(&x.max(&[a], true)?)?;
     let lse = shifted.exp()?.sum(&[a], true)?.log()?;
     shifted.sub(&lse)
 }
 
-pub(super) fn gelu<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
+pub fn gelu<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
     let phi = x
         .mul_scalar(core::f64::consts::FRAC_1_SQRT_2)?
         .erf()?
@@ -27,7 +28,7 @@ pub(super) fn gelu<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
     x.mul(&phi)
 }
 
-pub(super) fn layer_norm<B: Backend>(
+pub fn layer_norm<B: Backend>(
     x: &Tensor<B>,
     weight: Option<&Tensor<B>>,
     bias: Option<&Tensor<B>>,
@@ -57,7 +58,7 @@ pub(crate) fn per_channel<B: Backend>(t: &Tensor<B>, rank: usize) -> Result<Tens
     t.reshape(&shape)
 }
 
-pub(super) fn batch_norm_apply<B: Backend>(
+pub fn batch_norm_apply<B: Backend>(
     x: &Tensor<B>,
     mean: &Tensor<B>,
     rstd: &Tensor<B>,
@@ -94,11 +95,7 @@ fn columns<B: Backend>(x: &Tensor<B>, p: &Conv2dParams) -> Result<Tensor<B>> {
     cols.reshape(&[n, g, p.col_rows() / g, oh * ow])
 }
 
-pub(super) fn conv2d<B: Backend>(
-    x: &Tensor<B>,
-    w: &Tensor<B>,
-    p: &Conv2dParams,
-) -> Result<Tensor<B>> {
+pub fn conv2d<B: Backend>(x: &Tensor<B>, w: &Tensor<B>, p: &Conv2dParams) -> Result<Tensor<B>> {
     let (n, oc, g) = (x.shape()[0], w.shape()[0], p.groups);
     let [oh, ow] = p.out_hw()?;
     let cols = columns(x, p)?;
@@ -107,7 +104,7 @@ pub(super) fn conv2d<B: Backend>(
     wm.matmul(&cols)?.reshape(&[n, oc, oh, ow])
 }
 
-pub(super) fn conv2d_backward_input<B: Backend>(
+pub fn conv2d_backward_input<B: Backend>(
     grad: &Tensor<B>,
     w: &Tensor<B>,
     p: &Conv2dParams,
@@ -130,7 +127,7 @@ pub(super) fn conv2d_backward_input<B: Backend>(
     ))
 }
 
-pub(super) fn conv2d_backward_weight<B: Backend>(
+pub fn conv2d_backward_weight<B: Backend>(
     x: &Tensor<B>,
     grad: &Tensor<B>,
     p: &Conv2dParams,

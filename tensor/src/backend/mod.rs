@@ -25,7 +25,7 @@
 //! PyTorch analogue: a dispatch key with its kernels (`at::native::*_cpu`), plus the
 //! `CompositeImplicitAutograd` ops that are written in terms of other ops.
 
-mod composite;
+pub mod composite;
 mod params;
 
 pub use params::{Conv2dParams, PoolParams, ResizeParams};

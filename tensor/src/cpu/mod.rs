@@ -11,7 +11,7 @@ use crate::backend::{
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::ops;
-use crate::{HostBuffer, Result};
+use crate::{HostBuffer, Result, Tensor};
 
 /// The CPU backend (PyTorch: `device="cpu"`). A unit value: every handle is the same device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -241,5 +241,33 @@ impl Backend for Cpu {
         p: &ResizeParams,
     ) -> Result<HostBuffer> {
         ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p)
+    }
+
+    // ------------------------------------------------------------ fused composite overrides
+
+    fn softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        ops::softmax::cpu::softmax(x, axis)
+    }
+
+    fn log_softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        ops::softmax::cpu::log_softmax(x, axis)
+    }
+
+    fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        match ops::unary::cpu::gelu(x.storage(), x.layout()) {
+            Some(s) => Tensor::from_host(s, x.shape(), self),
+            None => crate::backend::composite::gelu(x),
+        }
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        bias: Option<&Tensor<Self>>,
+        normalized_rank: usize,
+        eps: f64,
+    ) -> Result<(Tensor<Self>, Tensor<Self>, Tensor<Self>)> {
+        ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
 }

@@ -1,5 +1,7 @@
 //! Layer norm and batch norm (PyTorch: `F.layer_norm`, `F.batch_norm`).
 
+pub(crate) mod cpu;
+
 use crate::backend::Backend;
 use crate::{Result, Tensor};
 

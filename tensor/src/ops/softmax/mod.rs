@@ -1,6 +1,8 @@
 //! Softmax and log-softmax along one axis, numerically stable (PyTorch: `F.softmax`,
 //! `F.log_softmax`). Composite ops: the default subtracts the max, a backend may fuse.
 
+pub(crate) mod cpu;
+
 use crate::backend::Backend;
 use crate::shape::normalize_axis;
 use crate::{Result, Tensor};

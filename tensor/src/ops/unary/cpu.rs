@@ -79,3 +79,16 @@ pub(crate) fn unary(op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<Host
         }
     })
 }
+
+/// Fused exact GELU, `x/2 * (1 + erf(x/sqrt(2)))`, for f32/f64 (`None` for other dtypes).
+pub(crate) fn gelu(x: &HostBuffer, layout: &Layout) -> Option<HostBuffer> {
+    fn g<T: Float>(v: T) -> T {
+        let half = T::from_f64(0.5);
+        v * half * (T::one() + (v * T::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf())
+    }
+    match x {
+        HostBuffer::F32(v) => Some(HostBuffer::F32(strided::map(v, layout, g))),
+        HostBuffer::F64(v) => Some(HostBuffer::F64(strided::map(v, layout, g))),
+        _ => None,
+    }
+}

@@ -1,0 +1,146 @@
+//! Fused CPU layer norm: per row of the normalized dims, one pass for the mean, one for the
+//! variance (two-pass, accumulated in f64, as accurate as the composite), one to write.
+//! f32 and f64 on any layout (the input is made contiguous first); other dtypes use the
+//! composite default.
+
+use crate::backend::composite;
+use crate::cpu::Cpu;
+use crate::dtype::{Element, Float};
+use crate::{HostBuffer, Result, Tensor};
+use alloc::vec::Vec;
+
+fn rows<T: Float>(
+    x: &[T],
+    d: usize,
+    w: Option<&[T]>,
+    b: Option<&[T]>,
+    eps: f64,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let n = x.len() / d;
+    let (mut y, mut means, mut rstds) = (
+        Vec::with_capacity(x.len()),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for row in x.chunks_exact(d) {
+        let mean = row.iter().map(|&v| Element::to_f64(v)).sum::<f64>() / d as f64;
+        let var = row
+            .iter()
+            .map(|v| (Element::to_f64(*v) - mean).powi(2))
+            .sum::<f64>()
+            / d as f64;
+        let rstd = 1.0 / (var + eps).sqrt();
+        let (mt, rt) = (T::from_f64(mean), T::from_f64(rstd));
+        for (j, &v) in row.iter().enumerate() {
+            let mut o = (v - mt) * rt;
+            if let Some(w) = w {
+                o = o * w[j];
+            }
+            if let Some(b) = b {
+                o = o + b[j];
+            }
+            y.push(o);
+        }
+        means.push(mt);
+        rstds.push(rt);
+    }
+    (y, means, rstds)
+}
+
+type Norm = (Tensor<Cpu>, Tensor<Cpu>, Tensor<Cpu>);
+
+pub(crate) fn layer_norm(
+    x: &Tensor<Cpu>,
+    weight: Option<&Tensor<Cpu>>,
+    bias: Option<&Tensor<Cpu>>,
+    k: usize,
+    eps: f64,
+) -> Result<Norm> {
+    let shape = x.shape().to_vec();
+    let d: usize = shape[shape.len() - k..].iter().product();
+    let mut stat_shape = shape.clone();
+    stat_shape[shape.len() - k..]
+        .iter_mut()
+        .for_each(|s| *s = 1);
+    if d == 0 {
+        return composite::layer_norm(x, weight, bias, k, eps);
+    }
+    let host = |t: Option<&Tensor<Cpu>>| t.map(|t| t.to_host()).transpose();
+    let (xh, wh, bh) = (x.to_host()?, host(weight)?, host(bias)?);
+    // The front end checked dtypes; stay on the composite path if anything else slipped by.
+    if [&wh, &bh]
+        .iter()
+        .any(|p| p.as_ref().is_some_and(|p| p.dtype() != xh.dtype()))
+    {
+        return composite::layer_norm(x, weight, bias, k, eps);
+    }
+    let (y, m, r) = match &xh {
+        HostBuffer::F32(v) => {
+            let (y, m, r) = rows(
+                v,
+                d,
+                wh.as_ref().and_then(|w| w.as_slice()),
+                bh.as_ref().and_then(|b| b.as_slice()),
+                eps,
+            );
+            (HostBuffer::F32(y), HostBuffer::F32(m), HostBuffer::F32(r))
+        }
+        HostBuffer::F64(v) => {
+            let (y, m, r) = rows(
+                v,
+                d,
+                wh.as_ref().and_then(|w| w.as_slice()),
+                bh.as_ref().and_then(|b| b.as_slice()),
+                eps,
+            );
+            (HostBuffer::F64(y), HostBuffer::F64(m), HostBuffer::F64(r))
+        }
+        _ => return composite::layer_norm(x, weight, bias, k, eps),
+    };
+    Ok((
+        Tensor::from_host(y, &shape, &Cpu)?,
+        Tensor::from_host(m, &stat_shape, &Cpu)?,
+        Tensor::from_host(r, &stat_shape, &Cpu)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn fused_matches_composite() {
+        let v: Vec<f64> = (0..60)
+            .map(|i| ((i * 37 % 17) as f64 - 8.0) * 0.3)
+            .collect();
+        let w: Vec<f64> = (0..20).map(|i| 1.0 + i as f64 * 0.1).collect();
+        let b: Vec<f64> = (0..20).map(|i| i as f64 * -0.05).collect();
+        for dtype in [DType::F64, DType::F32] {
+            let x = Tensor::from_vec(v.clone(), &[3, 4, 5], &Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let x = x.transpose(0, 2).unwrap(); // non-contiguous [5, 4, 3]
+            let wt = Tensor::from_vec(w[..12].to_vec(), &[4, 3], &Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let bt = Tensor::from_vec(b[..12].to_vec(), &[4, 3], &Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let tol = if dtype == DType::F64 { 1e-13 } else { 1e-5 };
+            for (wo, bo) in [(None, None), (Some(&wt), Some(&bt))] {
+                let f = layer_norm(&x, wo, bo, 2, 1e-6).unwrap();
+                let c = composite::layer_norm(&x, wo, bo, 2, 1e-6).unwrap();
+                for (p, q) in [(&f.0, &c.0), (&f.1, &c.1), (&f.2, &c.2)] {
+                    assert_eq!(p.shape(), q.shape());
+                    for (a, e) in p.to_f64_vec().unwrap().iter().zip(q.to_f64_vec().unwrap()) {
+                        assert!((a - e).abs() <= tol * (1.0 + e.abs()), "{a} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+}
