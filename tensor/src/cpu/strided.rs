@@ -6,12 +6,57 @@ use crate::layout::Layout;
 use crate::{with_buffer, HostBuffer, Result};
 use alloc::vec::Vec;
 
+/// Visits the innermost rows of two same-shape layouts in row-major order: calls
+/// `f(start_a, start_b)` with the storage offsets of each row's first element. Every row has
+/// [`row_len`] elements, `stride_a`/`stride_b` apart (the last dim's strides). Kernels loop
+/// over a row with plain index arithmetic, so the odometer runs once per row, not per element.
+#[inline]
+pub(crate) fn rows2(al: &Layout, bl: &Layout, mut f: impl FnMut(usize, usize)) {
+    let r = al.rank();
+    if r == 0 {
+        f(al.offset(), bl.offset());
+        return;
+    }
+    let outer = &al.shape()[..r - 1];
+    if al.numel() == 0 {
+        return;
+    }
+    let (sa, sb) = (al.strides(), bl.strides());
+    let mut idx: crate::shape::Dims = smallvec::SmallVec::from_elem(0, r - 1);
+    let (mut oa, mut ob) = (al.offset(), bl.offset());
+    loop {
+        f(oa, ob);
+        let mut d = r - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            oa += sa[d];
+            ob += sb[d];
+            if idx[d] < outer[d] {
+                break;
+            }
+            oa -= outer[d] * sa[d];
+            ob -= outer[d] * sb[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Length and stride of the innermost rows visited by [`rows2`] (1 and 0 for a scalar).
+#[inline]
+pub(crate) fn row_len(l: &Layout) -> (usize, usize) {
+    match l.rank() {
+        0 => (1, 0),
+        r => (l.shape()[r - 1], l.strides()[r - 1]),
+    }
+}
+
 /// The elements of a view, row-major, in a new vector.
 pub(crate) fn gather<T: Copy>(src: &[T], layout: &Layout) -> Vec<T> {
-    match layout.contiguous_range() {
-        Some(r) => src[r].to_vec(),
-        None => layout.offsets().map(|o| src[o]).collect(),
-    }
+    map(src, layout, |x| x)
 }
 
 /// [`gather`] for a whole buffer.
@@ -26,17 +71,26 @@ where
 {
     match layout.contiguous_range() {
         Some(r) => alloc::borrow::Cow::Borrowed(&src[r]),
-        None => alloc::borrow::Cow::Owned(layout.offsets().map(|o| src[o]).collect()),
+        None => alloc::borrow::Cow::Owned(gather(src, layout)),
     }
 }
 
 /// `f(x)` for every element of a view, row-major.
 #[inline]
 pub(crate) fn map<T: Copy, U>(src: &[T], layout: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
-    match layout.contiguous_range() {
-        Some(r) => src[r].iter().map(|&x| f(x)).collect(),
-        None => layout.offsets().map(|o| f(src[o])).collect(),
+    if let Some(r) = layout.contiguous_range() {
+        return src[r].iter().map(|&x| f(x)).collect();
     }
+    let mut out = Vec::with_capacity(layout.numel());
+    let (n, s) = row_len(layout);
+    rows2(layout, layout, |o, _| {
+        if s == 1 {
+            out.extend(src[o..o + n].iter().map(|&x| f(x)));
+        } else {
+            out.extend((0..n).map(|i| f(src[o + i * s])));
+        }
+    });
+    out
 }
 
 /// `f(a, b)` for two views of the same shape, row-major.
@@ -49,24 +103,29 @@ pub(crate) fn zip<T: Copy, S: Copy, U>(
     f: impl Fn(T, S) -> U,
 ) -> Vec<U> {
     debug_assert_eq!(al.shape(), bl.shape());
-    match (al.contiguous_range(), bl.contiguous_range()) {
-        (Some(ra), Some(rb)) => a[ra].iter().zip(&b[rb]).map(|(&x, &y)| f(x, y)).collect(),
-        (Some(ra), None) => a[ra]
-            .iter()
-            .zip(bl.offsets())
-            .map(|(&x, ob)| f(x, b[ob]))
-            .collect(),
-        (None, Some(rb)) => al
-            .offsets()
-            .zip(&b[rb])
-            .map(|(oa, &y)| f(a[oa], y))
-            .collect(),
-        (None, None) => al
-            .offsets()
-            .zip(bl.offsets())
-            .map(|(oa, ob)| f(a[oa], b[ob]))
-            .collect(),
+    if let (Some(ra), Some(rb)) = (al.contiguous_range(), bl.contiguous_range()) {
+        return a[ra].iter().zip(&b[rb]).map(|(&x, &y)| f(x, y)).collect();
     }
+    let mut out = Vec::with_capacity(al.numel());
+    let ((n, sa), (_, sb)) = (row_len(al), row_len(bl));
+    rows2(al, bl, |oa, ob| match (sa, sb) {
+        (1, 1) => out.extend(
+            a[oa..oa + n]
+                .iter()
+                .zip(&b[ob..ob + n])
+                .map(|(&x, &y)| f(x, y)),
+        ),
+        (1, 0) => {
+            let y = b[ob];
+            out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+        }
+        (0, 1) => {
+            let x = a[oa];
+            out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
+        }
+        _ => out.extend((0..n).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
+    });
+    out
 }
 
 /// Copies a view of `src` into the positions of a view of `dst` (same shape and dtype).
@@ -97,9 +156,12 @@ pub(crate) fn copy_into(
         match (sl.contiguous_range(), dl.contiguous_range()) {
             (Some(rs), Some(rd)) => d[rd].copy_from_slice(&src[rs]),
             _ => {
-                for (os, od) in sl.offsets().zip(dl.offsets()) {
-                    d[od] = src[os];
-                }
+                let ((n, ss), (_, ds)) = (row_len(sl), row_len(dl));
+                rows2(sl, dl, |os, od| {
+                    for i in 0..n {
+                        d[od + i * ds] = src[os + i * ss];
+                    }
+                });
             }
         }
     }

@@ -26,10 +26,13 @@ fn rows<T: Float>(
         let mean = row.iter().map(|&v| Element::to_f64(v)).sum::<f64>() / d as f64;
         let var = row
             .iter()
-            .map(|v| (Element::to_f64(*v) - mean).powi(2))
+            .map(|v| {
+                let d = Element::to_f64(*v) - mean;
+                d * d
+            })
             .sum::<f64>()
             / d as f64;
-        let rstd = 1.0 / (var + eps).sqrt();
+        let rstd = 1.0 / libm::sqrt(var + eps);
         let (mt, rt) = (T::from_f64(mean), T::from_f64(rstd));
         for (j, &v) in row.iter().enumerate() {
             let mut o = (v - mt) * rt;

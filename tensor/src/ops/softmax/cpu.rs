@@ -64,7 +64,7 @@ fn log_softmax_row<T: Float>(row: &mut [T]) {
         |m, v| if v > m || v.is_nan() { v } else { m },
     );
     let sum: f64 = row.iter().map(|&v| Element::to_f64((v - max).exp())).sum();
-    let lse = max + T::from_f64(sum.ln());
+    let lse = max + T::from_f64(libm::log(sum));
     row.iter_mut().for_each(|v| *v = *v - lse);
 }
 
