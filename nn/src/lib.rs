@@ -1,16 +1,22 @@
 //! # tessera-nn
 //!
-//! The training machinery of Tessera that works on plain [`Tensor`](tessera_tensor::Tensor)
-//! values, generic over any [`Backend`](tessera_tensor::Backend): optimizers, gradient
-//! clipping, DINO/BYOL schedules, parameter initializers and safetensors checkpoints. Layers
-//! and models (ViT, ResNet-50, heads) come later with the autograd-based `Module` API, which
-//! will hand its named parameters and gradients to these optimizers.
+//! Layers, models and training machinery, generic over any
+//! [`Backend`](tessera_tensor::Backend): the [`Module`] abstraction (named parameters and
+//! buffers with PyTorch's dotted names), layers ([`layers`]), the DINO ViT and torchvision
+//! ResNets ([`models`]), optimizers, gradient clipping, DINO/BYOL schedules, parameter
+//! initializers and safetensors checkpoints. Forward passes run on autograd
+//! [`Var`](tessera_autograd::Var)s; a [`Param`] is an autograd leaf, and optimizers take the
+//! parameter values and their gradients by name ([`ModuleExt::grads_by_name`]).
 //!
 //! `no_std` + `alloc` with default features off; the `std` feature (on by default) adds
 //! checkpoint file I/O and `std::error::Error`.
 //!
 //! | Tessera | PyTorch / reference code |
 //! |---|---|
+//! | [`Module`], [`Param`], [`ModuleExt::state_dict`] | `nn.Module`, `nn.Parameter`, `state_dict()` / `load_state_dict()` |
+//! | [`layers::Linear`], [`layers`] | `nn.Linear`, `nn.Conv2d`, `nn.BatchNorm1d/2d`, `nn.LayerNorm`, timm's `Attention`, `Mlp`, `DropPath` |
+//! | [`models::vit`] | DINO's `vision_transformer.py` (`vit_tiny/small/base`), same parameter names |
+//! | [`models::resnet`] | `torchvision.models.resnet50` / `resnet18`, same parameter names |
 //! | [`optim::Sgd`] | `torch.optim.SGD` (momentum, dampening, Nesterov, coupled weight decay) |
 //! | [`optim::AdamW`] | `torch.optim.AdamW` (DINO's optimizer) |
 //! | [`optim::Lars`] | BYOL's LARS (`byol/utils/optimizers.py`) |
@@ -49,6 +55,7 @@ pub mod checkpoint;
 mod error;
 pub mod init;
 pub mod layers;
+pub mod models;
 pub mod module;
 pub mod optim;
 pub mod schedule;

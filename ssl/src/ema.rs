@@ -1,0 +1,123 @@
+//! The teacher / target network as an exponential moving average (EMA) of the student /
+//! online network, matched parameter by parameter **by name**, and the momentum schedules of
+//! DINO and BYOL.
+//!
+//! Both methods average *parameters only*:
+//!
+//! - DINO (`main_dino.py`): `param_k.data.mul_(m).add_((1 - m) * param_q.detach().data)` for
+//!   every pair of student/teacher parameters, i.e. `teacher ← m·teacher + (1 − m)·student`,
+//!   with `m` following a cosine schedule from 0.996 to 1 ([`dino_momentum_schedule`]).
+//! - BYOL (the paper's `ξ ← τξ + (1 − τ)θ`; deepmind's `byol` updates the target's
+//!   `params` only, and lucidrains' `update_moving_average` zips `parameters()` only), with
+//!   `τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2` ([`byol_momentum`]).
+//!
+//! Buffers (BatchNorm running statistics, `num_batches_tracked`) are **not** averaged: the
+//! teacher/target keeps its own, updated by its own forward passes. The teacher's parameters
+//! are usually frozen (constants for autograd); [`ema_update`] keeps each parameter's frozen
+//! state.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use tessera_nn::module::{Entry, EntryMut, Module};
+use tessera_nn::schedule::{byol_target_ema, cosine_scheduler};
+use tessera_tensor::{arg_err, Backend, Tensor};
+
+/// `teacher ← m·teacher + (1 − m)·student` for every parameter of `teacher`, taking the
+/// student's parameter of the same name (DINO's and BYOL's EMA update, see the
+/// [module docs](self)); buffers are left alone.
+///
+/// The two modules must have the same parameter names with the same shapes: otherwise the
+/// error is a [`tessera_nn::Error::StateDict`] listing every missing (in the teacher, not in
+/// the student), unexpected and mis-shaped name, and nothing is changed. Dtypes must match as
+/// well. `momentum` must be in `[0, 1]`. All-or-nothing: on error no parameter is updated.
+pub fn ema_update<B, T, S>(teacher: &mut T, student: &S, momentum: f64) -> tessera_nn::Result<()>
+where
+    B: Backend,
+    T: Module<B> + ?Sized,
+    S: Module<B> + ?Sized,
+{
+    let op = "ema_update";
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(arg_err!(op, "momentum must be in [0, 1], got {momentum}").into());
+    }
+    let mut student_params: BTreeMap<String, Tensor<B>> = BTreeMap::new();
+    student.visit("", &mut |name, e| {
+        if let Entry::Param(p) = e {
+            student_params.insert(String::from(name), p.value().clone());
+        }
+    });
+    let mut teacher_params: Vec<(String, Tensor<B>)> = Vec::new();
+    teacher.visit("", &mut |name, e| {
+        if let Entry::Param(p) = e {
+            teacher_params.push((String::from(name), p.value().clone()));
+        }
+    });
+    let (mut missing, mut mismatched) = (Vec::new(), Vec::new());
+    for (name, t) in &teacher_params {
+        match student_params.get(name) {
+            None => missing.push(name.clone()),
+            Some(s) if s.shape() != t.shape() => {
+                mismatched.push((name.clone(), s.shape().to_vec(), t.shape().to_vec()))
+            }
+            Some(s) if s.dtype() != t.dtype() => {
+                return Err(arg_err!(
+                    op,
+                    "parameter \"{name}\" is {} in the student and {} in the teacher",
+                    s.dtype(),
+                    t.dtype()
+                )
+                .into())
+            }
+            Some(_) => {}
+        }
+    }
+    let unexpected: Vec<String> = student_params
+        .keys()
+        .filter(|k| !teacher_params.iter().any(|(n, _)| n == *k))
+        .cloned()
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() || !mismatched.is_empty() {
+        return Err(tessera_nn::Error::StateDict {
+            missing,
+            unexpected,
+            mismatched,
+        });
+    }
+    // Compute every new value before writing any.
+    let mut updated: BTreeMap<String, Tensor<B>> = BTreeMap::new();
+    for (name, t) in &teacher_params {
+        let s = &student_params[name];
+        let new = t
+            .mul_scalar(momentum)?
+            .add(&s.mul_scalar(1.0 - momentum)?)?;
+        updated.insert(name.clone(), new.contiguous()?);
+    }
+    let mut failure = None;
+    teacher.visit_mut("", &mut |name, e| {
+        if let (EntryMut::Param(p), Some(v)) = (e, updated.remove(name)) {
+            if let Err(err) = p.set(v) {
+                failure.get_or_insert(err);
+            }
+        }
+    });
+    failure.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// DINO's teacher momentum, one value per iteration: `cosine_scheduler(base, final, epochs,
+/// niter_per_ep)` without warm-up (DINO: `base = 0.996`, `final = 1`). Like DINO's, it
+/// starts at `base` and ends one step short of `final`.
+pub fn dino_momentum_schedule(
+    base: f64,
+    final_value: f64,
+    epochs: usize,
+    niter_per_ep: usize,
+) -> tessera_nn::Result<Vec<f64>> {
+    cosine_scheduler(base, final_value, epochs, niter_per_ep, 0, 0.0)
+}
+
+/// BYOL's target EMA rate at step `k` of `max_steps`: `1 − (1 − base)(cos(πk/K) + 1)/2`
+/// (BYOL: `base = 0.996`, reaching exactly 1 at the last step).
+pub fn byol_momentum(base: f64, step: u64, max_steps: u64) -> f64 {
+    byol_target_ema(base, step, max_steps)
+}

@@ -1,0 +1,195 @@
+//! DINO's weighted k-nearest-neighbour classifier (`eval_knn.py`: `knn_classifier`).
+//!
+//! Per test sample: cosine similarity to every training feature (both L2-normalized, as
+//! `nn.functional.normalize(x, dim=1, p=2)`), the `k` most similar training samples, each
+//! voting for its label with weight `exp(sim / T)` (T = 0.07); the classes sorted by summed
+//! vote give the prediction (top-1) and the top-5 accuracy. Test features are processed in
+//! chunks of `chunk_size` rows so that the similarity matrix stays `chunk_size x n_train`.
+//!
+//! Ties, which PyTorch's `topk`/`sort` leave unspecified, are broken towards the lower
+//! index: among equally similar neighbours the lower training index comes first, among
+//! classes with equal votes the lower class id (`sort(stable=True)`).
+
+use crate::error::{config_err, Result};
+use alloc::vec::Vec;
+use tessera_tensor::{Backend, Tensor};
+
+/// Settings of [`knn_classifier`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnnConfig {
+    /// The numbers of neighbours to evaluate (DINO's `--nb_knn`: 10, 20, 100, 200). All are
+    /// answered from one top-`max(ks)` search.
+    pub ks: Vec<usize>,
+    /// Vote temperature `T` in `exp(sim / T)` (DINO: 0.07).
+    pub temperature: f64,
+    /// Test rows per similarity chunk (bounds memory to `chunk_size * n_train` values).
+    pub chunk_size: usize,
+}
+
+impl Default for KnnConfig {
+    fn default() -> Self {
+        KnnConfig {
+            ks: alloc::vec![10, 20, 100, 200],
+            temperature: 0.07,
+            chunk_size: 256,
+        }
+    }
+}
+
+impl KnnConfig {
+    /// One `k`, T = 0.07.
+    pub fn with_k(k: usize) -> Self {
+        KnnConfig {
+            ks: alloc::vec![k],
+            ..Self::default()
+        }
+    }
+}
+
+/// The outcome for one `k`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnnResult {
+    pub k: usize,
+    /// Fraction of test samples whose top class is right (DINO prints it in percent).
+    pub top1: f64,
+    /// Fraction whose label is among the `min(5, k)` best classes; `None` with fewer than
+    /// five classes.
+    pub top5: Option<f64>,
+    /// The predicted class of every test sample.
+    pub predictions: Vec<u32>,
+}
+
+/// Divides each row by its L2 norm, clamped below at 1e-12 (`F.normalize(x, dim=1)`).
+pub fn l2_normalize<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
+    let norm = x.square()?.sum(&[-1], true)?.sqrt()?;
+    Ok(x.div(&norm.clamp(1e-12, f64::INFINITY)?)?)
+}
+
+/// Checks a `[n, d]` feature matrix with `n` labels below `num_classes`.
+fn check_split(what: &str, f: &[usize], labels: &[u32], num_classes: usize) -> Result<()> {
+    if f.len() != 2 {
+        return Err(config_err!("{what} features must be [n, d], got {f:?}"));
+    }
+    if f[0] != labels.len() {
+        return Err(config_err!(
+            "{what}: {} feature rows but {} labels",
+            f[0],
+            labels.len()
+        ));
+    }
+    if let Some((i, l)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= num_classes)
+    {
+        return Err(config_err!(
+            "{what} label {l} of sample {i} is out of range for {num_classes} classes"
+        ));
+    }
+    Ok(())
+}
+
+/// Weighted k-NN classification of `test_features` by `train_features` (both `[n, d]`, any
+/// float dtype, on any backend; the similarity is one `matmul` per chunk on that backend),
+/// one [`KnnResult`] per `cfg.ks` entry, in that order.
+///
+/// ```
+/// use tessera_ssl::eval::{knn_classifier, KnnConfig};
+/// use tessera_tensor::{Cpu, Tensor};
+/// # fn main() -> tessera_ssl::Result<()> {
+/// // Two clusters: class 0 near the x axis, class 1 near the y axis.
+/// let train = Tensor::from_vec(vec![1.0f32, 0.1, 0.9, 0.0, 0.1, 1.0, 0.0, 0.8], &[4, 2], &Cpu)?;
+/// let test = Tensor::from_vec(vec![2.0f32, 0.3, 0.2, 3.0], &[2, 2], &Cpu)?;
+/// let r = knn_classifier(&train, &[0, 0, 1, 1], &test, &[0, 1], 2, &KnnConfig::with_k(2))?;
+/// assert_eq!(r[0].predictions, vec![0, 1]);
+/// assert_eq!(r[0].top1, 1.0);
+/// # Ok(()) }
+/// ```
+pub fn knn_classifier<B: Backend>(
+    train_features: &Tensor<B>,
+    train_labels: &[u32],
+    test_features: &Tensor<B>,
+    test_labels: &[u32],
+    num_classes: usize,
+    cfg: &KnnConfig,
+) -> Result<Vec<KnnResult>> {
+    check_split("train", train_features.shape(), train_labels, num_classes)?;
+    check_split("test", test_features.shape(), test_labels, num_classes)?;
+    let (n_train, d) = (train_features.shape()[0], train_features.shape()[1]);
+    let n_test = test_features.shape()[0];
+    if test_features.shape()[1] != d {
+        return Err(config_err!(
+            "train features have {d} dims, test features {}",
+            test_features.shape()[1]
+        ));
+    }
+    if n_test == 0 {
+        return Err(config_err!("k-NN needs at least one test sample"));
+    }
+    let k_max = cfg.ks.iter().copied().max().unwrap_or(0);
+    if cfg.ks.contains(&0) || k_max == 0 || k_max > n_train {
+        return Err(config_err!(
+            "k-NN: every k must be in 1..={n_train} (the training set size), got {:?}",
+            cfg.ks
+        ));
+    }
+    let t = cfg.temperature;
+    if !(t.is_finite() && t > 0.0) || cfg.chunk_size == 0 {
+        return Err(config_err!(
+            "k-NN: temperature must be > 0 and chunk_size >= 1, got {t} and {}",
+            cfg.chunk_size
+        ));
+    }
+    let train_t = l2_normalize(train_features)?.t()?;
+    let test_n = l2_normalize(test_features)?;
+
+    let mut predictions = alloc::vec![Vec::with_capacity(n_test); cfg.ks.len()];
+    let mut hits1 = alloc::vec![0usize; cfg.ks.len()];
+    let mut hits5 = alloc::vec![0usize; cfg.ks.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(n_train);
+    let mut votes = alloc::vec![0.0f64; num_classes];
+    let mut classes: Vec<usize> = Vec::with_capacity(num_classes);
+    for start in (0..n_test).step_by(cfg.chunk_size) {
+        let m = cfg.chunk_size.min(n_test - start);
+        let sim = test_n.narrow(0, start, m)?.matmul(&train_t)?.to_f64_vec()?;
+        for (r, row) in sim.chunks_exact(n_train).enumerate() {
+            // Descending similarity, ascending index on ties: a strict total order, so the
+            // unstable selection and sort are deterministic.
+            let by_sim = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
+            order.clear();
+            order.extend(0..n_train);
+            if k_max < n_train {
+                order.select_nth_unstable_by(k_max - 1, by_sim);
+            }
+            order.truncate(k_max);
+            order.sort_unstable_by(by_sim);
+            let target = test_labels[start + r] as usize;
+            for (j, &k) in cfg.ks.iter().enumerate() {
+                votes.iter_mut().for_each(|v| *v = 0.0);
+                for &i in &order[..k] {
+                    votes[train_labels[i] as usize] += libm::exp(row[i] / t);
+                }
+                classes.clear();
+                classes.extend(0..num_classes);
+                // Stable: equal votes keep the lower class first.
+                classes.sort_by(|a, b| votes[*b].total_cmp(&votes[*a]));
+                predictions[j].push(classes[0] as u32);
+                hits1[j] += usize::from(classes[0] == target);
+                hits5[j] += usize::from(classes[..k.min(5).min(num_classes)].contains(&target));
+            }
+        }
+    }
+    let n = n_test as f64;
+    Ok(cfg
+        .ks
+        .iter()
+        .zip(predictions)
+        .enumerate()
+        .map(|(j, (&k, predictions))| KnnResult {
+            k,
+            top1: hits1[j] as f64 / n,
+            top5: (num_classes >= 5).then(|| hits5[j] as f64 / n),
+            predictions,
+        })
+        .collect())
+}
