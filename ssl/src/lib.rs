@@ -19,6 +19,7 @@
 //! | [`dino::DinoLoss`], [`dino::DinoHead`] | DINO `main_dino.py` `DINOLoss`, `vision_transformer.py` `DINOHead` |
 //! | [`byol::byol_loss`] | BYOL's `2 − 2·cos` regression loss, symmetrized |
 //! | [`ema::ema_update`] | DINO's teacher update / BYOL's target update |
+//! | [`train::DinoTrainer`], [`train::ByolTrainer`] | DINO `main_dino.py` `train_one_epoch`; BYOL's training step |
 //!
 //! ## Features
 //! - `std` (default): the [`data`] module (files, gzip via `flate2`, PNG/JPEG via `image`)
@@ -81,3 +82,4 @@ pub use error::{Error, Result};
 pub mod byol;
 pub mod dino;
 pub mod ema;
+pub mod train;

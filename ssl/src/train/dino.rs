@@ -1,0 +1,564 @@
+//! One DINO iteration, as `main_dino.py`'s `train_one_epoch` does it.
+
+use super::{
+    counter_tensor, dtype_backend, freeze_all, read_counter, trainable_params, unexpected_keys,
+    Backbone,
+};
+use crate::dino::{
+    cancel_gradients_last_layer, DinoHead, DinoHeadConfig, DinoLoss, DinoLossConfig,
+};
+use crate::ema::{dino_momentum_schedule, ema_update};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use tessera_autograd::Var;
+use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
+use tessera_nn::module::{join, Entry, EntryMut, Module};
+use tessera_nn::optim::{clip_grad_per_param, split_decay_groups, AdamW, AdamWConfig, Optimizer};
+use tessera_nn::schedule::cosine_scheduler;
+use tessera_nn::ModuleExt;
+use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
+
+/// DINO's hyper-parameters (the arguments of `main_dino.py`). [`DinoConfig::new`] gives
+/// DINO's defaults, except where noted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DinoConfig {
+    /// `K`, the head's output dimension (`--out_dim`, 65536).
+    pub out_dim: usize,
+    /// Fix the last layer's `g` at 1 (`--norm_last_layer`, true).
+    pub norm_last_layer: bool,
+    /// Linear layers of the head's MLP (3).
+    pub head_nlayers: usize,
+    /// Hidden width of the head's MLP (2048).
+    pub head_hidden_dim: usize,
+    /// Bottleneck width of the head (256).
+    pub head_bottleneck_dim: usize,
+    /// Base teacher EMA momentum, raised to 1 by a cosine schedule (`--momentum_teacher`,
+    /// 0.996).
+    pub momentum_teacher: f64,
+    /// Initial teacher temperature (`--warmup_teacher_temp`, 0.04).
+    pub warmup_teacher_temp: f64,
+    /// Teacher temperature after the warm-up (`--teacher_temp`, 0.04).
+    pub teacher_temp: f64,
+    /// Epochs of the teacher-temperature warm-up (`--warmup_teacher_temp_epochs`: DINO's
+    /// default is 30, which needs `epochs >= 30`; [`DinoConfig::new`] uses 0 so that short
+    /// runs work, which with the default temperatures 0.04 → 0.04 changes nothing).
+    pub warmup_teacher_temp_epochs: usize,
+    /// Student temperature (0.1).
+    pub student_temp: f64,
+    /// Momentum of the center's EMA (0.9).
+    pub center_momentum: f64,
+    /// Weight decay at the start of the cosine schedule (`--weight_decay`, 0.04).
+    pub weight_decay: f64,
+    /// Weight decay at the end (`--weight_decay_end`, 0.4).
+    pub weight_decay_end: f64,
+    /// Per-parameter gradient clipping norm (`--clip_grad`, 3.0); 0 disables it as in DINO.
+    pub clip_grad: f64,
+    /// Epochs during which the head's last layer gets no update (`--freeze_last_layer`, 1).
+    pub freeze_last_layer: usize,
+    /// Base learning rate for a batch of 256 (`--lr`, 0.0005): the peak is
+    /// `lr · batch_size / 256`.
+    pub lr: f64,
+    /// Images per batch (`--batch_size_per_gpu` × GPUs, 64 on one GPU), to scale `lr`.
+    pub batch_size: usize,
+    /// Final learning rate of the cosine schedule (`--min_lr`, 1e-6).
+    pub min_lr: f64,
+    /// Linear learning-rate warm-up from 0 (`--warmup_epochs`, 10).
+    pub warmup_epochs: usize,
+    /// Training epochs (`--epochs`, 100).
+    pub epochs: usize,
+    /// Local crops per image (`--local_crops_number`, 8).
+    pub local_crops_number: usize,
+    /// Side of the global crops (224).
+    pub global_crops_size: usize,
+    /// Side of the local crops (96).
+    pub local_crops_size: usize,
+}
+
+impl DinoConfig {
+    /// DINO's defaults (`main_dino.py`), with `warmup_teacher_temp_epochs = 0` (see the field).
+    pub fn new(out_dim: usize, epochs: usize) -> Self {
+        DinoConfig {
+            out_dim,
+            norm_last_layer: true,
+            head_nlayers: 3,
+            head_hidden_dim: 2048,
+            head_bottleneck_dim: 256,
+            momentum_teacher: 0.996,
+            warmup_teacher_temp: 0.04,
+            teacher_temp: 0.04,
+            warmup_teacher_temp_epochs: 0,
+            student_temp: 0.1,
+            center_momentum: 0.9,
+            weight_decay: 0.04,
+            weight_decay_end: 0.4,
+            clip_grad: 3.0,
+            freeze_last_layer: 1,
+            lr: 0.0005,
+            batch_size: 64,
+            min_lr: 1e-6,
+            warmup_epochs: 10,
+            epochs,
+            local_crops_number: 8,
+            global_crops_size: 224,
+            local_crops_size: 96,
+        }
+    }
+
+    /// The peak learning rate, `lr · batch_size / 256` (DINO's linear scaling rule).
+    pub fn scaled_lr(&self) -> f64 {
+        self.lr * self.batch_size as f64 / 256.0
+    }
+
+    /// The head's configuration.
+    pub fn head_config(&self, in_dim: usize) -> DinoHeadConfig {
+        DinoHeadConfig {
+            in_dim,
+            out_dim: self.out_dim,
+            norm_last_layer: self.norm_last_layer,
+            nlayers: self.head_nlayers,
+            hidden_dim: self.head_hidden_dim,
+            bottleneck_dim: self.head_bottleneck_dim,
+        }
+    }
+
+    /// The loss's configuration (`ncrops = 2 + local_crops_number`).
+    pub fn loss_config(&self) -> DinoLossConfig {
+        DinoLossConfig {
+            out_dim: self.out_dim,
+            ncrops: 2 + self.local_crops_number,
+            warmup_teacher_temp: self.warmup_teacher_temp,
+            teacher_temp: self.teacher_temp,
+            warmup_teacher_temp_epochs: self.warmup_teacher_temp_epochs,
+            nepochs: self.epochs,
+            student_temp: self.student_temp,
+            center_momentum: self.center_momentum,
+        }
+    }
+}
+
+/// DINO's `MultiCropWrapper(backbone, head)`: parameter names `backbone.*` and `head.*`, as
+/// in DINO's checkpoints.
+#[derive(Clone, Debug)]
+pub struct DinoStudent<B: Backend, M> {
+    pub backbone: M,
+    pub head: DinoHead<B>,
+}
+
+impl<B: Backend, M: Backbone<B>> DinoStudent<B, M> {
+    /// DINO's `MultiCropWrapper.forward` on crops grouped by resolution: each group through
+    /// the backbone in one batch, the concatenated features through the head once.
+    pub fn forward_groups(&mut self, groups: &[Var<B>]) -> tessera_tensor::Result<Var<B>> {
+        let mut feats = Vec::with_capacity(groups.len());
+        for g in groups {
+            feats.push(self.backbone.forward_features(g)?);
+        }
+        let f = if feats.len() == 1 {
+            feats
+                .pop()
+                .ok_or_else(|| arg_err!("DinoStudent", "no crops"))?
+        } else {
+            Var::cat(&feats, 0)?
+        };
+        self.head.forward(&f)
+    }
+}
+
+impl<B: Backend, M: Module<B>> Module<B> for DinoStudent<B, M> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_, B>)) {
+        self.backbone.visit(&join(prefix, "backbone"), f);
+        self.head.visit(&join(prefix, "head"), f);
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, EntryMut<'_, B>)) {
+        self.backbone.visit_mut(&join(prefix, "backbone"), f);
+        self.head.visit_mut(&join(prefix, "head"), f);
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.backbone.set_training(training);
+        self.head.set_training(training);
+    }
+}
+
+/// What one DINO iteration reports. The collapse monitors are the two entropies: a
+/// collapse to one prototype sends both to 0; a collapse to the uniform distribution sends
+/// `teacher_entropy` to `ln K`. Healthy training keeps `teacher_entropy` well below `ln K`
+/// while `teacher_batch_entropy` stays well above 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DinoStepStats {
+    /// The DINO loss of this batch (before the update).
+    pub loss: f64,
+    /// Learning rate used (all groups).
+    pub lr: f64,
+    /// Weight decay used (the regularized group).
+    pub weight_decay: f64,
+    /// Teacher EMA momentum used.
+    pub momentum: f64,
+    /// Teacher temperature of this epoch.
+    pub teacher_temp: f64,
+    /// Mean over the teacher's rows of the entropy of `softmax((t − center)/τ_t)` (nats).
+    pub teacher_entropy: f64,
+    /// Entropy of the batch mean of those distributions (nats): how many prototypes the
+    /// teacher uses across the batch.
+    pub teacher_batch_entropy: f64,
+    /// `ln K`, the entropy of the uniform distribution, for reference.
+    pub max_entropy: f64,
+    /// Each student gradient's L2 norm before clipping (DINO's `param_norms`), by name.
+    pub grad_norms: BTreeMap<String, f64>,
+    /// The global iteration this step used (the counter before the step).
+    pub iteration: u64,
+}
+
+/// DINO's student/teacher pair with its loss, optimizer and schedules: see
+/// [`DinoTrainer::train_step`].
+#[derive(Debug)]
+pub struct DinoTrainer<B: Backend, M> {
+    student: DinoStudent<B, M>,
+    teacher: DinoStudent<B, M>,
+    loss: DinoLoss<B>,
+    optimizer: AdamW<B>,
+    config: DinoConfig,
+    niter_per_epoch: usize,
+    lr_schedule: Vec<f64>,
+    wd_schedule: Vec<f64>,
+    momentum_schedule: Vec<f64>,
+    iteration: u64,
+    /// Keep the gradients of the last step (before and after clipping) for inspection.
+    pub record_gradients: bool,
+    last_gradients: Option<(StateDict<B>, StateDict<B>)>,
+}
+
+impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
+    /// Builds the student (`student_backbone` + a fresh [`DinoHead`] drawn from `rng`) and
+    /// the teacher (`teacher_backbone` + a head of the same shape), copies the student's
+    /// state into the teacher (DINO: `teacher.load_state_dict(student.state_dict())`) and
+    /// freezes it, and sets up AdamW with DINO's two parameter groups
+    /// ([`split_decay_groups`]; frozen parameters such as the head's `weight_g` are left
+    /// out) and the per-iteration schedules for `epochs × niter_per_epoch` iterations.
+    pub fn new(
+        student_backbone: M,
+        teacher_backbone: M,
+        cfg: DinoConfig,
+        niter_per_epoch: usize,
+        rng: &mut Rng,
+    ) -> tessera_nn::Result<Self> {
+        let op = "DinoTrainer::new";
+        let (mut sb, mut tb) = (student_backbone, teacher_backbone);
+        sb.remove_classifier();
+        tb.remove_classifier();
+        if niter_per_epoch == 0 || cfg.epochs == 0 || cfg.batch_size == 0 {
+            return Err(arg_err!(
+                op,
+                "epochs, niter_per_epoch and batch_size must be positive: {} {} {}",
+                cfg.epochs,
+                niter_per_epoch,
+                cfg.batch_size
+            )
+            .into());
+        }
+        if cfg.clip_grad.is_nan()
+            || cfg.clip_grad < 0.0
+            || !(0.0..=1.0).contains(&cfg.momentum_teacher)
+        {
+            return Err(arg_err!(op, "need clip_grad >= 0 and momentum_teacher in [0, 1]").into());
+        }
+        let (dtype, backend) = dtype_backend(&sb, op)?;
+        let head_cfg = cfg.head_config(sb.embed_dim());
+        let head = DinoHead::new(head_cfg, dtype, rng, &backend)?;
+        let student = DinoStudent { backbone: sb, head };
+        let mut teacher = DinoStudent {
+            backbone: tb,
+            head: student.head.clone(),
+        };
+        teacher.load_state_dict(&student.state_dict())?;
+        freeze_all(&mut teacher);
+        let loss = DinoLoss::new(cfg.loss_config(), dtype, &backend)?;
+        let params = student.named_params();
+        let trainable = params
+            .iter()
+            .filter(|(_, p)| !p.is_frozen())
+            .map(|(n, p)| (n.as_str(), p.value().shape()));
+        let lr = cfg.scaled_lr();
+        let groups = split_decay_groups(trainable, lr, cfg.weight_decay);
+        let optimizer = AdamW::new(groups.to_vec(), AdamWConfig::default())?;
+        let (e, n) = (cfg.epochs, niter_per_epoch);
+        let lr_schedule = cosine_scheduler(lr, cfg.min_lr, e, n, cfg.warmup_epochs, 0.0)?;
+        let wd_schedule = cosine_scheduler(cfg.weight_decay, cfg.weight_decay_end, e, n, 0, 0.0)?;
+        let momentum_schedule = dino_momentum_schedule(cfg.momentum_teacher, 1.0, e, n)?;
+        Ok(DinoTrainer {
+            student,
+            teacher,
+            loss,
+            optimizer,
+            config: cfg,
+            niter_per_epoch,
+            lr_schedule,
+            wd_schedule,
+            momentum_schedule,
+            iteration: 0,
+            record_gradients: false,
+            last_gradients: None,
+        })
+    }
+
+    /// One DINO iteration (`train_one_epoch`'s loop body) at the next global iteration:
+    ///
+    /// 1. lr (all groups) and weight decay (regularized group) from the schedules;
+    /// 2. teacher forward on the global crops (`groups[0]`, no graph);
+    /// 3. student forward on every group (one backbone call per resolution, head once);
+    /// 4. [`DinoLoss::forward`] (loss, then the center update), backward;
+    /// 5. per-parameter gradient clipping at `clip_grad`, then the last layer's gradients
+    ///    dropped while `epoch < freeze_last_layer`;
+    /// 6. AdamW step; teacher EMA with the scheduled momentum; iteration counter + 1.
+    ///
+    /// `groups` are the crops grouped by resolution as
+    /// [`batch_by_resolution`](crate::augment::batch_by_resolution) produces them: first the
+    /// two global views `[2b, c, H, W]` (all view-0 crops, then all view-1 crops), then the
+    /// local crops `[n_local·b, c, h, w]` (possibly in several groups). Errors (and changes
+    /// nothing) on bad shapes or past the end of the schedules.
+    pub fn train_step(
+        &mut self,
+        groups: &[Tensor<B>],
+        epoch: usize,
+    ) -> tessera_nn::Result<DinoStepStats> {
+        let op = "DinoTrainer::train_step";
+        let it = self.iteration;
+        let idx = usize::try_from(it).unwrap_or(usize::MAX);
+        let (Some(&lr), Some(&wd), Some(&m)) = (
+            self.lr_schedule.get(idx),
+            self.wd_schedule.get(idx),
+            self.momentum_schedule.get(idx),
+        ) else {
+            return Err(arg_err!(
+                op,
+                "iteration {it} is past the schedules of {} iterations",
+                self.lr_schedule.len()
+            )
+            .into());
+        };
+        let globals = groups
+            .first()
+            .ok_or_else(|| arg_err!(op, "no crops given"))?;
+        if globals.rank() != 4 || globals.shape()[0] % 2 != 0 || globals.shape()[0] == 0 {
+            return Err(arg_err!(
+                op,
+                "the first group must be the 2 global views [2b, c, h, w], got {:?}",
+                globals.shape()
+            )
+            .into());
+        }
+        let teacher_temp = self.loss.teacher_temp(epoch)?;
+        // Teacher: frozen parameters, constant input: no graph is recorded.
+        let teacher_out = self
+            .teacher
+            .forward_groups(&[Var::constant(globals.clone())])?
+            .value()
+            .clone();
+        let inputs: Vec<Var<B>> = groups.iter().cloned().map(Var::constant).collect();
+        let student_out = self.student.forward_groups(&inputs)?;
+        let (teacher_entropy, teacher_batch_entropy) =
+            teacher_entropies(&teacher_out, self.loss.center(), teacher_temp)?;
+        // DinoLoss::forward, on a copy: the loss, then the center update.
+        let loss = self.loss.loss(&student_out, &teacher_out, epoch)?;
+        let mut loss_fresh = self.loss.clone();
+        loss_fresh.update_center(&teacher_out)?;
+        let loss_value = loss.value().item()?;
+        let grads = loss.backward()?;
+        let raw = self.student.grads_by_name(&grads);
+        let names: Vec<String> = raw.keys().cloned().collect();
+        let mut flat: Vec<Tensor<B>> = raw.values().cloned().collect();
+        let mut grad_norms = BTreeMap::new();
+        if self.config.clip_grad > 0.0 {
+            let norms = clip_grad_per_param(&mut flat, self.config.clip_grad)?;
+            grad_norms.extend(names.iter().cloned().zip(norms));
+        }
+        let mut clipped: StateDict<B> = names.into_iter().zip(flat).collect();
+        cancel_gradients_last_layer(epoch, &mut clipped, self.config.freeze_last_layer);
+        let mut optimizer = self.optimizer.clone();
+        for (i, g) in optimizer.groups_mut().iter_mut().enumerate() {
+            g.lr = lr;
+            if i == 0 {
+                g.weight_decay = wd;
+            }
+        }
+        let mut params = trainable_params(&self.student);
+        optimizer.step_named(&mut params, &clipped)?;
+        // Everything that can fail on user input has run; commit.
+        self.student.assign(&params)?;
+        self.optimizer = optimizer;
+        self.loss = loss_fresh;
+        ema_update(&mut self.teacher, &self.student, m)?;
+        self.iteration += 1;
+        self.last_gradients = self.record_gradients.then_some((raw, clipped));
+        Ok(DinoStepStats {
+            loss: loss_value,
+            lr,
+            weight_decay: wd,
+            momentum: m,
+            teacher_temp,
+            teacher_entropy,
+            teacher_batch_entropy,
+            max_entropy: libm::log(self.config.out_dim as f64),
+            grad_norms,
+            iteration: it,
+        })
+    }
+
+    /// The gradients of the last step by name, `(before clipping, after clipping and the
+    /// last-layer cancellation)`, when [`DinoTrainer::record_gradients`] was set.
+    pub fn last_gradients(&self) -> Option<&(StateDict<B>, StateDict<B>)> {
+        self.last_gradients.as_ref()
+    }
+
+    /// Everything a resumed run needs: `student.*`, `teacher.*`, `optimizer.*` (AdamW's
+    /// state), `dino_loss.center` and `iteration` (a rank-0 F64 tensor).
+    pub fn state_dict(&self) -> tessera_nn::Result<StateDict<B>> {
+        let mut sd = with_prefix(&self.student.state_dict(), "student.");
+        sd.extend(with_prefix(&self.teacher.state_dict(), "teacher."));
+        sd.extend(with_prefix(&self.optimizer.state_dict(), "optimizer."));
+        sd.insert(String::from("dino_loss.center"), self.loss.center().clone());
+        let backend = self.loss.center().backend().clone();
+        sd.insert(
+            String::from("iteration"),
+            counter_tensor(self.iteration, &backend)?,
+        );
+        Ok(sd)
+    }
+
+    /// Restores a [`DinoTrainer::state_dict`] (strict: missing, unexpected or mis-shaped
+    /// keys are errors). On error the trainer is unchanged.
+    pub fn load_state_dict(&mut self, sd: &StateDict<B>) -> tessera_nn::Result<()> {
+        let op = "DinoTrainer::load_state_dict";
+        let unexpected = unexpected_keys(
+            sd,
+            &["student.", "teacher.", "optimizer."],
+            &["dino_loss.center", "iteration"],
+        );
+        if !unexpected.is_empty() {
+            return Err(tessera_nn::Error::StateDict {
+                missing: Vec::new(),
+                unexpected,
+                mismatched: Vec::new(),
+            });
+        }
+        let iteration = read_counter(sd, "iteration", op)?;
+        let center = sd
+            .get("dino_loss.center")
+            .ok_or_else(|| arg_err!(op, "state dict lacks \"dino_loss.center\""))?;
+        let (mut student, mut teacher) = (self.student.clone(), self.teacher.clone());
+        let (mut optimizer, mut loss) = (self.optimizer.clone(), self.loss.clone());
+        student.load_state_dict(&select_prefix(sd, "student."))?;
+        teacher.load_state_dict(&select_prefix(sd, "teacher."))?;
+        optimizer.load_state_dict(&select_prefix(sd, "optimizer."))?;
+        loss.set_center(center.to_dtype(loss.center().dtype())?)?;
+        self.student = student;
+        self.teacher = teacher;
+        self.optimizer = optimizer;
+        self.loss = loss;
+        self.iteration = iteration;
+        Ok(())
+    }
+}
+
+impl<B: Backend, M> DinoTrainer<B, M> {
+    /// The student's backbone.
+    pub fn student_backbone(&mut self) -> &mut M {
+        &mut self.student.backbone
+    }
+
+    /// The teacher's backbone (what DINO evaluates and exports).
+    pub fn teacher_backbone(&mut self) -> &mut M {
+        &mut self.teacher.backbone
+    }
+
+    /// The student network (backbone and head).
+    pub fn student(&self) -> &DinoStudent<B, M> {
+        &self.student
+    }
+
+    /// The student network, mutable (e.g. to load weights before training).
+    pub fn student_mut(&mut self) -> &mut DinoStudent<B, M> {
+        &mut self.student
+    }
+
+    /// The teacher network (backbone and head).
+    pub fn teacher(&self) -> &DinoStudent<B, M> {
+        &self.teacher
+    }
+
+    /// The teacher network, mutable. Its parameters stay frozen only if what is written
+    /// into them goes through `Param::set` (as `assign` / `load_state_dict` do).
+    pub fn teacher_mut(&mut self) -> &mut DinoStudent<B, M> {
+        &mut self.teacher
+    }
+
+    /// The loss, with its center.
+    pub fn dino_loss(&self) -> &DinoLoss<B> {
+        &self.loss
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &AdamW<B> {
+        &self.optimizer
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DinoConfig {
+        &self.config
+    }
+
+    /// Iterations per epoch of the schedules.
+    pub fn niter_per_epoch(&self) -> usize {
+        self.niter_per_epoch
+    }
+
+    /// Steps taken so far (the next step's global iteration).
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// The learning-rate schedule, one value per iteration.
+    pub fn lr_schedule(&self) -> &[f64] {
+        &self.lr_schedule
+    }
+
+    /// The weight-decay schedule.
+    pub fn wd_schedule(&self) -> &[f64] {
+        &self.wd_schedule
+    }
+
+    /// The teacher-momentum schedule.
+    pub fn momentum_schedule(&self) -> &[f64] {
+        &self.momentum_schedule
+    }
+}
+
+/// `(mean_rows H(q_row), H(mean_rows q))` for `q = softmax((t − center)/temp)`, in f64.
+fn teacher_entropies<B: Backend>(
+    teacher_out: &Tensor<B>,
+    center: &Tensor<B>,
+    temp: f64,
+) -> tessera_nn::Result<(f64, f64)> {
+    let (n, k) = (teacher_out.shape()[0], teacher_out.shape()[1]);
+    let logits = teacher_out
+        .sub(center)?
+        .to_dtype(DType::F64)?
+        .mul_scalar(1.0 / temp)?;
+    let q = logits.softmax(-1)?.to_vec::<f64>()?;
+    let ent = |p: &[f64]| -> f64 {
+        p.iter()
+            .filter(|&&x| x > 0.0)
+            .map(|&x| -x * libm::log(x))
+            .sum()
+    };
+    let mut mean = alloc::vec![0.0; k];
+    let mut h = 0.0;
+    for row in q.chunks(k) {
+        h += ent(row);
+        for (m, x) in mean.iter_mut().zip(row) {
+            *m += x / n as f64;
+        }
+    }
+    Ok((h / n as f64, ent(&mean)))
+}
