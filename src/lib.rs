@@ -17,3 +17,6 @@ pub use tessera_cuda as cuda;
 pub use tessera_nn as nn;
 pub use tessera_ssl as ssl;
 pub use tessera_tensor as tensor;
+
+#[cfg(feature = "std")]
+pub mod run;

@@ -1,0 +1,576 @@
+//! DINO with a ViT-S backbone on the embedded Fashion-MNIST subset (or `--data`).
+//!
+//! ```sh
+//! cargo run --example dino_vit_s            # default: sized for ~10 min on 2 CPU cores
+//! cargo run --example dino_vit_s -- --help  # every flag
+//! ```
+//!
+//! Prints the raw-pixel k-NN floor, the k-NN accuracy of the (teacher) backbone before and
+//! after training (k = 20, T = 0.07), writes `metrics.jsonl`, `metrics.png` and
+//! `checkpoint.safetensors` (every epoch) to `--output-dir`, and resumes exactly with
+//! `--resume`. Ctrl-C finishes the current step, writes a checkpoint and exits with 130.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tessera::autograd::Var;
+use tessera::nn::checkpoint::Metadata;
+use tessera::nn::models::vit::{VisionTransformer, VitConfig};
+use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::metrics::{self, EpochMetrics};
+use tessera::run::progress::Progress;
+use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Device, Result, RunError};
+use tessera::ssl::augment::{
+    batch_by_resolution, resize_crop, stack_images, CropBox, DataAugmentationDino, DinoAugConfig,
+    Image,
+};
+use tessera::ssl::data::Dataset;
+use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
+use tessera::ssl::train::{DinoConfig, DinoTrainer};
+use tessera::tensor::{Cpu, DType, Rng, Tensor};
+
+const ABOUT: &str = "DINO self-supervised training of a ViT-S on Fashion-MNIST (or --data), \
+with k-NN evaluation before and after training";
+
+const FLAGS: &[Flag] = &[
+    Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder [default: the embedded data/fashion-mnist]"),
+    Flag::value("preset", "NAME", "default | paper (224/96 crops, patch 16, out_dim 65536, DINO's 100-epoch schedule) | tiny (for tests)"),
+    Flag::value("epochs", "N", "Training epochs"),
+    Flag::value("batch-size", "N", "Images per step"),
+    Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)"),
+    Flag::value("img-size", "PX", "Global crop side [default: the data's image side]"),
+    Flag::value("local-size", "PX", "Local crop side [default: img-size / 2]"),
+    Flag::value("patch-size", "PX", "ViT patch side; must divide img-size and local-size"),
+    Flag::value("local-crops", "N", "Local crops per image"),
+    Flag::value("out-dim", "K", "DINO head output dimension"),
+    Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up"),
+    Flag::value("warmup-teacher-temp-epochs", "N", "Epochs of linear teacher-temperature warm-up from 0.04"),
+    Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up"),
+    Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)"),
+    Flag::value("eval-train", "N", "Train-split images for the k-NN bank (class-balanced; 0 = all)"),
+    Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)"),
+    Flag::value("knn-every", "N", "Also run the k-NN evaluation after every N-th epoch (0: only after the last) [default: 0]"),
+    Flag::value("device", "cpu|cuda", "Device [default: cpu]"),
+    Flag::value("seed", "N", "Random seed [default: 0]"),
+    Flag::value("output-dir", "DIR", "Where metrics, the plot and the checkpoint go [default: runs/dino_vit_s]"),
+    Flag::switch("resume", "Continue from <output-dir>/checkpoint.safetensors"),
+    Flag::value("embed-dim", "N", "ViT width (test/debug override)").hide(),
+    Flag::value("depth", "N", "ViT depth (test/debug override)").hide(),
+    Flag::value("heads", "N", "ViT heads (test/debug override)").hide(),
+    Flag::value("head-hidden", "N", "DINO head hidden width (test/debug override)").hide(),
+    Flag::value("head-bottleneck", "N", "DINO head bottleneck (test/debug override)").hide(),
+];
+
+/// Everything a run is configured by.
+#[derive(Clone, Debug)]
+struct Config {
+    data: PathBuf,
+    preset: String,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    img_size: Option<usize>,
+    local_size: Option<usize>,
+    patch_size: usize,
+    local_crops: usize,
+    out_dim: usize,
+    teacher_temp: f64,
+    warmup_teacher_temp_epochs: usize,
+    warmup_epochs: usize,
+    train_images: usize,
+    eval_train: usize,
+    eval_test: usize,
+    knn_every: usize,
+    device: Device,
+    seed: u64,
+    output_dir: PathBuf,
+    resume: bool,
+    embed_dim: usize,
+    depth: usize,
+    heads: usize,
+    head_hidden: usize,
+    head_bottleneck: usize,
+}
+
+impl Config {
+    fn preset(name: &str) -> Result<Config> {
+        let base = Config {
+            data: data::default_data_dir(),
+            preset: name.into(),
+            epochs: 2,
+            batch_size: 16,
+            lr: 0.0005,
+            img_size: None,
+            local_size: None,
+            patch_size: 7,
+            local_crops: 2,
+            out_dim: 4096,
+            teacher_temp: 0.04,
+            warmup_teacher_temp_epochs: 0,
+            warmup_epochs: 1,
+            train_images: 80,
+            eval_train: 400,
+            eval_test: 200,
+            knn_every: 0,
+            device: Device::Cpu,
+            seed: 0,
+            output_dir: PathBuf::from("runs/dino_vit_s"),
+            resume: false,
+            embed_dim: 384,
+            depth: 12,
+            heads: 6,
+            head_hidden: 2048,
+            head_bottleneck: 256,
+        };
+        match name {
+            "default" => Ok(base),
+            "paper" => Ok(Config {
+                epochs: 100,
+                batch_size: 64,
+                img_size: Some(224),
+                local_size: Some(96),
+                patch_size: 16,
+                local_crops: 8,
+                out_dim: 65536,
+                teacher_temp: 0.07,
+                warmup_teacher_temp_epochs: 30,
+                warmup_epochs: 10,
+                train_images: 0,
+                eval_train: 0,
+                eval_test: 0,
+                ..base
+            }),
+            "tiny" => Ok(Config {
+                epochs: 3,
+                batch_size: 8,
+                local_crops: 2,
+                out_dim: 64,
+                warmup_epochs: 1,
+                train_images: 40,
+                eval_train: 100,
+                eval_test: 50,
+                knn_every: 1,
+                embed_dim: 32,
+                depth: 2,
+                heads: 2,
+                head_hidden: 64,
+                head_bottleneck: 16,
+                ..base
+            }),
+            other => Err(RunError::usage(format!(
+                "--preset: expected default, paper or tiny, got {other:?}"
+            ))),
+        }
+    }
+
+    fn from_args(p: &Parsed) -> Result<Config> {
+        let c = Config::preset(p.raw("preset").unwrap_or("default"))?;
+        Ok(Config {
+            data: p.get("data")?.unwrap_or(c.data),
+            epochs: p.get_or("epochs", c.epochs)?,
+            batch_size: p.get_or("batch-size", c.batch_size)?,
+            lr: p.get_or("lr", c.lr)?,
+            img_size: p.get("img-size")?.or(c.img_size),
+            local_size: p.get("local-size")?.or(c.local_size),
+            patch_size: p.get_or("patch-size", c.patch_size)?,
+            local_crops: p.get_or("local-crops", c.local_crops)?,
+            out_dim: p.get_or("out-dim", c.out_dim)?,
+            teacher_temp: p.get_or("teacher-temp", c.teacher_temp)?,
+            warmup_teacher_temp_epochs: p
+                .get_or("warmup-teacher-temp-epochs", c.warmup_teacher_temp_epochs)?,
+            warmup_epochs: p.get_or("warmup-epochs", c.warmup_epochs)?,
+            train_images: p.get_or("train-images", c.train_images)?,
+            eval_train: p.get_or("eval-train", c.eval_train)?,
+            eval_test: p.get_or("eval-test", c.eval_test)?,
+            knn_every: p.get_or("knn-every", c.knn_every)?,
+            device: Device::parse(p.raw("device").unwrap_or("cpu"))?,
+            seed: p.get_or("seed", c.seed)?,
+            output_dir: p.get("output-dir")?.unwrap_or(c.output_dir),
+            resume: p.switch("resume"),
+            embed_dim: p.get_or("embed-dim", c.embed_dim)?,
+            depth: p.get_or("depth", c.depth)?,
+            heads: p.get_or("heads", c.heads)?,
+            head_hidden: p.get_or("head-hidden", c.head_hidden)?,
+            head_bottleneck: p.get_or("head-bottleneck", c.head_bottleneck)?,
+            preset: c.preset,
+        })
+    }
+}
+
+fn main() {
+    exit_on_error(run)
+}
+
+/// Resizes a whole image to `size x size` (bilinear), a no-op at that size already.
+fn resized(img: Image, size: usize) -> Image {
+    if img.height() == size && img.width() == size {
+        return img;
+    }
+    let b = CropBox {
+        top: 0,
+        left: 0,
+        height: img.height(),
+        width: img.width(),
+    };
+    resize_crop(&img, b, size, size)
+}
+
+/// Teacher-backbone CLS features `[n, D]` of every image of `ds`, in batches, no graph.
+fn features(model: &VisionTransformer<Cpu>, ds: &Dataset, size: usize) -> Result<Tensor<Cpu>> {
+    let mut rows: Vec<Tensor<Cpu>> = Vec::new();
+    let bs = 64;
+    for start in (0..ds.len()).step_by(bs) {
+        let imgs: Vec<Image> = (start..(start + bs).min(ds.len()))
+            .map(|i| ds.image(i).map(|im| resized(im, size)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(ctx("features"))?;
+        let refs: Vec<&Image> = imgs.iter().collect();
+        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
+        let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
+        rows.push(f.value().clone());
+    }
+    Tensor::cat(&rows, 0).map_err(ctx("features"))
+}
+
+/// k-NN top-1 (k = 20, T = 0.07) of the backbone's features.
+fn knn_top1(
+    model: &VisionTransformer<Cpu>,
+    bank: &Dataset,
+    test: &Dataset,
+    size: usize,
+) -> Result<f64> {
+    let tr = features(model, bank, size)?;
+    let te = features(model, test, size)?;
+    let classes = bank.num_classes.max(test.num_classes);
+    let k = 20.min(bank.len());
+    let r = knn_classifier(
+        &tr,
+        &bank.labels,
+        &te,
+        &test.labels,
+        classes,
+        &KnnConfig::with_k(k),
+    )
+    .map_err(ctx("k-NN"))?;
+    Ok(r[0].top1)
+}
+
+fn run() -> Result<()> {
+    let parsed = match args::parse(std::env::args().skip(1), "dino_vit_s", ABOUT, FLAGS)? {
+        Outcome::Help(h) => {
+            print!("{h}");
+            return Ok(());
+        }
+        Outcome::Run(p) => p,
+    };
+    let cfg = Config::from_args(&parsed)?;
+    cfg.device.check_available()?;
+    signal::install();
+
+    // Data.
+    let (train_all, test_all) = data::load_splits(&cfg.data)?;
+    let [chans, h, w] = train_all.image_shape();
+    let img_size = cfg.img_size.unwrap_or(h);
+    if h != w && cfg.img_size.is_none() {
+        return Err(RunError::new(format!(
+            "the images are {h}x{w}, not square: pass --img-size"
+        )));
+    }
+    let local_size = cfg.local_size.unwrap_or(img_size / 2);
+    let p = cfg.patch_size;
+    for (what, s) in [
+        ("image size (--img-size)", img_size),
+        ("local crop size (--local-size)", local_size),
+    ] {
+        if p == 0 || s == 0 || s % p != 0 {
+            return Err(RunError::new(format!(
+                "{what} {s} is not divisible by the patch size {p} (--patch-size)"
+            )));
+        }
+    }
+    if cfg.batch_size == 0 || cfg.epochs == 0 {
+        return Err(RunError::usage(
+            "--batch-size and --epochs must be positive",
+        ));
+    }
+    let seed = cfg.seed;
+    let train = data::balanced_prefix(
+        &train_all,
+        if cfg.train_images == 0 {
+            usize::MAX
+        } else {
+            cfg.train_images
+        },
+        mix(&[seed, 1]),
+    )?;
+    let bank = data::balanced_prefix(
+        &train_all,
+        if cfg.eval_train == 0 {
+            usize::MAX
+        } else {
+            cfg.eval_train
+        },
+        mix(&[seed, 2]),
+    )?;
+    let test = data::balanced_prefix(
+        &test_all,
+        if cfg.eval_test == 0 {
+            usize::MAX
+        } else {
+            cfg.eval_test
+        },
+        mix(&[seed, 3]),
+    )?;
+    let niter = train.len() / cfg.batch_size;
+    if niter == 0 {
+        return Err(RunError::usage(format!(
+            "--batch-size {} is larger than the {} training images",
+            cfg.batch_size,
+            train.len()
+        )));
+    }
+    println!(
+        "data: {} ({} train / {} test images of {chans}x{h}x{w}); training on {} images, \
+         k-NN on {} train / {} test features",
+        cfg.data.display(),
+        train_all.len(),
+        test_all.len(),
+        train.len(),
+        bank.len(),
+        test.len()
+    );
+
+    // Model and trainer.
+    let vit = VitConfig {
+        img_size,
+        in_chans: chans,
+        embed_dim: cfg.embed_dim,
+        depth: cfg.depth,
+        num_heads: cfg.heads,
+        ..VitConfig::small(p)
+    };
+    let arch = format!(
+        "vit(embed {}, depth {}, heads {}, patch {p}, img {img_size}, chans {chans}) + \
+         dino head(out {}, hidden {}, bottleneck {})",
+        cfg.embed_dim, cfg.depth, cfg.heads, cfg.out_dim, cfg.head_hidden, cfg.head_bottleneck
+    );
+    let mut rng = Rng::new(seed);
+    let student =
+        VisionTransformer::new(vit, DType::F32, &mut rng, &Cpu).map_err(ctx("the model"))?;
+    let teacher = student.clone();
+    let dcfg = DinoConfig {
+        head_hidden_dim: cfg.head_hidden,
+        head_bottleneck_dim: cfg.head_bottleneck,
+        teacher_temp: cfg.teacher_temp,
+        warmup_teacher_temp_epochs: cfg.warmup_teacher_temp_epochs,
+        lr: cfg.lr,
+        batch_size: cfg.batch_size,
+        warmup_epochs: cfg.warmup_epochs.min(cfg.epochs),
+        local_crops_number: cfg.local_crops,
+        global_crops_size: img_size,
+        local_crops_size: local_size,
+        ..DinoConfig::new(cfg.out_dim, cfg.epochs)
+    };
+    let mut trainer = DinoTrainer::new(student, teacher, dcfg, niter, &mut rng)
+        .map_err(ctx("setting up DINO"))?;
+    let aug = DataAugmentationDino::new(&DinoAugConfig {
+        local_crops_number: cfg.local_crops,
+        normalize: None,
+        ..DinoAugConfig::with_sizes(img_size, local_size)
+    })
+    .map_err(ctx("augmentations"))?;
+    println!(
+        "model: {arch}; {niter} steps/epoch of {} images",
+        cfg.batch_size
+    );
+
+    // Output and resume.
+    std::fs::create_dir_all(&cfg.output_dir).map_err(ctx(&cfg.output_dir.display().to_string()))?;
+    let ck_path = cfg.output_dir.join("checkpoint.safetensors");
+    let jsonl = cfg.output_dir.join("metrics.jsonl");
+    let png = cfg.output_dir.join("metrics.png");
+    let (mut epoch, mut step, mut loss_sum, knn_before, knn_raw, elapsed_before);
+    let mut history: Vec<EpochMetrics>;
+    if cfg.resume {
+        let ck = ckpt::load_checked(&ck_path, &arch)?;
+        trainer.load_state_dict(&ck.tensors).map_err(|e| {
+            RunError::new(format!(
+                "the checkpoint {} does not fit this model: {e}",
+                ck_path.display()
+            ))
+        })?;
+        let md = &ck.metadata;
+        if ckpt::meta::<u64>(md, "seed")? != seed {
+            return Err(RunError::new(
+                "--resume: the checkpoint was written with another --seed",
+            ));
+        }
+        epoch = ckpt::meta(md, "epoch")?;
+        step = ckpt::meta(md, "step")?;
+        loss_sum = ckpt::meta(md, "loss_sum")?;
+        knn_before = ckpt::meta(md, "knn_before")?;
+        knn_raw = ckpt::meta(md, "knn_raw")?;
+        elapsed_before = ckpt::meta(md, "elapsed_s")?;
+        history = metrics::read_jsonl(&jsonl)?;
+        history.retain(|m| m.epoch <= epoch);
+        metrics::write_jsonl(&jsonl, &history)?;
+        println!(
+            "resumed from {} at epoch {}, step {step}",
+            ck_path.display(),
+            epoch + 1
+        );
+    } else {
+        (epoch, step, loss_sum, elapsed_before) = (0, 0, 0.0, 0.0);
+        history = Vec::new();
+        metrics::write_jsonl(&jsonl, &history)?;
+        let t = Instant::now();
+        let raw = raw_pixel_knn(
+            &bank,
+            &test,
+            None,
+            &KnnConfig::with_k(20.min(bank.len())),
+            &Cpu,
+        )
+        .map_err(ctx("raw-pixel k-NN"))?;
+        knn_raw = raw[0].top1;
+        println!(
+            "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%",
+            100.0 * knn_raw
+        );
+        knn_before = knn_top1(trainer.teacher_backbone(), &bank, &test, img_size)?;
+        println!(
+            "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
+            100.0 * knn_before,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let start = Instant::now();
+    let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
+    let metadata = |epoch: usize, step: usize, loss_sum: f64, el: f64| -> Metadata {
+        let mut m = Metadata::new();
+        m.insert(ckpt::ARCH_KEY.into(), arch.clone());
+        m.insert("epoch".into(), epoch.to_string());
+        m.insert("step".into(), step.to_string());
+        m.insert("loss_sum".into(), loss_sum.to_string());
+        m.insert("knn_before".into(), knn_before.to_string());
+        m.insert("knn_raw".into(), knn_raw.to_string());
+        m.insert("elapsed_s".into(), el.to_string());
+        m.insert("seed".into(), seed.to_string());
+        m.insert("config".into(), format!("{cfg:?}"));
+        m
+    };
+    let save = |trainer: &DinoTrainer<Cpu, VisionTransformer<Cpu>>, md: Metadata| -> Result<()> {
+        let sd = trainer.state_dict().map_err(ctx("state dict"))?;
+        ckpt::save(&ck_path, sd, md)
+    };
+
+    while epoch < cfg.epochs {
+        let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
+        let bar = Progress::new(format!("epoch {}/{}", epoch + 1, cfg.epochs), niter);
+        let t_epoch = Instant::now();
+        let first_step = step;
+        let mut lr = 0.0;
+        while step < niter {
+            let mut rng = Rng::new(mix(&[seed, epoch as u64, step as u64, 20]));
+            let idx = &order[step * cfg.batch_size..(step + 1) * cfg.batch_size];
+            let views: Vec<Vec<Image>> = idx
+                .iter()
+                .map(|&i| train.image(i).and_then(|im| aug.apply(&im, &mut rng)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(ctx("augmentation"))?;
+            let groups: Vec<Tensor<Cpu>> = batch_by_resolution(&views, &Cpu)
+                .map_err(ctx("batching"))?
+                .into_iter()
+                .map(|g| g.batch)
+                .collect();
+            let stats = trainer
+                .train_step(&groups, epoch)
+                .map_err(ctx("training step"))?;
+            if !stats.loss.is_finite() {
+                return Err(RunError::new(format!(
+                    "the loss is {} at epoch {}, step {}",
+                    stats.loss,
+                    epoch + 1,
+                    step + 1
+                )));
+            }
+            loss_sum += stats.loss;
+            lr = stats.lr;
+            step += 1;
+            let ips =
+                ((step - first_step) * cfg.batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
+            bar.update(step, loss_sum / step as f64, lr, ips);
+            if signal::interrupted() && step < niter {
+                bar.finish();
+                save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
+                eprintln!(
+                    "interrupted: checkpoint written to {} (continue with --resume)",
+                    ck_path.display()
+                );
+                std::process::exit(signal::EXIT_INTERRUPTED);
+            }
+        }
+        bar.finish();
+        let images_per_s =
+            ((niter - first_step) * cfg.batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
+        let last = epoch + 1 == cfg.epochs;
+        let knn = if last || (cfg.knn_every > 0 && (epoch + 1) % cfg.knn_every == 0) {
+            Some(knn_top1(
+                trainer.teacher_backbone(),
+                &bank,
+                &test,
+                img_size,
+            )?)
+        } else {
+            None
+        };
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            loss: loss_sum / niter as f64,
+            lr,
+            knn_top1: knn,
+            images_per_s,
+            elapsed_s: elapsed(&start),
+        };
+        println!(
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, k-NN top-1 {}, {:.1} img/s, {:.0}s elapsed",
+            m.epoch,
+            cfg.epochs,
+            m.loss,
+            m.lr,
+            knn.map_or("(not evaluated)".to_string(), |k| format!(
+                "{:.2}%",
+                100.0 * k
+            )),
+            m.images_per_s,
+            m.elapsed_s
+        );
+        metrics::append_jsonl(&jsonl, &m)?;
+        history.push(m);
+        (epoch, step, loss_sum) = (epoch + 1, 0, 0.0);
+        save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
+        metrics::plot_png(&png, &history, Some(knn_before))?;
+        if signal::interrupted() && epoch < cfg.epochs {
+            eprintln!("interrupted: checkpoint written to {}", ck_path.display());
+            std::process::exit(signal::EXIT_INTERRUPTED);
+        }
+    }
+    let after = history
+        .last()
+        .and_then(|m| m.knn_top1)
+        .unwrap_or(knn_before);
+    println!(
+        "k-NN (k=20, T=0.07) on {} train / {} test images:",
+        bank.len(),
+        test.len()
+    );
+    println!("  raw pixels:      {:.2}%", 100.0 * knn_raw);
+    println!("  before training: {:.2}%", 100.0 * knn_before);
+    println!("  after training:  {:.2}%", 100.0 * after);
+    println!(
+        "outputs: {}, {}, {}",
+        jsonl.display(),
+        png.display(),
+        Path::new(&ck_path).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! Runs the built `dino_vit_s` example binary: one-line errors and exit codes for bad input,
+//! and an exact resume after a SIGKILL or Ctrl-C on a tiny configuration. Plain `cargo test`
+//! builds the example first (`cargo test --test examples_cli` alone does not).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/examples/dino_vit_s`, next to this test's `deps/` folder.
+fn example_bin() -> PathBuf {
+    named_example("dino_vit_s")
+}
+
+/// `target/<profile>/examples/<name>`.
+fn named_example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds the examples first)",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(example_bin())
+        .args(args)
+        .output()
+        .expect("running the example")
+}
+
+/// Asserts a failure with a one-line `error:` message containing `needle` and no panic.
+fn assert_fails(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in: {stderr}"));
+    assert!(line.contains(needle), "{line:?} lacks {needle:?}");
+}
+
+const TINY: &[&str] = &["--preset", "tiny"];
+
+fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = TINY.iter().map(|s| s.to_string()).collect();
+    v.push("--output-dir".into());
+    v.push(out.display().to_string());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn args_ref(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn help_lists_the_flags() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "--data",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--img-size",
+        "--patch-size",
+        "--local-crops",
+        "--out-dim",
+        "--teacher-temp",
+        "--warmup-epochs",
+        "--device",
+        "--seed",
+        "--output-dir",
+        "--resume",
+        "--preset",
+    ] {
+        assert!(s.contains(f), "--help lacks {f}");
+    }
+}
+
+#[test]
+fn missing_data_folder() {
+    let d = temp_dir("missing");
+    let out = run(&args_ref(&tiny(
+        &d,
+        &["--data", "/nonexistent/tessera-data"],
+    )));
+    assert_fails(&out, "does not exist");
+}
+
+#[test]
+fn malformed_idx_data() {
+    let d = temp_dir("malformed");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // A valid header promising 10 images of 28x28, then only 100 bytes.
+    let mut img = vec![0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28];
+    img.extend(vec![0u8; 100]);
+    std::fs::write(data.join("train-images-idx3-ubyte"), &img).unwrap();
+    let mut lab = vec![0, 0, 8, 1, 0, 0, 0, 10];
+    lab.extend(vec![0u8; 10]);
+    std::fs::write(data.join("train-labels-idx1-ubyte"), &lab).unwrap();
+    let out = run(&args_ref(&tiny(
+        &d.join("out"),
+        &["--data", data.to_str().unwrap()],
+    )));
+    assert_fails(&out, "cannot read the dataset");
+}
+
+#[test]
+fn image_size_not_divisible_by_patch() {
+    let d = temp_dir("patch");
+    let out = run(&args_ref(&tiny(&d, &["--patch-size", "5"])));
+    assert_fails(&out, "not divisible by the patch size 5");
+}
+
+#[test]
+fn cuda_is_not_available() {
+    let d = temp_dir("cuda");
+    let out = run(&args_ref(&tiny(&d, &["--device", "cuda"])));
+    assert_fails(&out, "no CUDA support");
+}
+
+#[test]
+fn resume_from_another_architecture() {
+    let d = temp_dir("arch");
+    let out = run(&args_ref(&tiny(&d, &["--epochs", "1"])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&args_ref(&tiny(
+        &d,
+        &["--epochs", "1", "--resume", "--embed-dim", "48"],
+    )));
+    assert_fails(&out, "another architecture");
+}
+
+fn read_metrics(dir: &Path) -> Vec<(String, String)> {
+    // (loss, knn_top1) per epoch, as written (exact decimal strings).
+    let s = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let field = |line: &str, key: &str| -> String {
+        let k = format!("\"{key}\": ");
+        let rest = &line[line.find(&k).unwrap() + k.len()..];
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    };
+    s.lines()
+        .map(|l| (field(l, "loss"), field(l, "knn_top1")))
+        .collect()
+}
+
+#[test]
+fn resume_after_sigkill_gives_the_same_result() {
+    let a = temp_dir("resume-a");
+    let out = run(&args_ref(&tiny(&a, &[])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = read_metrics(&a);
+    assert_eq!(want.len(), 3);
+
+    let b = temp_dir("resume-b");
+    let mut child = Command::new(example_bin())
+        .args(tiny(&b, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ck = b.join("checkpoint.safetensors");
+    let t = Instant::now();
+    while !ck.is_file() {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no checkpoint after epoch 1"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Mid-epoch 2 (or later): SIGKILL, no chance to clean up.
+    std::thread::sleep(Duration::from_millis(30));
+    let finished_alone = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!finished_alone, "the run ended before it could be killed");
+    let done = read_metrics(&b).len();
+    assert!(
+        (1..3).contains(&done),
+        "killed after {done} epochs, not mid-run"
+    );
+    let out = run(&args_ref(&tiny(&b, &["--resume"])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_metrics(&b), want);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_checkpoints_exits_130_and_resumes_exactly() {
+    let a = temp_dir("int-a");
+    let out = run(&args_ref(&tiny(&a, &[])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = read_metrics(&a);
+
+    let b = temp_dir("int-b");
+    let child = Command::new(example_bin())
+        .args(tiny(&b, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ck = b.join("checkpoint.safetensors");
+    let t = Instant::now();
+    while !ck.is_file() {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no checkpoint after epoch 1"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(
+        stderr.contains("interrupted: checkpoint written"),
+        "{stderr}"
+    );
+    let out = run(&args_ref(&tiny(&b, &["--resume"])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_metrics(&b), want);
+}
+
+#[test]
+fn knn_eval_reproduces_the_training_runs_knn() {
+    let d = temp_dir("knn-eval");
+    let out = run(&args_ref(&tiny(&d, &["--epochs", "1"])));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: f64 = read_metrics(&d)[0].1.parse().unwrap();
+    let ck = d.join("checkpoint.safetensors");
+    let out = Command::new(named_example("knn_eval"))
+        .args(["--checkpoint", ck.to_str().unwrap()])
+        .args(["--eval-train", "100", "--eval-test", "50"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("backbone:   top-1 {:.2}%", 100.0 * want)),
+        "{stdout}"
+    );
+}
