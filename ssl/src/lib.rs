@@ -16,6 +16,8 @@
 //! | [`augment::ByolAugmentation`] | BYOL's asymmetric view pipelines (Grill et al. 2020) |
 //! | [`augment::batch_by_resolution`] | DINO `utils.MultiCropWrapper` (one forward per crop size) |
 //! | [`eval::knn_classifier`] | DINO `eval_knn.py` `knn_classifier` |
+//! | [`eval::linear_probe`] | DINO `eval_linear.py` (`LinearClassifier`, SGD, cosine lr) on given features |
+//! | [`eval::cls_attention_maps`] | DINO `visualize_attention.py` (`get_last_selfattention`, CLS row per head) |
 //! | [`dino::DinoLoss`], [`dino::DinoHead`] | DINO `main_dino.py` `DINOLoss`, `vision_transformer.py` `DINOHead` |
 //! | [`byol::byol_loss`] | BYOL's `2 − 2·cos` regression loss, symmetrized |
 //! | [`ema::ema_update`] | DINO's teacher update / BYOL's target update |

@@ -1,10 +1,15 @@
-//! Evaluation of frozen features: DINO's weighted k-NN classifier and the raw-pixel
+//! Evaluation of frozen features: DINO's weighted k-NN classifier, the linear probe, the
+//! CLS attention maps of the last ViT block, and the raw-pixel
 //! baseline that learned features must beat.
 
+mod attention;
 mod baseline;
 mod knn;
+mod linear_probe;
 
+pub use attention::cls_attention_maps;
 pub use baseline::pixel_features;
 #[cfg(feature = "std")]
 pub use baseline::raw_pixel_knn;
 pub use knn::{knn_classifier, l2_normalize, KnnConfig, KnnResult};
+pub use linear_probe::{linear_probe, LinearProbeConfig, LinearProbeResult};
