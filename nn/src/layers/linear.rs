@@ -47,6 +47,22 @@ impl<B: Backend> Linear<B> {
 
     /// `x [.., in] -> [.., out]`.
     pub fn forward(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let shape = x.value().shape().to_vec();
+        if shape.len() <= 2 {
+            return self.forward_2d(x);
+        }
+        // `[.., in]` runs as one `[rows, in]` GEMM, like torch's addmm path: the weight is
+        // packed once, and its gradient is one `x^T dy` product instead of a batch of
+        // products summed afterwards.
+        let (lead, k) = shape.split_at(shape.len() - 1);
+        let rows: usize = lead.iter().product();
+        let y = self.forward_2d(&x.reshape(&[rows, k[0]])?)?;
+        let mut out_shape = lead.to_vec();
+        out_shape.push(y.value().shape()[1]);
+        y.reshape(&out_shape)
+    }
+
+    fn forward_2d(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
         let y = x.matmul(&self.weight.var().t()?)?;
         match &self.bias {
             Some(b) => y.add(b.var()),

@@ -26,6 +26,28 @@ fn for_each_batch(al: &Layout, bl: &Layout, mut f: impl FnMut(usize, usize, usiz
     }
 }
 
+/// When `b` is one matrix broadcast over the batch (all its batch strides are 0) and `a`'s
+/// batch and row dims merge into a single strided row dim, the whole batch is one GEMM of
+/// `(batch*m) x k` by `k x n`: `b` is packed once instead of once per batch entry. This is
+/// the `[B, N, D] x [D, D']` shape of every linear layer, where per-entry packing of the
+/// weight otherwise dominates. Returns the merged row count and row stride.
+fn merged_rows(al: &Layout, bl: &Layout) -> Option<(usize, usize)> {
+    let r = al.rank();
+    if r <= 2 || bl.strides()[..r - 2].iter().any(|&s| s != 0) {
+        return None;
+    }
+    let (shape, strides) = (al.shape(), al.strides());
+    // Walk outwards from the row dim: each batch dim must step over all the rows inside it.
+    let mut span = shape[r - 2] * strides[r - 2];
+    for d in (0..r - 2).rev() {
+        if shape[d] != 1 && strides[d] != span {
+            return None;
+        }
+        span *= shape[d];
+    }
+    Some((numel(&shape[..r - 1]), strides[r - 2]))
+}
+
 macro_rules! gemm_batched {
     ($gemm:path, $t:ty, $a:expr, $al:expr, $b:expr, $bl:expr) => {{
         let (a, al, b, bl): (&[$t], &Layout, &[$t], &Layout) = ($a, $al, $b, $bl);
@@ -35,7 +57,28 @@ macro_rules! gemm_batched {
         let (rsb, csb) = (bl.strides()[r - 2] as isize, bl.strides()[r - 1] as isize);
         let batches = numel(&al.shape()[..r - 2]);
         let mut out: Vec<$t> = vec![0.0; batches * m * n];
-        if m * n > 0 {
+        if m * n > 0 && k > 0 && merged_rows(al, bl).is_some() {
+            let (rows, rs) = merged_rows(al, bl).expect("checked");
+            // SAFETY: as below; the merged rows address exactly the elements of `a`'s view.
+            unsafe {
+                $gemm(
+                    rows,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr().add(al.offset()),
+                    rs as isize,
+                    csa,
+                    b.as_ptr().add(bl.offset()),
+                    rsb,
+                    csb,
+                    0.0,
+                    out.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        } else if m * n > 0 {
             for_each_batch(al, bl, |i, oa, ob| {
                 let c = &mut out[i * m * n..(i + 1) * m * n];
                 // SAFETY: the layouts were checked to fit their storages, so every element
@@ -115,4 +158,64 @@ pub(crate) fn matmul(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Cpu, Tensor};
+    use alloc::vec::Vec;
+
+    /// Reference: every batch entry as its own 2-D product of contiguous copies.
+    fn per_entry(a: &Tensor<Cpu>, b: &Tensor<Cpu>) -> Vec<f64> {
+        let (bs, m) = (a.shape()[0], a.shape()[1]);
+        let mut out = Vec::new();
+        for i in 0..bs {
+            let ai = a
+                .narrow(0, i, 1)
+                .unwrap()
+                .reshape(&[m, a.shape()[2]])
+                .unwrap();
+            out.extend(
+                ai.copy()
+                    .unwrap()
+                    .matmul(b)
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn broadcast_weight_runs_as_one_gemm_on_mergeable_and_strided_inputs() {
+        let data: Vec<f64> = (0..3 * 4 * 5).map(|i| (i as f64 * 0.37).sin()).collect();
+        let w: Vec<f64> = (0..5 * 6).map(|i| (i as f64 * 0.11).cos()).collect();
+        let b = Tensor::from_vec(w, &[5, 6], &Cpu).unwrap();
+        let a = Tensor::from_vec(data.clone(), &[3, 4, 5], &Cpu).unwrap();
+        // Contiguous: merges into one 12x5 GEMM.
+        assert!(super::merged_rows(
+            &a.layout().clone(),
+            &b.layout().broadcast_to(&[3, 5, 6]).unwrap()
+        )
+        .is_some());
+        assert_eq!(
+            a.matmul(&b).unwrap().to_vec::<f64>().unwrap(),
+            per_entry(&a, &b)
+        );
+        // Batch and row dims swapped: does not merge, takes the per-entry path.
+        let t = Tensor::from_vec(data, &[4, 3, 5], &Cpu)
+            .unwrap()
+            .permute(&[1, 0, 2])
+            .unwrap();
+        assert!(super::merged_rows(
+            &t.layout().clone(),
+            &b.layout().broadcast_to(&[3, 5, 6]).unwrap()
+        )
+        .is_none());
+        assert_eq!(
+            t.matmul(&b).unwrap().to_vec::<f64>().unwrap(),
+            per_entry(&t, &b)
+        );
+    }
 }
