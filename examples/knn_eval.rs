@@ -7,15 +7,13 @@
 
 use std::path::PathBuf;
 use tessera::autograd::Var;
-use tessera::nn::checkpoint::select_prefix;
-use tessera::nn::models::vit::{VisionTransformer, VitConfig};
-use tessera::nn::ModuleExt;
+use tessera::nn::models::vit::VisionTransformer;
 use tessera::run::args::{self, Flag, Outcome};
-use tessera::run::{ckpt, ctx, data, exit_on_error, mix, Result, RunError};
+use tessera::run::{ctx, data, exit_on_error, mix, model, Result};
 use tessera::ssl::augment::{resize_crop, stack_images, CropBox, Image};
 use tessera::ssl::data::Dataset;
 use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
-use tessera::tensor::{Cpu, DType, Tensor};
+use tessera::tensor::{Cpu, Tensor};
 
 const ABOUT: &str = "k-NN evaluation of the ViT backbone in a dino_vit_s checkpoint";
 
@@ -53,24 +51,6 @@ const FLAGS: &[Flag] = &[
         "Seed of the subsets, as in training [default: 0]",
     ),
 ];
-
-/// The number after `key ` in the architecture string.
-fn arch_field(arch: &str, key: &str) -> Result<usize> {
-    let pat = format!("{key} ");
-    arch.find(&pat)
-        .and_then(|i| {
-            let rest = &arch[i + pat.len()..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
-        .ok_or_else(|| {
-            RunError::new(format!(
-                "the checkpoint's architecture {arch:?} lacks {key}"
-            ))
-        })
-}
 
 fn features(model: &VisionTransformer<Cpu>, ds: &Dataset, size: usize) -> Result<Tensor<Cpu>> {
     let mut rows = Vec::new();
@@ -118,44 +98,17 @@ fn run() -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
     let data_dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
     let network = p.raw("network").unwrap_or("teacher").to_string();
-    if network != "teacher" && network != "student" {
-        return Err(RunError::usage("--network: expected teacher or student"));
-    }
+    model::check_network(&network)?;
     let k: usize = p.get_or("k", 20)?;
     let temperature: f64 = p.get_or("temperature", 0.07)?;
     let seed: u64 = p.get_or("seed", 0)?;
     let n_train: usize = p.get_or("eval-train", 400)?;
     let n_test: usize = p.get_or("eval-test", 200)?;
 
-    if !path.is_file() {
-        return Err(RunError::new(format!(
-            "no checkpoint at {}",
-            path.display()
-        )));
-    }
-    let ck = tessera::nn::Checkpoint::load(&path, &Cpu).map_err(ctx(&format!(
-        "cannot read the checkpoint {}",
-        path.display()
-    )))?;
-    let arch = ck.metadata.get(ckpt::ARCH_KEY).cloned().ok_or_else(|| {
-        RunError::new(format!(
-            "the checkpoint {} has no architecture metadata (not written by dino_vit_s)",
-            path.display()
-        ))
-    })?;
-    let vit = VitConfig {
-        img_size: arch_field(&arch, "img")?,
-        in_chans: arch_field(&arch, "chans")?,
-        embed_dim: arch_field(&arch, "embed")?,
-        depth: arch_field(&arch, "depth")?,
-        num_heads: arch_field(&arch, "heads")?,
-        ..VitConfig::small(arch_field(&arch, "patch")?)
-    };
-    let mut model = VisionTransformer::zeroed(vit, DType::F32, &Cpu).map_err(ctx("the model"))?;
-    let sd = select_prefix(&ck.tensors, &format!("{network}.backbone."));
-    model
-        .load_state_dict(&sd)
-        .map_err(ctx(&format!("loading the {network} backbone")))?;
+    let model::Backbone {
+        model: vit, arch, ..
+    } = model::load_backbone(&path, &network)?;
+    let img_size = vit.config.img_size;
 
     let (train_all, test_all) = data::load_splits(&data_dir)?;
     let cap = |n: usize| if n == 0 { usize::MAX } else { n };
@@ -168,8 +121,8 @@ fn run() -> Result<()> {
         chunk_size: 256,
     };
     let raw = raw_pixel_knn(&bank, &test, None, &cfg, &Cpu).map_err(ctx("raw-pixel k-NN"))?;
-    let tr = features(&model, &bank, vit.img_size)?;
-    let te = features(&model, &test, vit.img_size)?;
+    let tr = features(&vit, &bank, img_size)?;
+    let te = features(&vit, &test, img_size)?;
     let classes = bank.num_classes.max(test.num_classes);
     let r =
         knn_classifier(&tr, &bank.labels, &te, &test.labels, classes, &cfg).map_err(ctx("k-NN"))?;

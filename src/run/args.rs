@@ -1,5 +1,6 @@
 //! A small hand-written flag parser: `--name value`, `--name=value` and boolean `--name`,
-//! with `--help` generated from the flag table.
+//! with `--help` generated from the flag table. A flag given twice keeps its last value for
+//! [`Parsed::get`]; [`Parsed::all`] returns every value, for flags that may repeat.
 
 use super::{Result, RunError};
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ impl Flag {
 #[derive(Clone, Debug, Default)]
 pub struct Parsed {
     values: BTreeMap<String, String>,
+    /// Every value of each flag, in command-line order.
+    all: BTreeMap<String, Vec<String>>,
 }
 
 /// What [`parse`] found.
@@ -79,6 +82,7 @@ pub fn parse(
     flags: &[Flag],
 ) -> Result<Outcome> {
     let mut values = BTreeMap::new();
+    let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         if a == "-h" || a == "--help" {
@@ -107,15 +111,23 @@ pub fn parse(
                 .next()
                 .ok_or_else(|| RunError::usage(format!("--{name} needs a value <{v}>")))?,
         };
+        all.entry(name.to_string()).or_default().push(value.clone());
         values.insert(name.to_string(), value);
     }
-    Ok(Outcome::Run(Parsed { values }))
+    Ok(Outcome::Run(Parsed { values, all }))
 }
 
 impl Parsed {
     /// The raw value of a flag, if given.
     pub fn raw(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
+    }
+    /// Every value of a flag that may be given several times, in order (empty if absent).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.all
+            .get(name)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
     /// Whether a switch was given.
     pub fn switch(&self, name: &str) -> bool {
@@ -140,5 +152,22 @@ impl Parsed {
         T::Err: std::fmt::Display,
     {
         Ok(self.get(name)?.unwrap_or(default))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_flags_keep_every_value() {
+        let flags = [Flag::value("images", "PATH", ""), Flag::switch("x", "")];
+        let args = ["--images", "a", "--x", "--images=b"].map(String::from);
+        let Outcome::Run(p) = parse(args, "t", "", &flags).unwrap() else {
+            panic!("help")
+        };
+        assert_eq!(p.all("images"), ["a", "b"]);
+        assert_eq!(p.raw("images"), Some("b"));
+        assert!(p.all("y").is_empty() && p.switch("x"));
     }
 }

@@ -1,6 +1,7 @@
-//! Machinery shared by the training examples (`examples/dino_vit_s.rs`, ...): command-line
-//! flags ([`args`]), dataset loading with clear errors ([`data`]), per-epoch metrics as JSON
-//! lines and a PNG plot ([`metrics`]), a progress line ([`progress`]), Ctrl-C handling
+//! Machinery shared by the examples (`examples/dino_vit_s.rs`, ...): command-line flags
+//! ([`args`]), dataset loading with clear errors ([`data`]), photos as model inputs
+//! ([`images`]), per-epoch metrics as JSON lines and a PNG plot ([`metrics`]), the ViT
+//! backbone of a checkpoint ([`model`]), a progress line ([`progress`]), Ctrl-C handling
 //! ([`signal`]), checkpoints with metadata ([`ckpt`]) and the one-line error reporting of
 //! `main` ([`RunError`], [`exit_on_error`]).
 //!
@@ -9,7 +10,9 @@
 pub mod args;
 pub mod ckpt;
 pub mod data;
+pub mod images;
 pub mod metrics;
+pub mod model;
 pub mod progress;
 pub mod signal;
 

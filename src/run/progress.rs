@@ -1,7 +1,9 @@
-//! A one-line progress bar on stderr (redrawn with `\r`), showing loss, learning rate and
-//! images per second. Plain lines are printed instead when stderr is not a terminal.
+//! The training progress bar (`indicatif`) on stderr: steps done, loss, learning rate and
+//! images per second. When stderr is not a terminal (CI, `2> log`), one plain line per step
+//! is printed instead, so logs and tests still see every step.
 
-use std::io::{IsTerminal, Write};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::time::Instant;
 
 /// Progress through one epoch.
@@ -10,47 +12,57 @@ pub struct Progress {
     label: String,
     total: usize,
     start: Instant,
-    tty: bool,
+    /// `None` when stderr is not a terminal.
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
     /// A bar for `total` steps.
     pub fn new(label: impl Into<String>, total: usize) -> Self {
+        let label = label.into();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(total as u64),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:20.cyan/blue}] {pos}/{len} {msg} eta {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(label.clone());
+            bar
+        });
         Progress {
-            label: label.into(),
+            label,
             total,
             start: Instant::now(),
-            tty: std::io::stderr().is_terminal(),
+            bar,
         }
     }
 
     /// Redraws after step `done` (1-based) with the current statistics.
     pub fn update(&self, done: usize, loss: f64, lr: f64, images_per_s: f64) {
-        let width = 24;
-        let filled = (done * width)
-            .checked_div(self.total)
-            .unwrap_or(width)
-            .min(width);
-        let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
-        let line = format!(
-            "{} [{bar}] {done}/{} loss {loss:.4} lr {lr:.2e} {images_per_s:.1} img/s {:.0}s",
-            self.label,
-            self.total,
-            self.start.elapsed().as_secs_f64()
-        );
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r{line}\x1b[K");
-        } else {
-            let _ = writeln!(err, "{line}");
+        let stats = format!("loss {loss:.4} lr {lr:.2e} {images_per_s:.1} img/s");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(stats);
+                bar.set_position(done as u64);
+            }
+            None => eprintln!(
+                "{} {done}/{} {stats} {:.0}s",
+                self.label,
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            ),
         }
-        let _ = err.flush();
     }
 
-    /// Ends the line.
+    /// Leaves the finished bar on screen.
     pub fn finish(&self) {
-        if self.tty {
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            bar.finish();
         }
     }
 }

@@ -1,0 +1,316 @@
+//! DINO's attention maps: the self-attention of the CLS token to every patch, per head of the
+//! last ViT block, over one photo (DINO's `visualize_attention.py`: the image resized and
+//! cropped to a multiple of the patch size, `attentions[0, :, 0, 1:]` reshaped to the patch
+//! grid, upsampled nearest by the patch size, optionally thresholded).
+//!
+//! ```sh
+//! cargo run --example attention_maps -- --checkpoint runs/dino_vit_s/checkpoint.safetensors
+//! cargo run --example attention_maps -- --image data/photos/coffee.png --threshold 0.6
+//! cargo run --example attention_maps                 # random ViT-S/16: maps mean nothing
+//! ```
+//!
+//! It writes one PNG (default `runs/attention_maps/attention.png`): the input photo on the
+//! left, then one heat map per head (scaled from its smallest to its largest weight, as
+//! matplotlib's `imsave`, viridis colours) in a grid of up to 3 columns; with
+//! `--threshold F` each head shows instead the photo with the smallest set of patches that
+//! holds a fraction `F` of that head's attention mass (DINO's `--threshold`), the rest dimmed. It prints, per head, the largest weight, the mass on the
+//! patches (the rest goes to the CLS token itself) and the entropy of the normalized map.
+//!
+//! Pixels go in as `[0, 1]` values without normalization, as `dino_vit_s` trains; a
+//! 1-channel model (Fashion-MNIST) sees the photo's luma. Without `--checkpoint` the model is
+//! a randomly initialized ViT-S/16 (flags `--patch-size`, `--img-size`), whose maps show no
+//! learned structure.
+
+use std::path::PathBuf;
+use tessera::run::args::{self, Flag, Outcome};
+use tessera::run::{ctx, exit_on_error, images, model, Result, RunError};
+use tessera::ssl::augment::stack_images;
+use tessera::ssl::eval::cls_attention_maps;
+use tessera::tensor::Cpu;
+
+const ABOUT: &str =
+    "Per-head CLS attention maps of the last ViT block over a photo, as a PNG grid (DINO)";
+
+const FLAGS: &[Flag] = &[
+    Flag::value(
+        "checkpoint",
+        "FILE",
+        "Checkpoint written by dino_vit_s [default: none, a random ViT-S/16]",
+    ),
+    Flag::value(
+        "network",
+        "teacher|student",
+        "Which backbone of the checkpoint [default: teacher]",
+    ),
+    Flag::value(
+        "image",
+        "FILE",
+        "PNG or JPEG photo [default: the shipped data/photos/chelsea.png]",
+    ),
+    Flag::value(
+        "img-size",
+        "N",
+        "Resize + center-crop the photo to N x N, a multiple of the patch size [default: the \
+         checkpoint's training size; 224 without one]",
+    ),
+    Flag::value(
+        "patch-size",
+        "N",
+        "Patch size of the random model (must match a checkpoint's) [default: 16]",
+    ),
+    Flag::value(
+        "threshold",
+        "F",
+        "Show the patches holding this fraction of each head's mass, in (0, 1] [default: off]",
+    ),
+    Flag::value(
+        "zoom",
+        "N",
+        "Enlarge every tile N times [default: 224 / img-size, at least 1]",
+    ),
+    Flag::value(
+        "output",
+        "FILE",
+        "PNG to write [default: runs/attention_maps/attention.png]",
+    ),
+    Flag::value("seed", "N", "Seed of the random model [default: 0]"),
+    Flag::value("embed-dim", "N", "Random model width [default: 384]").hide(),
+    Flag::value("depth", "N", "Random model blocks [default: 12]").hide(),
+    Flag::value("heads", "N", "Random model heads [default: 6]").hide(),
+];
+
+/// White space between tiles, in pixels.
+const GAP: u32 = 4;
+/// Tiles per row of the head grid (right of the photo).
+const MAX_COLS: usize = 3;
+
+/// Viridis, 5 stops, linearly interpolated; `t` in `[0, 1]`.
+fn viridis(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [
+        [68.0, 1.0, 84.0],
+        [59.0, 82.0, 139.0],
+        [33.0, 145.0, 140.0],
+        [94.0, 201.0, 98.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let x = t.clamp(0.0, 1.0) * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f32;
+    let mut c = [0u8; 3];
+    for (k, v) in c.iter_mut().enumerate() {
+        *v = (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f).round() as u8;
+    }
+    c
+}
+
+/// DINO's `--threshold`: the patches with the largest weights whose normalized mass together
+/// exceeds `1 - threshold` from below, i.e. the smallest top set holding `threshold` of it.
+fn threshold_mask(map: &[f32], threshold: f32) -> Vec<bool> {
+    let total: f32 = map.iter().sum();
+    let mut idx: Vec<usize> = (0..map.len()).collect();
+    idx.sort_by(|&a, &b| map[a].total_cmp(&map[b]));
+    let mut keep = vec![false; map.len()];
+    let mut cum = 0.0f32;
+    for &i in &idx {
+        cum += map[i] / total;
+        keep[i] = cum > 1.0 - threshold;
+    }
+    keep
+}
+
+/// Entropy (nats) of a map normalized to sum 1.
+fn entropy(map: &[f32]) -> f64 {
+    let total: f64 = map.iter().map(|&v| f64::from(v)).sum();
+    map.iter()
+        .map(|&v| f64::from(v) / total)
+        .filter(|&p| p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum()
+}
+
+fn main() {
+    exit_on_error(run)
+}
+
+fn run() -> Result<()> {
+    let p = match args::parse(std::env::args().skip(1), "attention_maps", ABOUT, FLAGS)? {
+        Outcome::Help(h) => {
+            print!("{h}");
+            return Ok(());
+        }
+        Outcome::Run(p) => p,
+    };
+    let checkpoint: Option<PathBuf> = p.get("checkpoint")?;
+    let network = p.raw("network").unwrap_or("teacher").to_string();
+    model::check_network(&network)?;
+    let image_path: PathBuf = p
+        .get("image")?
+        .unwrap_or_else(|| images::photos_dir().join("chelsea.png"));
+    let output: PathBuf = p
+        .get("output")?
+        .unwrap_or_else(|| PathBuf::from("runs/attention_maps/attention.png"));
+    let threshold: Option<f32> = p.get("threshold")?;
+    if let Some(t) = threshold {
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(RunError::usage(format!(
+                "--threshold {t}: expected a fraction in (0, 1]"
+            )));
+        }
+    }
+    let patch_flag: Option<usize> = p.get("patch-size")?;
+    let size_flag: Option<usize> = p.get("img-size")?;
+
+    let bb = match &checkpoint {
+        Some(path) => {
+            for f in ["embed-dim", "depth", "heads", "seed"] {
+                if p.raw(f).is_some() {
+                    return Err(RunError::usage(format!(
+                        "--{f} sets up a random model; it cannot be used with --checkpoint"
+                    )));
+                }
+            }
+            let bb = model::load_backbone(path, &network)?;
+            let cp = bb.model.config.patch_size;
+            if let Some(ps) = patch_flag.filter(|&ps| ps != cp) {
+                return Err(RunError::new(format!(
+                    "--patch-size {ps}: the checkpoint's patch size is {cp}"
+                )));
+            }
+            bb
+        }
+        None => {
+            let patch = patch_flag.unwrap_or(16);
+            let size = size_flag.unwrap_or(224);
+            images::check_patch_multiple("--img-size", size, size, patch)?;
+            let vit = tessera::nn::models::vit::VitConfig {
+                img_size: size,
+                embed_dim: p.get_or("embed-dim", 384)?,
+                depth: p.get_or("depth", 12)?,
+                num_heads: p.get_or("heads", 6)?,
+                ..tessera::nn::models::vit::VitConfig::small(patch)
+            };
+            model::random_backbone(vit, p.get_or("seed", 0)?)?
+        }
+    };
+    let vit = &bb.model;
+    let patch = vit.config.patch_size;
+    let size = size_flag.unwrap_or(vit.config.img_size);
+    images::check_patch_multiple("--img-size", size, size, patch)?;
+    let zoom: usize = p.get_or("zoom", (224 / size).max(1))?;
+    if zoom == 0 || zoom * size > 4096 {
+        return Err(RunError::usage(format!(
+            "--zoom {zoom}: tiles of {}px; expected 1 to 4096px",
+            zoom * size
+        )));
+    }
+
+    let photo = images::load_square(&image_path, size)?;
+    let input = images::to_input(&photo, vit.config.in_chans)?;
+    let x = stack_images(&[&input], &Cpu).map_err(ctx("the input"))?;
+    let maps = cls_attention_maps(vit, &x).map_err(ctx("attention"))?;
+    let (heads, g) = (maps.shape()[1], maps.shape()[2]);
+    let values = maps.to_vec::<f32>().map_err(ctx("attention"))?;
+    let per_head: Vec<&[f32]> = values.chunks_exact(g * g).collect();
+
+    // The grid: the photo, then `cols` columns of heads.
+    let cols = heads.clamp(1, MAX_COLS);
+    let rows = heads.div_ceil(cols).max(1);
+    let tile = (size * zoom) as u32;
+    let width = (1 + cols as u32) * tile + cols as u32 * GAP;
+    let height = rows as u32 * tile + (rows as u32 - 1) * GAP;
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let z = zoom as u32;
+    for y in 0..tile {
+        for x in 0..tile {
+            canvas.put_pixel(x, y, *photo.get_pixel(x / z, y / z));
+        }
+    }
+    let mut kept = Vec::new();
+    for (h, map) in per_head.iter().enumerate() {
+        let (c, r) = ((1 + h % cols) as u32, (h / cols) as u32);
+        let (x0, y0) = (c * (tile + GAP), r * (tile + GAP));
+        let max = map.iter().copied().fold(f32::MIN, f32::max);
+        let min = map.iter().copied().fold(f32::MAX, f32::min);
+        let mask = threshold.map(|t| threshold_mask(map, t));
+        kept.push(mask.as_ref().map(|m| m.iter().filter(|&&k| k).count()));
+        for y in 0..tile {
+            for x in 0..tile {
+                let (py, px) = (y / z, x / z);
+                let cell = (py as usize / patch) * g + px as usize / patch;
+                let rgb = match &mask {
+                    None if max > min => viridis((map[cell] - min) / (max - min)),
+                    None => viridis(0.0),
+                    Some(m) => {
+                        let v = photo.get_pixel(px, py).0;
+                        if m[cell] {
+                            v
+                        } else {
+                            v.map(|c| (f32::from(c) * 0.2) as u8)
+                        }
+                    }
+                };
+                canvas.put_pixel(x0 + x, y0 + y, image::Rgb(rgb));
+            }
+        }
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(ctx(&dir.display().to_string()))?;
+    }
+    canvas
+        .save_with_format(&output, image::ImageFormat::Png)
+        .map_err(ctx(&format!("writing {}", output.display())))?;
+
+    match &checkpoint {
+        Some(path) => println!(
+            "model: {} ({network} backbone of {})",
+            bb.arch,
+            path.display()
+        ),
+        None => {
+            println!("model: {}", bb.arch);
+            println!(
+                "note: no --checkpoint: the attention maps of an untrained model are not \
+                 meaningful"
+            );
+        }
+    }
+    println!(
+        "image: {} at {size}x{size} px, {g}x{g} patches of {patch} px",
+        image_path.display()
+    );
+    println!(
+        "wrote {} ({width}x{height} px: the image and {heads} heads)",
+        output.display()
+    );
+    for (h, map) in per_head.iter().enumerate() {
+        let max = map.iter().copied().fold(0.0f32, f32::max);
+        let mass: f32 = map.iter().sum();
+        let mut line = format!(
+            "  head {h}: max {max:.4}, mass on patches {mass:.4}, entropy {:.3} nats (uniform {:.3})",
+            entropy(map),
+            ((g * g) as f64).ln()
+        );
+        if let (Some(k), Some(t)) = (kept[h], threshold) {
+            line.push_str(&format!(
+                ", {k}/{} patches hold {:.0}% of the mass",
+                g * g,
+                100.0 * t
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_keeps_the_top_mass() {
+        let m = [0.1, 0.4, 0.2, 0.3];
+        assert_eq!(threshold_mask(&m, 0.6), [false, true, false, true]);
+        assert_eq!(threshold_mask(&m, 1.0), [true; 4]);
+        assert!((entropy(&[1.0, 1.0]) - 2f64.ln()).abs() < 1e-12);
+    }
+}

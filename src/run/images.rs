@@ -1,0 +1,119 @@
+//! Photos as model inputs (for `attention_maps` and `features`): PNG/JPEG decoding, resize and
+//! center crop, RGB or grayscale planes in `[0, 1]`.
+
+use super::{Result, RunError};
+use image::imageops::FilterType;
+use image::{DynamicImage, RgbImage};
+use std::path::{Path, PathBuf};
+use tessera_ssl::augment::Image;
+
+/// The shipped CC0 photos (`data/photos`, see its README), located at compile time.
+pub fn photos_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/photos")
+}
+
+/// File extensions read as images (case-insensitive).
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Whether `p` has an image file extension.
+pub fn is_image_file(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// The image files named by `paths`: each a file, or a folder whose PNG/JPEG files (not
+/// hidden, sorted by name) are taken. Fails on a missing path or when nothing is found.
+pub fn expand_paths(paths: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let path = PathBuf::from(p);
+        if path.is_dir() {
+            let rd = std::fs::read_dir(&path)
+                .map_err(|e| RunError::new(format!("cannot list {}: {e}", path.display())))?;
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && is_image_file(f)
+                        && !f
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(RunError::new(format!(
+                    "no PNG or JPEG files in {}",
+                    path.display()
+                )));
+            }
+            files.sort();
+            out.extend(files);
+        } else if path.is_file() {
+            out.push(path);
+        } else {
+            return Err(RunError::new(format!("no image at {}", path.display())));
+        }
+    }
+    if out.is_empty() {
+        return Err(RunError::usage("no images given"));
+    }
+    Ok(out)
+}
+
+/// Decodes a PNG or JPEG file (format from its content), resizes it so that it covers
+/// `size x size` (shorter side scaled, triangle filter) and center-crops it: torchvision's
+/// `Resize(size) + CenterCrop(size)`.
+pub fn load_square(path: &Path, size: usize) -> Result<RgbImage> {
+    if !path.is_file() {
+        return Err(RunError::new(format!("no image at {}", path.display())));
+    }
+    let fail = |e: &dyn std::fmt::Display| {
+        RunError::new(format!("cannot decode the image {}: {e}", path.display()))
+    };
+    let img = image::ImageReader::open(path)
+        .map_err(|e| fail(&e))?
+        .with_guessed_format()
+        .map_err(|e| fail(&e))?
+        .decode()
+        .map_err(|e| fail(&e))?;
+    let s = size as u32;
+    let (iw, ih) = (f64::from(img.width()), f64::from(img.height()));
+    let k = (size as f64 / ih).max(size as f64 / iw);
+    let nw = ((iw * k).round() as u32).max(s);
+    let nh = ((ih * k).round() as u32).max(s);
+    let r = img.resize_exact(nw, nh, FilterType::Triangle);
+    Ok(r.crop_imm((nw - s) / 2, (nh - s) / 2, s, s).into_rgb8())
+}
+
+/// `[channels, h, w]` planes in `[0, 1]` (`/ 255`, torchvision's `ToTensor`): RGB for 3
+/// channels, luma (the `image` crate's Rec. 601 weights, as the image-folder reader) for 1.
+pub fn to_input(rgb: &RgbImage, channels: usize) -> Result<Image> {
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let hwc: Vec<u8> = match channels {
+        3 => rgb.as_raw().clone(),
+        1 => DynamicImage::ImageRgb8(rgb.clone()).into_luma8().into_raw(),
+        c => {
+            return Err(RunError::new(format!(
+                "images can feed a model of 1 or 3 channels, not {c}"
+            )))
+        }
+    };
+    let mut chw = vec![0u8; hwc.len()];
+    for (i, px) in hwc.chunks_exact(channels).enumerate() {
+        for (k, &v) in px.iter().enumerate() {
+            chw[k * h * w + i] = v;
+        }
+    }
+    Image::from_u8(channels, h, w, &chw).map_err(|e| RunError::new(e.to_string()))
+}
+
+/// Fails unless `size` is a positive multiple of `patch`.
+pub fn check_patch_multiple(what: &str, h: usize, w: usize, patch: usize) -> Result<()> {
+    if h == 0 || w == 0 || patch == 0 || h % patch != 0 || w % patch != 0 {
+        return Err(RunError::new(format!(
+            "{what} {h}x{w} is not a multiple of the patch size {patch}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! The ViT backbone of a `dino_vit_s` checkpoint, rebuilt from the architecture string in its
+//! metadata (used by `knn_eval`, `attention_maps` and `features`), or a random one.
+
+use super::{ckpt, ctx, Result, RunError};
+use std::path::Path;
+use tessera_nn::checkpoint::{select_prefix, Checkpoint};
+use tessera_nn::models::vit::{VisionTransformer, VitConfig};
+use tessera_nn::ModuleExt;
+use tessera_tensor::{Cpu, DType, Rng};
+
+/// The number after `key ` in an architecture string such as
+/// `vit(embed 384, depth 12, heads 6, patch 7, img 28, chans 1) + dino head(...)`.
+pub fn arch_field(arch: &str, key: &str) -> Result<usize> {
+    let pat = format!("{key} ");
+    arch.find(&pat)
+        .and_then(|i| {
+            let rest = &arch[i + pat.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+        .ok_or_else(|| {
+            RunError::new(format!(
+                "the checkpoint's architecture {arch:?} lacks {key}"
+            ))
+        })
+}
+
+/// The backbone configuration described by a `dino_vit_s` architecture string (DINO's
+/// ViT-S defaults for what the string does not give: MLP ratio, qkv bias, norm eps).
+pub fn vit_config(arch: &str) -> Result<VitConfig> {
+    if !arch.starts_with("vit(") {
+        return Err(RunError::new(format!(
+            "the checkpoint is of another architecture ({arch}); this program needs a ViT \
+             checkpoint written by dino_vit_s"
+        )));
+    }
+    Ok(VitConfig {
+        img_size: arch_field(arch, "img")?,
+        in_chans: arch_field(arch, "chans")?,
+        embed_dim: arch_field(arch, "embed")?,
+        depth: arch_field(arch, "depth")?,
+        num_heads: arch_field(arch, "heads")?,
+        ..VitConfig::small(arch_field(arch, "patch")?)
+    })
+}
+
+/// `teacher` or `student` (the value of a `--network` flag).
+pub fn check_network(network: &str) -> Result<()> {
+    if network == "teacher" || network == "student" {
+        Ok(())
+    } else {
+        Err(RunError::usage("--network: expected teacher or student"))
+    }
+}
+
+/// A ViT backbone and where it came from.
+pub struct Backbone {
+    pub model: VisionTransformer<Cpu>,
+    /// The checkpoint's architecture string, or a description of the random model.
+    pub arch: String,
+    /// Whether the weights came from a checkpoint (else: random initialization).
+    pub trained: bool,
+}
+
+/// Loads the `network` (`teacher` or `student`) backbone of a checkpoint written by
+/// `dino_vit_s`; every failure (missing file, other architecture, missing or misshapen
+/// tensors) is one line naming the file.
+pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
+    check_network(network)?;
+    if !path.is_file() {
+        return Err(RunError::new(format!(
+            "no checkpoint at {}",
+            path.display()
+        )));
+    }
+    let ck = Checkpoint::load(path, &Cpu).map_err(ctx(&format!(
+        "cannot read the checkpoint {}",
+        path.display()
+    )))?;
+    let arch = ck.metadata.get(ckpt::ARCH_KEY).cloned().ok_or_else(|| {
+        RunError::new(format!(
+            "the checkpoint {} has no architecture metadata (not written by dino_vit_s)",
+            path.display()
+        ))
+    })?;
+    let vit = vit_config(&arch)
+        .map_err(|e| RunError::new(format!("{}: {}", path.display(), e.message)))?;
+    vit.validate().map_err(ctx(&format!(
+        "the checkpoint {} describes an invalid ViT",
+        path.display()
+    )))?;
+    let mut model = VisionTransformer::zeroed(vit, DType::F32, &Cpu).map_err(ctx("the model"))?;
+    let sd = select_prefix(&ck.tensors, &format!("{network}.backbone."));
+    model
+        .load_state_dict(&sd)
+        .map_err(ctx(&format!("loading the {network} backbone")))?;
+    Ok(Backbone {
+        model,
+        arch,
+        trained: true,
+    })
+}
+
+/// A randomly initialized backbone (DINO's initialization, seeded).
+pub fn random_backbone(vit: VitConfig, seed: u64) -> Result<Backbone> {
+    vit.validate().map_err(ctx("the model"))?;
+    let model = VisionTransformer::new(vit, DType::F32, &mut Rng::new(seed), &Cpu)
+        .map_err(ctx("the model"))?;
+    Ok(Backbone {
+        model,
+        arch: format!(
+            "vit(embed {}, depth {}, heads {}, patch {}, img {}, chans {}), random init (seed {seed})",
+            vit.embed_dim, vit.depth, vit.num_heads, vit.patch_size, vit.img_size, vit.in_chans
+        ),
+        trained: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_dino_vit_s_architecture() {
+        let a = "vit(embed 32, depth 2, heads 2, patch 7, img 28, chans 1) + \
+                 dino head(out 64, hidden 64, bottleneck 16)";
+        let c = vit_config(a).unwrap();
+        assert_eq!(
+            (
+                c.embed_dim,
+                c.depth,
+                c.num_heads,
+                c.patch_size,
+                c.img_size,
+                c.in_chans
+            ),
+            (32, 2, 2, 7, 28, 1)
+        );
+        let e = vit_config("resnet18(in 1, small_stem true, img 28)").unwrap_err();
+        assert!(e.message.contains("another architecture"), "{e}");
+        assert!(vit_config("vit(embed 32)").is_err());
+    }
+}
