@@ -1,10 +1,12 @@
 //! One BYOL iteration (Grill et al. 2020): online network regresses the target network's
 //! projection of the other view; the target is an EMA of the online network.
 
-use super::{
-    counter_tensor, dtype_backend, freeze_all, read_counter, trainable_params, unexpected_keys,
-    Backbone,
+use super::common::{
+    check_ema_rate, check_no_unexpected, check_run_lengths, counter_tensor, decay_groups,
+    dtype_backend, init_frozen_copy, read_counter, scheduled, trainable_params, two_part_module,
+    without_classifiers,
 };
+use super::Backbone;
 use crate::byol::{byol_loss, MlpHead, MlpHeadConfig};
 use crate::dino::l2_normalize;
 use crate::ema::{byol_momentum, ema_update};
@@ -13,7 +15,7 @@ use alloc::vec::Vec;
 use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
-use tessera_nn::optim::{split_decay_groups, Lars, LarsConfig, Optimizer};
+use tessera_nn::optim::{Lars, LarsConfig, Optimizer};
 use tessera_nn::schedule::cosine_scheduler;
 use tessera_nn::ModuleExt;
 use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
@@ -82,22 +84,7 @@ impl<B: Backend, M: Backbone<B>> ByolNet<B, M> {
     }
 }
 
-impl<B: Backend, M: Module<B>> Module<B> for ByolNet<B, M> {
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_, B>)) {
-        self.backbone.visit(&join(prefix, "backbone"), f);
-        self.projector.visit(&join(prefix, "projector"), f);
-    }
-
-    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, EntryMut<'_, B>)) {
-        self.backbone.visit_mut(&join(prefix, "backbone"), f);
-        self.projector.visit_mut(&join(prefix, "projector"), f);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.backbone.set_training(training);
-        self.projector.set_training(training);
-    }
-}
+two_part_module!(ByolNet, backbone, projector);
 
 /// The online network: [`ByolNet`] plus the predictor (names `backbone.*`, `projector.*`,
 /// `predictor.*`).
@@ -166,19 +153,9 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         rng: &mut Rng,
     ) -> tessera_nn::Result<Self> {
         let op = "ByolTrainer::new";
-        let (mut ob, mut tb) = (online_backbone, target_backbone);
-        ob.remove_classifier();
-        tb.remove_classifier();
-        if niter_per_epoch == 0 || cfg.epochs == 0 || cfg.batch_size == 0 {
-            return Err(arg_err!(
-                op,
-                "epochs, niter_per_epoch and batch_size must be positive"
-            )
-            .into());
-        }
-        if !(0.0..=1.0).contains(&cfg.base_tau) {
-            return Err(arg_err!(op, "base_tau must be in [0, 1], got {}", cfg.base_tau).into());
-        }
+        let (ob, tb) = without_classifiers(online_backbone, target_backbone);
+        check_run_lengths(op, cfg.epochs, niter_per_epoch, cfg.batch_size)?;
+        check_ema_rate(op, "base_tau", cfg.base_tau)?;
         let (dtype, backend) = dtype_backend(&ob, op)?;
         let proj_cfg = MlpHeadConfig {
             in_dim: ob.embed_dim(),
@@ -202,16 +179,9 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
             backbone: tb,
             projector: online.net.projector.clone(),
         };
-        target.load_state_dict(&online.net.state_dict())?;
-        freeze_all(&mut target);
-        let params = online.named_params();
-        let trainable = params
-            .iter()
-            .filter(|(_, p)| !p.is_frozen())
-            .map(|(n, p)| (n.as_str(), p.value().shape()));
+        init_frozen_copy(&online.net, &mut target)?;
         let lr = cfg.scaled_lr();
-        let groups = split_decay_groups(trainable, lr, cfg.weight_decay);
-        let optimizer = Lars::new(groups.to_vec(), cfg.lars)?;
+        let optimizer = Lars::new(decay_groups(&online, lr, cfg.weight_decay), cfg.lars)?;
         let lr_schedule =
             cosine_scheduler(lr, 0.0, cfg.epochs, niter_per_epoch, cfg.warmup_epochs, 0.0)?;
         Ok(ByolTrainer {
@@ -237,10 +207,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         let op = "ByolTrainer::train_step";
         let it = self.iteration;
         let total = self.lr_schedule.len() as u64;
-        let lr = *self
-            .lr_schedule
-            .get(usize::try_from(it).unwrap_or(usize::MAX))
-            .ok_or_else(|| arg_err!(op, "iteration {it} is past the schedule of {total}"))?;
+        let [lr] = scheduled(op, it, [&self.lr_schedule])?;
         if view1.shape() != view2.shape() || view1.rank() != 4 || view1.shape()[0] < 2 {
             return Err(arg_err!(
                 op,
@@ -306,14 +273,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
 
     /// Restores a [`ByolTrainer::state_dict`] (strict). On error the trainer is unchanged.
     pub fn load_state_dict(&mut self, sd: &StateDict<B>) -> tessera_nn::Result<()> {
-        let unexpected = unexpected_keys(sd, &["online.", "target.", "optimizer."], &["iteration"]);
-        if !unexpected.is_empty() {
-            return Err(tessera_nn::Error::StateDict {
-                missing: Vec::new(),
-                unexpected,
-                mismatched: Vec::new(),
-            });
-        }
+        check_no_unexpected(sd, &["online.", "target.", "optimizer."], &["iteration"])?;
         let iteration = read_counter(sd, "iteration", "ByolTrainer::load_state_dict")?;
         let (mut online, mut target) = (self.online.clone(), self.target.clone());
         let mut optimizer = self.optimizer.clone();

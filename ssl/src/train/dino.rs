@@ -1,9 +1,11 @@
 //! One DINO iteration, as `main_dino.py`'s `train_one_epoch` does it.
 
-use super::{
-    counter_tensor, dtype_backend, freeze_all, read_counter, trainable_params, unexpected_keys,
-    Backbone,
+use super::common::{
+    check_ema_rate, check_no_unexpected, check_run_lengths, counter_tensor, decay_groups,
+    dtype_backend, init_frozen_copy, read_counter, scheduled, trainable_params, two_part_module,
+    without_classifiers,
 };
+use super::Backbone;
 use crate::dino::{
     cancel_gradients_last_layer, DinoHead, DinoHeadConfig, DinoLoss, DinoLossConfig,
 };
@@ -14,7 +16,7 @@ use alloc::vec::Vec;
 use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
-use tessera_nn::optim::{clip_grad_per_param, split_decay_groups, AdamW, AdamWConfig, Optimizer};
+use tessera_nn::optim::{clip_grad_per_param, AdamW, AdamWConfig, Optimizer};
 use tessera_nn::schedule::cosine_scheduler;
 use tessera_nn::ModuleExt;
 use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
@@ -164,22 +166,7 @@ impl<B: Backend, M: Backbone<B>> DinoStudent<B, M> {
     }
 }
 
-impl<B: Backend, M: Module<B>> Module<B> for DinoStudent<B, M> {
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_, B>)) {
-        self.backbone.visit(&join(prefix, "backbone"), f);
-        self.head.visit(&join(prefix, "head"), f);
-    }
-
-    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, EntryMut<'_, B>)) {
-        self.backbone.visit_mut(&join(prefix, "backbone"), f);
-        self.head.visit_mut(&join(prefix, "head"), f);
-    }
-
-    fn set_training(&mut self, training: bool) {
-        self.backbone.set_training(training);
-        self.head.set_training(training);
-    }
-}
+two_part_module!(DinoStudent, backbone, head);
 
 /// What one DINO iteration reports. The collapse monitors are the two entropies: a
 /// collapse to one prototype sends both to 0; a collapse to the uniform distribution sends
@@ -244,25 +231,12 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         rng: &mut Rng,
     ) -> tessera_nn::Result<Self> {
         let op = "DinoTrainer::new";
-        let (mut sb, mut tb) = (student_backbone, teacher_backbone);
-        sb.remove_classifier();
-        tb.remove_classifier();
-        if niter_per_epoch == 0 || cfg.epochs == 0 || cfg.batch_size == 0 {
-            return Err(arg_err!(
-                op,
-                "epochs, niter_per_epoch and batch_size must be positive: {} {} {}",
-                cfg.epochs,
-                niter_per_epoch,
-                cfg.batch_size
-            )
-            .into());
+        let (sb, tb) = without_classifiers(student_backbone, teacher_backbone);
+        check_run_lengths(op, cfg.epochs, niter_per_epoch, cfg.batch_size)?;
+        if cfg.clip_grad.is_nan() || cfg.clip_grad < 0.0 {
+            return Err(arg_err!(op, "clip_grad must be >= 0, got {}", cfg.clip_grad).into());
         }
-        if cfg.clip_grad.is_nan()
-            || cfg.clip_grad < 0.0
-            || !(0.0..=1.0).contains(&cfg.momentum_teacher)
-        {
-            return Err(arg_err!(op, "need clip_grad >= 0 and momentum_teacher in [0, 1]").into());
-        }
+        check_ema_rate(op, "momentum_teacher", cfg.momentum_teacher)?;
         let (dtype, backend) = dtype_backend(&sb, op)?;
         let head_cfg = cfg.head_config(sb.embed_dim());
         let head = DinoHead::new(head_cfg, dtype, rng, &backend)?;
@@ -271,17 +245,11 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             backbone: tb,
             head: student.head.clone(),
         };
-        teacher.load_state_dict(&student.state_dict())?;
-        freeze_all(&mut teacher);
+        init_frozen_copy(&student, &mut teacher)?;
         let loss = DinoLoss::new(cfg.loss_config(), dtype, &backend)?;
-        let params = student.named_params();
-        let trainable = params
-            .iter()
-            .filter(|(_, p)| !p.is_frozen())
-            .map(|(n, p)| (n.as_str(), p.value().shape()));
         let lr = cfg.scaled_lr();
-        let groups = split_decay_groups(trainable, lr, cfg.weight_decay);
-        let optimizer = AdamW::new(groups.to_vec(), AdamWConfig::default())?;
+        let groups = decay_groups(&student, lr, cfg.weight_decay);
+        let optimizer = AdamW::new(groups, AdamWConfig::default())?;
         let (e, n) = (cfg.epochs, niter_per_epoch);
         let lr_schedule = cosine_scheduler(lr, cfg.min_lr, e, n, cfg.warmup_epochs, 0.0)?;
         let wd_schedule = cosine_scheduler(cfg.weight_decay, cfg.weight_decay_end, e, n, 0, 0.0)?;
@@ -324,19 +292,15 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
     ) -> tessera_nn::Result<DinoStepStats> {
         let op = "DinoTrainer::train_step";
         let it = self.iteration;
-        let idx = usize::try_from(it).unwrap_or(usize::MAX);
-        let (Some(&lr), Some(&wd), Some(&m)) = (
-            self.lr_schedule.get(idx),
-            self.wd_schedule.get(idx),
-            self.momentum_schedule.get(idx),
-        ) else {
-            return Err(arg_err!(
-                op,
-                "iteration {it} is past the schedules of {} iterations",
-                self.lr_schedule.len()
-            )
-            .into());
-        };
+        let [lr, wd, m] = scheduled(
+            op,
+            it,
+            [
+                &self.lr_schedule,
+                &self.wd_schedule,
+                &self.momentum_schedule,
+            ],
+        )?;
         let globals = groups
             .first()
             .ok_or_else(|| arg_err!(op, "no crops given"))?;
@@ -430,18 +394,11 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
     /// keys are errors). On error the trainer is unchanged.
     pub fn load_state_dict(&mut self, sd: &StateDict<B>) -> tessera_nn::Result<()> {
         let op = "DinoTrainer::load_state_dict";
-        let unexpected = unexpected_keys(
+        check_no_unexpected(
             sd,
             &["student.", "teacher.", "optimizer."],
             &["dino_loss.center", "iteration"],
-        );
-        if !unexpected.is_empty() {
-            return Err(tessera_nn::Error::StateDict {
-                missing: Vec::new(),
-                unexpected,
-                mismatched: Vec::new(),
-            });
-        }
+        )?;
         let iteration = read_counter(sd, "iteration", op)?;
         let center = sd
             .get("dino_loss.center")

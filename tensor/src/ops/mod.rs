@@ -13,4 +13,5 @@ pub mod pad;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+mod spatial;
 pub mod unary;

@@ -22,15 +22,8 @@ impl<B: Backend> Tensor<B> {
         align_corners: bool,
     ) -> Result<ResizeParams> {
         let op = "interpolate_bicubic";
-        self.check_rank(op, 4)?;
+        let in_hw = self.check_nchw_plane(op)?;
         let s = self.shape();
-        let in_hw = [s[2], s[3]];
-        if in_hw.contains(&0) {
-            return Err(crate::shape_err!(
-                op,
-                "input {s:?} has an empty spatial dim"
-            ));
-        }
         let (out_hw, scale) = match (size, scale_factor) {
             (Some(size), None) => (size, None),
             (None, Some(f)) => {
@@ -84,12 +77,7 @@ impl<B: Backend> Tensor<B> {
         let y = self
             .backend()
             .upsample_bicubic2d(self.storage(), self.layout(), &p)?;
-        let s = self.shape();
-        Ok(Self::from_storage(
-            y,
-            &[s[0], s[1], p.out_hw[0], p.out_hw[1]],
-            self.backend(),
-        ))
+        Ok(self.with_plane(y, p.out_hw))
     }
 
     /// The input gradient of bicubic interpolation: `self` is the output gradient
@@ -111,11 +99,7 @@ impl<B: Backend> Tensor<B> {
         let g = self
             .backend()
             .upsample_bicubic2d_backward(self.storage(), self.layout(), p)?;
-        Ok(Self::from_storage(
-            g,
-            &[s[0], s[1], p.in_hw[0], p.in_hw[1]],
-            self.backend(),
-        ))
+        Ok(self.with_plane(g, p.in_hw))
     }
 }
 
@@ -124,29 +108,8 @@ mod tests {
     //! Geometry, views, the adjoint identity and errors. Values against PyTorch are in
     //! `cpu.rs`.
     use super::*;
+    use crate::ops::spatial::testing::{dot, random};
     use crate::{Cpu, DType, Error};
-    use alloc::vec::Vec;
-
-    /// Deterministic values in [-1, 1) (a 64-bit LCG; the crate's `Rng` is separate work).
-    fn random(shape: &[usize], seed: u64) -> Tensor<Cpu> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Cpu).unwrap()
-    }
-
-    fn dot(a: &Tensor<Cpu>, b: &Tensor<Cpu>) -> f64 {
-        let (a, b) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
-        assert_eq!(a.len(), b.len());
-        a.iter().zip(&b).map(|(x, y)| x * y).sum()
-    }
 
     #[test]
     fn params_from_size_or_scale() {

@@ -66,6 +66,13 @@ fn planes(op: &'static str, layout: &Layout, hw: [usize; 2]) -> Result<usize> {
     Ok(s[0] * s[1])
 }
 
+/// [`planes`] of a rank-4 layout of any spatial size, and that size.
+fn planes_any_size(op: &'static str, layout: &Layout) -> Result<(usize, [usize; 2])> {
+    let s = layout.shape();
+    let hw = if s.len() == 4 { [s[2], s[3]] } else { [0, 0] };
+    Ok((planes(op, layout, hw)?, hw))
+}
+
 /// Checks the input plane is not empty (`chunks_exact` needs a non-zero size) and, for
 /// average pooling, that dilation is 1 (its window code assumes it); returns the output size.
 fn out_hw(op: &'static str, p: &PoolParams, avg: bool) -> Result<[usize; 2]> {
@@ -152,63 +159,45 @@ fn divisor(p: &PoolParams, y: (usize, usize, usize), x: (usize, usize, usize)) -
     }
 }
 
-fn avg_pool_typed<C: Float + AddAssign>(
-    x: &[C],
-    planes: usize,
-    p: &PoolParams,
-) -> Result<(Vec<C>, ())> {
-    let [h, w] = p.in_hw;
-    let [oh, ow] = p.out_hw()?;
-    let mut out = vec![C::zero(); planes * oh * ow];
-    for (plane, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
-        for oy in 0..oh {
-            let wy = avg_window(oy, p, 0, h);
-            for ox in 0..ow {
-                let wx = avg_window(ox, p, 1, w);
-                let div = divisor(p, wy, wx);
-                if div == 0 {
-                    continue; // an empty window stays 0, as in PyTorch
-                }
-                let mut sum = C::zero();
-                for iy in wy.0..wy.1 {
-                    for v in &plane[iy * w + wx.0..iy * w + wx.1] {
-                        sum += *v;
-                    }
-                }
-                dst[oy * ow + ox] = sum / cast(div);
-            }
-        }
-    }
-    Ok((out, ()))
+/// What one output pixel of an average pooling averages: input rows `rows.0..rows.1` and
+/// columns `cols.0..cols.1`, and how their sum is divided.
+#[derive(Clone, Copy)]
+struct Window {
+    rows: (usize, usize),
+    cols: (usize, usize),
+    div: Divisor,
 }
 
-fn avg_pool_backward_typed<C: Float + AddAssign>(
-    g: &[C],
-    planes: usize,
-    p: &PoolParams,
-) -> Result<(Vec<C>, ())> {
-    let [h, w] = p.in_hw;
-    let [oh, ow] = p.out_hw()?;
-    let mut out = vec![C::zero(); planes * h * w];
-    for (src, plane) in g.chunks_exact(oh * ow).zip(out.chunks_exact_mut(h * w)) {
-        for oy in 0..oh {
-            let wy = avg_window(oy, p, 0, h);
-            for ox in 0..ow {
-                let wx = avg_window(ox, p, 1, w);
-                let div = divisor(p, wy, wx);
-                if div == 0 {
-                    continue;
-                }
-                let delta = src[oy * ow + ox] / cast(div);
-                for iy in wy.0..wy.1 {
-                    for v in &mut plane[iy * w + wx.0..iy * w + wx.1] {
-                        *v += delta;
-                    }
-                }
-            }
+#[derive(Clone, Copy)]
+enum Divisor {
+    /// One division (`avg_pool2d`: the window's size).
+    Once(usize),
+    /// Two divisions in this order (`adaptive_avg_pool2d`: the bin's height, then its
+    /// width), as PyTorch does them, for bit-identical results.
+    Twice(usize, usize),
+}
+
+impl Divisor {
+    fn apply<C: Float>(self, v: C) -> C {
+        match self {
+            Divisor::Once(d) => v / cast(d),
+            Divisor::Twice(a, b) => v / cast(a) / cast(b),
         }
     }
-    Ok((out, ()))
+}
+
+/// `avg_pool2d`'s windows; `None` for an empty one (its output stays 0, as in PyTorch).
+fn avg_pool_windows(p: &PoolParams) -> impl Fn(usize, usize) -> Option<Window> + '_ {
+    let [h, w] = p.in_hw;
+    move |oy, ox| {
+        let (wy, wx) = (avg_window(oy, p, 0, h), avg_window(ox, p, 1, w));
+        let div = divisor(p, wy, wx);
+        (div != 0).then_some(Window {
+            rows: (wy.0, wy.1),
+            cols: (wx.0, wx.1),
+            div: Divisor::Once(div),
+        })
+    }
 }
 
 /// PyTorch's adaptive bin `floor(o*len/out)..ceil((o+1)*len/out)`.
@@ -216,47 +205,68 @@ fn bin(o: usize, out: usize, len: usize) -> (usize, usize) {
     (o * len / out, ((o + 1) * len).div_ceil(out))
 }
 
-fn adaptive_typed<C: Float + AddAssign>(
+/// `adaptive_avg_pool2d`'s bins (never empty: both sizes are checked non-zero).
+fn adaptive_windows(
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+) -> impl Fn(usize, usize) -> Option<Window> {
+    move |oy, ox| {
+        let (rows, cols) = (bin(oy, oh, h), bin(ox, ow, w));
+        Some(Window {
+            rows,
+            cols,
+            div: Divisor::Twice(rows.1 - rows.0, cols.1 - cols.0),
+        })
+    }
+}
+
+/// Average pooling of `planes` planes `[h, w]` to `[oh, ow]`, output pixel `(oy, ox)`
+/// averaging `window(oy, ox)` (rows summed in order, then divided).
+fn mean_pool<C: Float + AddAssign>(
     x: &[C],
     planes: usize,
     [h, w]: [usize; 2],
     [oh, ow]: [usize; 2],
+    window: impl Fn(usize, usize) -> Option<Window>,
 ) -> Result<(Vec<C>, ())> {
     let mut out = vec![C::zero(); planes * oh * ow];
     for (plane, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
         for oy in 0..oh {
-            let (y0, y1) = bin(oy, oh, h);
             for ox in 0..ow {
-                let (x0, x1) = bin(ox, ow, w);
+                let Some(win) = window(oy, ox) else {
+                    continue;
+                };
                 let mut sum = C::zero();
-                for iy in y0..y1 {
-                    for v in &plane[iy * w + x0..iy * w + x1] {
+                for iy in win.rows.0..win.rows.1 {
+                    for v in &plane[iy * w + win.cols.0..iy * w + win.cols.1] {
                         sum += *v;
                     }
                 }
-                // Two divisions, in PyTorch's order, for bit-identical results.
-                dst[oy * ow + ox] = sum / cast(y1 - y0) / cast(x1 - x0);
+                dst[oy * ow + ox] = win.div.apply(sum);
             }
         }
     }
     Ok((out, ()))
 }
 
-fn adaptive_backward_typed<C: Float + AddAssign>(
+/// The adjoint of [`mean_pool`]: each output gradient, divided, added to its window.
+fn mean_pool_backward<C: Float + AddAssign>(
     g: &[C],
     planes: usize,
     [h, w]: [usize; 2],
     [oh, ow]: [usize; 2],
+    window: impl Fn(usize, usize) -> Option<Window>,
 ) -> Result<(Vec<C>, ())> {
     let mut out = vec![C::zero(); planes * h * w];
     for (src, plane) in g.chunks_exact(oh * ow).zip(out.chunks_exact_mut(h * w)) {
         for oy in 0..oh {
-            let (y0, y1) = bin(oy, oh, h);
             for ox in 0..ow {
-                let (x0, x1) = bin(ox, ow, w);
-                let delta = src[oy * ow + ox] / cast(y1 - y0) / cast(x1 - x0);
-                for iy in y0..y1 {
-                    for v in &mut plane[iy * w + x0..iy * w + x1] {
+                let Some(win) = window(oy, ox) else {
+                    continue;
+                };
+                let delta = win.div.apply(src[oy * ow + ox]);
+                for iy in win.rows.0..win.rows.1 {
+                    for v in &mut plane[iy * w + win.cols.0..iy * w + win.cols.1] {
                         *v += delta;
                     }
                 }
@@ -283,9 +293,10 @@ pub(crate) fn max_pool2d(
 }
 
 pub(crate) fn avg_pool2d(x: &HostBuffer, l: &Layout, p: &PoolParams) -> Result<HostBuffer> {
-    out_hw("avg_pool2d", p, true)?;
+    let out = out_hw("avg_pool2d", p, true)?;
     let n = planes("avg_pool2d", l, p.in_hw)?;
-    Ok(compute!("avg_pool2d", x, l, v => avg_pool_typed(v, n, p)).0)
+    let windows = avg_pool_windows(p);
+    Ok(compute!("avg_pool2d", x, l, v => mean_pool(v, n, p.in_hw, out, &windows)).0)
 }
 
 pub(crate) fn avg_pool2d_backward(
@@ -293,12 +304,11 @@ pub(crate) fn avg_pool2d_backward(
     l: &Layout,
     p: &PoolParams,
 ) -> Result<HostBuffer> {
-    let n = planes(
-        "avg_pool2d_backward",
-        l,
-        out_hw("avg_pool2d_backward", p, true)?,
-    )?;
-    Ok(compute!("avg_pool2d_backward", g, l, v => avg_pool_backward_typed(v, n, p)).0)
+    let op = "avg_pool2d_backward";
+    let out = out_hw(op, p, true)?;
+    let n = planes(op, l, out)?;
+    let windows = avg_pool_windows(p);
+    Ok(compute!(op, g, l, v => mean_pool_backward(v, n, p.in_hw, out, &windows)).0)
 }
 
 pub(crate) fn adaptive_avg_pool2d(
@@ -307,11 +317,10 @@ pub(crate) fn adaptive_avg_pool2d(
     out_hw: [usize; 2],
 ) -> Result<HostBuffer> {
     let op = "adaptive_avg_pool2d";
-    let s = l.shape();
-    let in_hw = if s.len() == 4 { [s[2], s[3]] } else { [0, 0] };
-    let n = planes(op, l, in_hw)?;
-    check_nonzero(op, in_hw, out_hw)?;
-    Ok(compute!(op, x, l, v => adaptive_typed(v, n, in_hw, out_hw)).0)
+    let (n, in_hw) = planes_any_size(op, l)?;
+    super::check_adaptive(op, in_hw, out_hw)?;
+    let windows = adaptive_windows(in_hw, out_hw);
+    Ok(compute!(op, x, l, v => mean_pool(v, n, in_hw, out_hw, &windows)).0)
 }
 
 pub(crate) fn adaptive_avg_pool2d_backward(
@@ -320,22 +329,10 @@ pub(crate) fn adaptive_avg_pool2d_backward(
     in_hw: [usize; 2],
 ) -> Result<HostBuffer> {
     let op = "adaptive_avg_pool2d_backward";
-    let s = l.shape();
-    let out_hw = if s.len() == 4 { [s[2], s[3]] } else { [0, 0] };
-    let n = planes(op, l, out_hw)?;
-    check_nonzero(op, in_hw, out_hw)?;
-    Ok(compute!(op, g, l, v => adaptive_backward_typed(v, n, in_hw, out_hw)).0)
-}
-
-/// Empty bins would divide by zero.
-fn check_nonzero(op: &'static str, in_hw: [usize; 2], out_hw: [usize; 2]) -> Result<()> {
-    if in_hw.contains(&0) || out_hw.contains(&0) {
-        return Err(crate::shape_err!(
-            op,
-            "input size {in_hw:?} and output size {out_hw:?} must be non-zero"
-        ));
-    }
-    Ok(())
+    let (n, out_hw) = planes_any_size(op, l)?;
+    super::check_adaptive(op, in_hw, out_hw)?;
+    let windows = adaptive_windows(in_hw, out_hw);
+    Ok(compute!(op, g, l, v => mean_pool_backward(v, n, in_hw, out_hw, &windows)).0)
 }
 
 #[cfg(test)]

@@ -38,16 +38,10 @@ impl<B: Backend> Tensor<B> {
     /// dilation; PyTorch would return -inf with an index outside the plane).
     pub fn pool2d_params(&self, o: &Pool2dOptions) -> Result<PoolParams> {
         let op = "pool2d";
-        self.check_rank(op, 4)?;
+        let in_hw = self.check_nchw_plane(op)?;
         let s = self.shape();
-        if s[2] == 0 || s[3] == 0 {
-            return Err(crate::shape_err!(
-                op,
-                "input {s:?} has an empty spatial dim"
-            ));
-        }
         let p = PoolParams {
-            in_hw: [s[2], s[3]],
+            in_hw,
             kernel: o.kernel,
             stride: o.stride,
             padding: o.padding,
@@ -76,15 +70,11 @@ impl<B: Backend> Tensor<B> {
     pub fn max_pool2d(&self, o: &Pool2dOptions) -> Result<(Self, Self)> {
         self.check_float("max_pool2d")?;
         let p = self.pool2d_params(o)?;
-        let [oh, ow] = p.out_hw()?;
-        let shape = [self.shape()[0], self.shape()[1], oh, ow];
+        let out = p.out_hw()?;
         let (v, i) = self
             .backend()
             .max_pool2d(self.storage(), self.layout(), &p)?;
-        Ok((
-            Self::from_storage(v, &shape, self.backend()),
-            Self::from_storage(i, &shape, self.backend()),
-        ))
+        Ok((self.with_plane(v, out), self.with_plane(i, out)))
     }
 
     /// The input gradient of max pooling: `self` is the output gradient `[n, c, oh, ow]`,
@@ -135,15 +125,11 @@ impl<B: Backend> Tensor<B> {
             ));
         }
         let p = self.pool2d_params(o)?;
-        let [oh, ow] = p.out_hw()?;
+        let out = p.out_hw()?;
         let y = self
             .backend()
             .avg_pool2d(self.storage(), self.layout(), &p)?;
-        Ok(Self::from_storage(
-            y,
-            &[self.shape()[0], self.shape()[1], oh, ow],
-            self.backend(),
-        ))
+        Ok(self.with_plane(y, out))
     }
 
     /// The input gradient of average pooling: `self` is the output gradient `[n, c, oh, ow]`
@@ -172,11 +158,7 @@ impl<B: Backend> Tensor<B> {
         let g = self
             .backend()
             .avg_pool2d_backward(self.storage(), self.layout(), p)?;
-        Ok(Self::from_storage(
-            g,
-            &[s[0], s[1], p.in_hw[0], p.in_hw[1]],
-            self.backend(),
-        ))
+        Ok(self.with_plane(g, p.in_hw))
     }
 
     /// Adaptive average pooling to `out_hw` (ResNet's global pool is `[1, 1]`). Output pixel
@@ -190,11 +172,7 @@ impl<B: Backend> Tensor<B> {
         let y = self
             .backend()
             .adaptive_avg_pool2d(self.storage(), self.layout(), out_hw)?;
-        Ok(Self::from_storage(
-            y,
-            &[s[0], s[1], out_hw[0], out_hw[1]],
-            self.backend(),
-        ))
+        Ok(self.with_plane(y, out_hw))
     }
 
     /// The input gradient of adaptive average pooling: `self` is the output gradient
@@ -208,11 +186,7 @@ impl<B: Backend> Tensor<B> {
         let g =
             self.backend()
                 .adaptive_avg_pool2d_backward(self.storage(), self.layout(), in_hw)?;
-        Ok(Self::from_storage(
-            g,
-            &[s[0], s[1], in_hw[0], in_hw[1]],
-            self.backend(),
-        ))
+        Ok(self.with_plane(g, in_hw))
     }
 }
 
@@ -230,6 +204,7 @@ fn window_hits_input(p: &PoolParams, axis: usize, o: usize) -> bool {
 }
 
 /// Adaptive pooling needs non-empty input and output planes (an empty bin has no average).
+/// The CPU kernel checks it too, against direct backend calls.
 fn check_adaptive(op: &'static str, in_hw: [usize; 2], out_hw: [usize; 2]) -> Result<()> {
     if in_hw.contains(&0) || out_hw.contains(&0) {
         return Err(crate::shape_err!(
@@ -245,29 +220,8 @@ mod tests {
     //! Front-end behavior: views, adjoint identities and errors. Values against PyTorch are
     //! in `cpu.rs`.
     use super::*;
+    use crate::ops::spatial::testing::{dot, random};
     use crate::{Cpu, DType, Error};
-    use alloc::vec::Vec;
-
-    /// Deterministic values in [-1, 1) (a 64-bit LCG; the crate's `Rng` is separate work).
-    fn random(shape: &[usize], seed: u64) -> Tensor<Cpu> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Cpu).unwrap()
-    }
-
-    fn dot(a: &Tensor<Cpu>, b: &Tensor<Cpu>) -> f64 {
-        let (a, b) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
-        assert_eq!(a.len(), b.len());
-        a.iter().zip(&b).map(|(x, y)| x * y).sum()
-    }
 
     /// `<A x, y> == <x, A^T y>` for random `x` and `y`.
     fn check_adjoint(
