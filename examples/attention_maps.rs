@@ -206,7 +206,7 @@ fn run() -> Result<()> {
 
     let photo = images::load_square(&image_path, size)?;
     let input = images::to_input(&photo, vit.config.in_chans)?;
-    let x = stack_images(&[&input], &Cpu).map_err(ctx("the input"))?;
+    let x = bb.prepare(stack_images(&[&input], &Cpu).map_err(ctx("the input"))?)?;
     let maps = cls_attention_maps(vit, &x).map_err(ctx("attention"))?;
     let (heads, g) = (maps.shape()[1], maps.shape()[2]);
     let values = maps.to_vec::<f32>().map_err(ctx("attention"))?;

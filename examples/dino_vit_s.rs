@@ -12,16 +12,14 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tessera::autograd::Var;
 use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::metrics::{self, EpochMetrics};
 use tessera::run::progress::Progress;
-use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Device, Result, RunError};
+use tessera::run::{ckpt, ctx, data, exit_on_error, mix, model, signal, Device, Result, RunError};
 use tessera::ssl::augment::{
-    batch_by_resolution, resize_crop, stack_images, CropBox, DataAugmentationDino, DinoAugConfig,
-    Image,
+    batch_by_resolution, DataAugmentationDino, DinoAugConfig, Image, Normalize,
 };
 use tessera::ssl::data::Dataset;
 use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
@@ -45,6 +43,8 @@ const FLAGS: &[Flag] = &[
     Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up"),
     Flag::value("warmup-teacher-temp-epochs", "N", "Epochs of linear teacher-temperature warm-up from 0.04"),
     Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up"),
+    Flag::value("momentum-teacher", "M", "Teacher EMA momentum at the start (cosine to 1)"),
+    Flag::value("freeze-last-layer", "N", "Epochs during which the head's last layer is not updated"),
     Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)"),
     Flag::value("eval-train", "N", "Train-split images for the k-NN bank (class-balanced; 0 = all)"),
     Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)"),
@@ -76,6 +76,8 @@ struct Config {
     teacher_temp: f64,
     warmup_teacher_temp_epochs: usize,
     warmup_epochs: usize,
+    momentum_teacher: f64,
+    freeze_last_layer: usize,
     train_images: usize,
     eval_train: usize,
     eval_test: usize,
@@ -107,6 +109,8 @@ impl Config {
             teacher_temp: 0.04,
             warmup_teacher_temp_epochs: 0,
             warmup_epochs: 1,
+            momentum_teacher: 0.996,
+            freeze_last_layer: 1,
             train_images: 80,
             eval_train: 400,
             eval_test: 200,
@@ -178,6 +182,8 @@ impl Config {
             warmup_teacher_temp_epochs: p
                 .get_or("warmup-teacher-temp-epochs", c.warmup_teacher_temp_epochs)?,
             warmup_epochs: p.get_or("warmup-epochs", c.warmup_epochs)?,
+            momentum_teacher: p.get_or("momentum-teacher", c.momentum_teacher)?,
+            freeze_last_layer: p.get_or("freeze-last-layer", c.freeze_last_layer)?,
             train_images: p.get_or("train-images", c.train_images)?,
             eval_train: p.get_or("eval-train", c.eval_train)?,
             eval_test: p.get_or("eval-test", c.eval_test)?,
@@ -200,46 +206,16 @@ fn main() {
     exit_on_error(run)
 }
 
-/// Resizes a whole image to `size x size` (bilinear), a no-op at that size already.
-fn resized(img: Image, size: usize) -> Image {
-    if img.height() == size && img.width() == size {
-        return img;
-    }
-    let b = CropBox {
-        top: 0,
-        left: 0,
-        height: img.height(),
-        width: img.width(),
-    };
-    resize_crop(&img, b, size, size)
-}
-
-/// Teacher-backbone CLS features `[n, D]` of every image of `ds`, in batches, no graph.
-fn features(model: &VisionTransformer<Cpu>, ds: &Dataset, size: usize) -> Result<Tensor<Cpu>> {
-    let mut rows: Vec<Tensor<Cpu>> = Vec::new();
-    let bs = 64;
-    for start in (0..ds.len()).step_by(bs) {
-        let imgs: Vec<Image> = (start..(start + bs).min(ds.len()))
-            .map(|i| ds.image(i).map(|im| resized(im, size)))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(ctx("features"))?;
-        let refs: Vec<&Image> = imgs.iter().collect();
-        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
-        let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
-        rows.push(f.value().clone());
-    }
-    Tensor::cat(&rows, 0).map_err(ctx("features"))
-}
-
 /// k-NN top-1 (k = 20, T = 0.07) of the backbone's features.
 fn knn_top1(
-    model: &VisionTransformer<Cpu>,
+    vit: &VisionTransformer<Cpu>,
     bank: &Dataset,
     test: &Dataset,
     size: usize,
+    norm: &Normalize,
 ) -> Result<f64> {
-    let tr = features(model, bank, size)?;
-    let te = features(model, test, size)?;
+    let tr = model::cls_features(vit, bank, size, Some(norm))?;
+    let te = model::cls_features(vit, test, size, Some(norm))?;
     let classes = bank.num_classes.max(test.num_classes);
     let k = 20.min(bank.len());
     let r = knn_classifier(
@@ -320,6 +296,12 @@ fn run() -> Result<()> {
         },
         mix(&[seed, 3]),
     )?;
+    // Inputs are standardized with the training split's per-channel statistics, as DINO
+    // does with ImageNet's; the checkpoint records them for evaluation.
+    let norm = train_all
+        .channel_stats()
+        .and_then(|(m, s)| Normalize::new(m, s.iter().map(|s| s.max(1e-3)).collect()).ok())
+        .ok_or_else(|| RunError::new("the training split is empty"))?;
     let niter = train.len() / cfg.batch_size;
     if niter == 0 {
         return Err(RunError::usage(format!(
@@ -365,6 +347,8 @@ fn run() -> Result<()> {
         lr: cfg.lr,
         batch_size: cfg.batch_size,
         warmup_epochs: cfg.warmup_epochs.min(cfg.epochs),
+        momentum_teacher: cfg.momentum_teacher,
+        freeze_last_layer: cfg.freeze_last_layer,
         local_crops_number: cfg.local_crops,
         global_crops_size: img_size,
         local_crops_size: local_size,
@@ -374,7 +358,7 @@ fn run() -> Result<()> {
         .map_err(ctx("setting up DINO"))?;
     let aug = DataAugmentationDino::new(&DinoAugConfig {
         local_crops_number: cfg.local_crops,
-        normalize: None,
+        normalize: Some(norm.clone()),
         ..DinoAugConfig::with_sizes(img_size, local_size)
     })
     .map_err(ctx("augmentations"))?;
@@ -436,7 +420,7 @@ fn run() -> Result<()> {
             "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%",
             100.0 * knn_raw
         );
-        knn_before = knn_top1(trainer.teacher_backbone(), &bank, &test, img_size)?;
+        knn_before = knn_top1(trainer.teacher_backbone(), &bank, &test, img_size, &norm)?;
         println!(
             "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
             100.0 * knn_before,
@@ -455,6 +439,8 @@ fn run() -> Result<()> {
         m.insert("knn_raw".into(), knn_raw.to_string());
         m.insert("elapsed_s".into(), el.to_string());
         m.insert("seed".into(), seed.to_string());
+        m.insert(ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&norm.mean));
+        m.insert(ckpt::NORMALIZE_STD_KEY.into(), ckpt::floats(&norm.std));
         m.insert("config".into(), format!("{cfg:?}"));
         m
     };
@@ -469,6 +455,7 @@ fn run() -> Result<()> {
         let t_epoch = Instant::now();
         let first_step = step;
         let mut lr = 0.0;
+        let mut entropy = (0.0, 0.0, 0.0);
         while step < niter {
             let mut rng = Rng::new(mix(&[seed, epoch as u64, step as u64, 20]));
             let idx = &order[step * cfg.batch_size..(step + 1) * cfg.batch_size];
@@ -494,6 +481,13 @@ fn run() -> Result<()> {
                 )));
             }
             loss_sum += stats.loss;
+            // DINO's collapse check: the teacher's per-image entropy (near 0: one-hot; near
+            // ln K: uniform) and the entropy of its batch mean (small: few prototypes used).
+            entropy = (
+                stats.teacher_entropy,
+                stats.teacher_batch_entropy,
+                stats.max_entropy,
+            );
             lr = stats.lr;
             step += 1;
             let ips =
@@ -519,6 +513,7 @@ fn run() -> Result<()> {
                 &bank,
                 &test,
                 img_size,
+                &norm,
             )?)
         } else {
             None
@@ -532,11 +527,15 @@ fn run() -> Result<()> {
             elapsed_s: elapsed(&start),
         };
         println!(
-            "epoch {}/{}: loss {:.4}, lr {:.2e}, k-NN top-1 {}, {:.1} img/s, {:.0}s elapsed",
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, teacher entropy {:.2} (batch {:.2}) of ln K {:.2}, \
+             k-NN top-1 {}, {:.1} img/s, {:.0}s elapsed",
             m.epoch,
             cfg.epochs,
             m.loss,
             m.lr,
+            entropy.0,
+            entropy.1,
+            entropy.2,
             knn.map_or("(not evaluated)".to_string(), |k| format!(
                 "{:.2}%",
                 100.0 * k

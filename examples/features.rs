@@ -11,7 +11,8 @@
 //! center-cropped to `--img-size`), a float tensor `[b, c, h, w]` in a safetensors file
 //! (`--tensor FILE --key NAME`, used as is), or by default the test split of `--data` (the
 //! embedded Fashion-MNIST subset), class-balanced, `--limit` images, resized to the model's
-//! training size. Pixels are `[0, 1]` values, as `dino_vit_s` trains.
+//! training size. Pixels (also a `--tensor` batch) are `[0, 1]` values; they are standardized with the
+//! per-channel mean/std recorded in the checkpoint, as `dino_vit_s` trained.
 //!
 //! The output (default `runs/features/features.safetensors`, written atomically) holds
 //! `cls` `[b, D]` f32 (the CLS output after the final norm: what DINO's k-NN and linear
@@ -313,12 +314,13 @@ fn run() -> Result<()> {
         )));
     }
     images::check_patch_multiple("the image size", h, w, cfg.patch_size)?;
+    // Inputs are `[0, 1]` pixels; the model sees them standardized as in its training.
+    let x = bb.prepare(inputs.x.clone())?;
 
     let mut cls = Vec::new();
     let mut attn = Vec::new();
     for start in (0..b).step_by(CHUNK) {
-        let xb = inputs
-            .x
+        let xb = x
             .narrow(0, start, CHUNK.min(b - start))
             .map_err(ctx("the input"))?;
         let f = vit

@@ -6,14 +6,10 @@
 //! ```
 
 use std::path::PathBuf;
-use tessera::autograd::Var;
-use tessera::nn::models::vit::VisionTransformer;
 use tessera::run::args::{self, Flag, Outcome};
 use tessera::run::{ctx, data, exit_on_error, mix, model, Result};
-use tessera::ssl::augment::{resize_crop, stack_images, CropBox, Image};
-use tessera::ssl::data::Dataset;
 use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
-use tessera::tensor::{Cpu, Tensor};
+use tessera::tensor::Cpu;
 
 const ABOUT: &str = "k-NN evaluation of the ViT backbone in a dino_vit_s checkpoint";
 
@@ -52,35 +48,6 @@ const FLAGS: &[Flag] = &[
     ),
 ];
 
-fn features(model: &VisionTransformer<Cpu>, ds: &Dataset, size: usize) -> Result<Tensor<Cpu>> {
-    let mut rows = Vec::new();
-    for start in (0..ds.len()).step_by(64) {
-        let imgs: Vec<Image> = (start..(start + 64).min(ds.len()))
-            .map(|i| {
-                ds.image(i).map(|im| {
-                    let b = CropBox {
-                        top: 0,
-                        left: 0,
-                        height: im.height(),
-                        width: im.width(),
-                    };
-                    if im.height() == size && im.width() == size {
-                        im
-                    } else {
-                        resize_crop(&im, b, size, size)
-                    }
-                })
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map_err(ctx("features"))?;
-        let refs: Vec<&Image> = imgs.iter().collect();
-        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
-        let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
-        rows.push(f.value().clone());
-    }
-    Tensor::cat(&rows, 0).map_err(ctx("features"))
-}
-
 fn main() {
     exit_on_error(run)
 }
@@ -106,7 +73,10 @@ fn run() -> Result<()> {
     let n_test: usize = p.get_or("eval-test", 200)?;
 
     let model::Backbone {
-        model: vit, arch, ..
+        model: vit,
+        arch,
+        normalize,
+        ..
     } = model::load_backbone(&path, &network)?;
     let img_size = vit.config.img_size;
 
@@ -121,8 +91,8 @@ fn run() -> Result<()> {
         chunk_size: 256,
     };
     let raw = raw_pixel_knn(&bank, &test, None, &cfg, &Cpu).map_err(ctx("raw-pixel k-NN"))?;
-    let tr = features(&vit, &bank, img_size)?;
-    let te = features(&vit, &test, img_size)?;
+    let tr = model::cls_features(&vit, &bank, img_size, normalize.as_ref())?;
+    let te = model::cls_features(&vit, &test, img_size, normalize.as_ref())?;
     let classes = bank.num_classes.max(test.num_classes);
     let r =
         knn_classifier(&tr, &bank.labels, &te, &test.labels, classes, &cfg).map_err(ctx("k-NN"))?;

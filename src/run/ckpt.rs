@@ -50,3 +50,46 @@ pub fn meta<T: std::str::FromStr>(md: &Metadata, key: &str) -> Result<T> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| RunError::new(format!("the checkpoint's metadata lacks a valid {key:?}")))
 }
+
+/// Metadata keys of the per-channel input normalization a model was trained with
+/// (comma-separated floats); evaluation must standardize its inputs the same way.
+pub const NORMALIZE_MEAN_KEY: &str = "normalize_mean";
+/// See [`NORMALIZE_MEAN_KEY`].
+pub const NORMALIZE_STD_KEY: &str = "normalize_std";
+
+/// `values` as the comma-separated text stored in metadata.
+pub fn floats(values: &[f32]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The input normalization recorded in a checkpoint's metadata: `Ok(None)` when the
+/// checkpoint has none (the model saw `[0, 1]` pixels), an error when it is malformed.
+pub fn normalization(md: &Metadata) -> Result<Option<tessera_ssl::augment::Normalize>> {
+    let parse = |key: &str| -> Result<Option<Vec<f32>>> {
+        md.get(key)
+            .map(|v| {
+                v.split(',')
+                    .map(|x| x.trim().parse::<f32>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        RunError::new(format!(
+                            "the checkpoint's {key:?} is not a float list: {v:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    match (parse(NORMALIZE_MEAN_KEY)?, parse(NORMALIZE_STD_KEY)?) {
+        (Some(mean), Some(std)) => tessera_ssl::augment::Normalize::new(mean, std)
+            .map(Some)
+            .map_err(|e| RunError::new(format!("the checkpoint's normalization: {e}"))),
+        (None, None) => Ok(None),
+        _ => Err(RunError::new(
+            "the checkpoint records only one of normalize_mean / normalize_std",
+        )),
+    }
+}

@@ -3,10 +3,13 @@
 
 use super::{ckpt, ctx, Result, RunError};
 use std::path::Path;
+use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, Checkpoint};
 use tessera_nn::models::vit::{VisionTransformer, VitConfig};
 use tessera_nn::ModuleExt;
-use tessera_tensor::{Cpu, DType, Rng};
+use tessera_ssl::augment::{resize_crop, stack_images, CropBox, Image, Normalize};
+use tessera_ssl::data::Dataset;
+use tessera_tensor::{Cpu, DType, Rng, Tensor};
 
 /// The number after `key ` in an architecture string such as
 /// `vit(embed 384, depth 12, heads 6, patch 7, img 28, chans 1) + dino head(...)`.
@@ -62,6 +65,29 @@ pub struct Backbone {
     pub arch: String,
     /// Whether the weights came from a checkpoint (else: random initialization).
     pub trained: bool,
+    /// The input standardization the model was trained with (`None`: `[0, 1]` pixels).
+    pub normalize: Option<Normalize>,
+}
+
+impl Backbone {
+    /// Standardizes a `[b, c, h, w]` batch of `[0, 1]` pixels as in training.
+    pub fn prepare(&self, x: Tensor<Cpu>) -> Result<Tensor<Cpu>> {
+        let Some(n) = &self.normalize else {
+            return Ok(x);
+        };
+        let c = x.shape().get(1).copied().unwrap_or(0);
+        if x.rank() != 4 || c != n.mean.len() {
+            return Err(RunError::new(format!(
+                "the input {:?} does not have the {} channels the model was trained on",
+                x.shape(),
+                n.mean.len()
+            )));
+        }
+        let per_channel = |v: &[f32]| Tensor::from_slice(v, &[1, c, 1, 1], &Cpu);
+        let (mean, std) = (per_channel(&n.mean), per_channel(&n.std));
+        mean.and_then(|m| x.to_dtype(DType::F32)?.sub(&m)?.div(&std?))
+            .map_err(ctx("normalizing the input"))
+    }
 }
 
 /// Loads the `network` (`teacher` or `student`) backbone of a checkpoint written by
@@ -96,10 +122,13 @@ pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
     model
         .load_state_dict(&sd)
         .map_err(ctx(&format!("loading the {network} backbone")))?;
+    let normalize = ckpt::normalization(&ck.metadata)
+        .map_err(|e| RunError::new(format!("{}: {}", path.display(), e.message)))?;
     Ok(Backbone {
         model,
         arch,
         trained: true,
+        normalize,
     })
 }
 
@@ -115,7 +144,51 @@ pub fn random_backbone(vit: VitConfig, seed: u64) -> Result<Backbone> {
             vit.embed_dim, vit.depth, vit.num_heads, vit.patch_size, vit.img_size, vit.in_chans
         ),
         trained: false,
+        normalize: None,
     })
+}
+
+/// `img` resized to `size x size` (bilinear over the whole image); unchanged at that size.
+pub fn resized(img: Image, size: usize) -> Image {
+    if img.height() == size && img.width() == size {
+        return img;
+    }
+    let whole = CropBox {
+        top: 0,
+        left: 0,
+        height: img.height(),
+        width: img.width(),
+    };
+    resize_crop(&img, whole, size, size)
+}
+
+/// The backbone's CLS features `[n, D]` of every image of `ds` (resized to `size`,
+/// standardized with `norm`), in batches of 64 without building a graph: what DINO's k-NN
+/// evaluation extracts.
+pub fn cls_features(
+    model: &VisionTransformer<Cpu>,
+    ds: &Dataset,
+    size: usize,
+    norm: Option<&Normalize>,
+) -> Result<Tensor<Cpu>> {
+    let mut rows: Vec<Tensor<Cpu>> = Vec::new();
+    for start in (0..ds.len()).step_by(64) {
+        let imgs: Vec<Image> = (start..(start + 64).min(ds.len()))
+            .map(|i| {
+                let mut im = resized(ds.image(i)?, size);
+                if let Some(n) = norm {
+                    n.apply(&mut im)?;
+                }
+                Ok(im)
+            })
+            .collect::<std::result::Result<_, tessera_ssl::Error>>()
+            .map_err(ctx("features"))?;
+        let refs: Vec<&Image> = imgs.iter().collect();
+        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
+        let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
+        rows.push(f.value().clone());
+    }
+    Tensor::cat(&rows, 0).map_err(ctx("features"))
 }
 
 #[cfg(test)]

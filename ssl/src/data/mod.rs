@@ -155,6 +155,34 @@ impl Dataset {
         Image::from_u8(c, h, w, b)
     }
 
+    /// Per-channel mean and standard deviation of the pixel values in `[0, 1]` over every
+    /// image: the statistics of a `Normalize` for this data (torchvision recipes hard-code
+    /// them per dataset, e.g. Fashion-MNIST's 0.2860 / 0.3530). `None` for an empty dataset.
+    pub fn channel_stats(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let [c, h, w] = self.image_shape();
+        let (plane, n) = (h * w, self.len() * h * w);
+        if n == 0 {
+            return None;
+        }
+        let (mut sum, mut sq) = (alloc::vec![0f64; c], alloc::vec![0f64; c]);
+        for img in self.images.chunks_exact(c * plane) {
+            for (ch, px) in img.chunks_exact(plane).enumerate() {
+                for &b in px {
+                    let v = b as f64 / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| libm::sqrt((q / n as f64 - m * m).max(0.0)) as f32)
+            .collect();
+        Some((mean.into_iter().map(|m| m as f32).collect(), std))
+    }
+
     /// The images at `indices`, in that order (repeats allowed).
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
         let mut images = Vec::with_capacity(indices.len() * self.image_len());
