@@ -211,13 +211,9 @@ fn run() -> Result<()> {
                 ck_path.display()
             ))
         })?;
-        let md = &ck.metadata;
-        epoch = ckpt::meta(md, "epoch")?;
-        step = ckpt::meta(md, "step")?;
-        loss_sum = ckpt::meta(md, "loss_sum")?;
-        knn_before = ckpt::meta(md, "knn_before")?;
-        knn_raw = ckpt::meta(md, "knn_raw")?;
-        elapsed_before = ckpt::meta(md, "elapsed_s")?;
+        let pos = ckpt::RunPosition::from_metadata(&ck.metadata, seed)?;
+        (epoch, step, loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
+        (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
         history = metrics::read_jsonl(&jsonl)?;
         history.retain(|m| m.epoch <= epoch);
         metrics::write_jsonl(&jsonl, &history)?;
@@ -248,17 +244,17 @@ fn run() -> Result<()> {
     }
     let start = Instant::now();
     let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
-    let metadata = |epoch: usize, step: usize, loss_sum: f64, el: f64| -> Metadata {
-        let mut m = Metadata::new();
-        m.insert(ckpt::ARCH_KEY.into(), arch.clone());
-        m.insert("epoch".into(), epoch.to_string());
-        m.insert("step".into(), step.to_string());
-        m.insert("loss_sum".into(), loss_sum.to_string());
-        m.insert("knn_before".into(), knn_before.to_string());
-        m.insert("knn_raw".into(), knn_raw.to_string());
-        m.insert("elapsed_s".into(), el.to_string());
-        m.insert("seed".into(), seed.to_string());
-        m
+    let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
+        let pos = ckpt::RunPosition {
+            epoch,
+            step,
+            loss_sum,
+            knn_before,
+            knn_raw,
+            elapsed_s,
+            seed,
+        };
+        pos.metadata(&arch)
     };
     let save = |trainer: &ByolTrainer<Cpu, ResNet<Cpu>>, md: Metadata| -> Result<()> {
         let sd = trainer.state_dict().map_err(ctx("state dict"))?;

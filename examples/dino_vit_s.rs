@@ -43,6 +43,7 @@ const FLAGS: &[Flag] = &[
     Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up"),
     Flag::value("warmup-teacher-temp-epochs", "N", "Epochs of linear teacher-temperature warm-up from 0.04"),
     Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up"),
+    Flag::value("norm-last-layer", "true|false", "Weight-normalize the head's last layer with a fixed norm (DINO recommends false for ViT-S: better, less stable)"),
     Flag::value("momentum-teacher", "M", "Teacher EMA momentum at the start (cosine to 1)"),
     Flag::value("freeze-last-layer", "N", "Epochs during which the head's last layer is not updated"),
     Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)"),
@@ -78,6 +79,7 @@ struct Config {
     warmup_epochs: usize,
     momentum_teacher: f64,
     freeze_last_layer: usize,
+    norm_last_layer: bool,
     train_images: usize,
     eval_train: usize,
     eval_test: usize,
@@ -99,21 +101,22 @@ impl Config {
             data: data::default_data_dir(),
             preset: name.into(),
             epochs: 2,
-            batch_size: 16,
+            batch_size: 32,
             lr: 0.0005,
             img_size: None,
             local_size: None,
             patch_size: 7,
-            local_crops: 2,
+            local_crops: 4,
             out_dim: 4096,
             teacher_temp: 0.04,
             warmup_teacher_temp_epochs: 0,
             warmup_epochs: 1,
             momentum_teacher: 0.996,
             freeze_last_layer: 1,
-            train_images: 80,
-            eval_train: 400,
-            eval_test: 200,
+            norm_last_layer: true,
+            train_images: 640,
+            eval_train: 1000,
+            eval_test: 500,
             knn_every: 0,
             device: Device::Cpu,
             seed: 0,
@@ -184,6 +187,7 @@ impl Config {
             warmup_epochs: p.get_or("warmup-epochs", c.warmup_epochs)?,
             momentum_teacher: p.get_or("momentum-teacher", c.momentum_teacher)?,
             freeze_last_layer: p.get_or("freeze-last-layer", c.freeze_last_layer)?,
+            norm_last_layer: p.get_or("norm-last-layer", c.norm_last_layer)?,
             train_images: p.get_or("train-images", c.train_images)?,
             eval_train: p.get_or("eval-train", c.eval_train)?,
             eval_test: p.get_or("eval-test", c.eval_test)?,
@@ -349,6 +353,7 @@ fn run() -> Result<()> {
         warmup_epochs: cfg.warmup_epochs.min(cfg.epochs),
         momentum_teacher: cfg.momentum_teacher,
         freeze_last_layer: cfg.freeze_last_layer,
+        norm_last_layer: cfg.norm_last_layer,
         local_crops_number: cfg.local_crops,
         global_crops_size: img_size,
         local_crops_size: local_size,
@@ -382,18 +387,9 @@ fn run() -> Result<()> {
                 ck_path.display()
             ))
         })?;
-        let md = &ck.metadata;
-        if ckpt::meta::<u64>(md, "seed")? != seed {
-            return Err(RunError::new(
-                "--resume: the checkpoint was written with another --seed",
-            ));
-        }
-        epoch = ckpt::meta(md, "epoch")?;
-        step = ckpt::meta(md, "step")?;
-        loss_sum = ckpt::meta(md, "loss_sum")?;
-        knn_before = ckpt::meta(md, "knn_before")?;
-        knn_raw = ckpt::meta(md, "knn_raw")?;
-        elapsed_before = ckpt::meta(md, "elapsed_s")?;
+        let pos = ckpt::RunPosition::from_metadata(&ck.metadata, seed)?;
+        (epoch, step, loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
+        (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
         history = metrics::read_jsonl(&jsonl)?;
         history.retain(|m| m.epoch <= epoch);
         metrics::write_jsonl(&jsonl, &history)?;
@@ -429,16 +425,17 @@ fn run() -> Result<()> {
     }
     let start = Instant::now();
     let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
-    let metadata = |epoch: usize, step: usize, loss_sum: f64, el: f64| -> Metadata {
-        let mut m = Metadata::new();
-        m.insert(ckpt::ARCH_KEY.into(), arch.clone());
-        m.insert("epoch".into(), epoch.to_string());
-        m.insert("step".into(), step.to_string());
-        m.insert("loss_sum".into(), loss_sum.to_string());
-        m.insert("knn_before".into(), knn_before.to_string());
-        m.insert("knn_raw".into(), knn_raw.to_string());
-        m.insert("elapsed_s".into(), el.to_string());
-        m.insert("seed".into(), seed.to_string());
+    let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
+        let pos = ckpt::RunPosition {
+            epoch,
+            step,
+            loss_sum,
+            knn_before,
+            knn_raw,
+            elapsed_s,
+            seed,
+        };
+        let mut m = pos.metadata(&arch);
         m.insert(ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&norm.mean));
         m.insert(ckpt::NORMALIZE_STD_KEY.into(), ckpt::floats(&norm.std));
         m.insert("config".into(), format!("{cfg:?}"));

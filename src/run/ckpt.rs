@@ -93,3 +93,60 @@ pub fn normalization(md: &Metadata) -> Result<Option<tessera_ssl::augment::Norma
         )),
     }
 }
+
+/// Where a run is: what a checkpoint must record, besides the weights, for `--resume` to
+/// continue exactly (the next step of the epoch, the running loss sum, the k-NN numbers
+/// measured before training, the seed and the training time so far).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPosition {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Completed steps of the current epoch.
+    pub step: usize,
+    /// Sum of the step losses of the current epoch.
+    pub loss_sum: f64,
+    /// k-NN top-1 of the backbone before training.
+    pub knn_before: f64,
+    /// k-NN top-1 of raw pixels (the floor).
+    pub knn_raw: f64,
+    /// Seconds of training before this process started.
+    pub elapsed_s: f64,
+    /// The run's `--seed`.
+    pub seed: u64,
+}
+
+impl RunPosition {
+    /// Reads the position from a checkpoint's metadata; `seed` must match the run's.
+    pub fn from_metadata(md: &Metadata, seed: u64) -> Result<Self> {
+        let pos = RunPosition {
+            epoch: meta(md, "epoch")?,
+            step: meta(md, "step")?,
+            loss_sum: meta(md, "loss_sum")?,
+            knn_before: meta(md, "knn_before")?,
+            knn_raw: meta(md, "knn_raw")?,
+            elapsed_s: meta(md, "elapsed_s")?,
+            seed: meta(md, "seed")?,
+        };
+        if pos.seed != seed {
+            return Err(RunError::new(format!(
+                "--resume: the checkpoint was written with --seed {}, this run has --seed {seed}",
+                pos.seed
+            )));
+        }
+        Ok(pos)
+    }
+
+    /// The metadata of a checkpoint at this position, for architecture `arch`.
+    pub fn metadata(&self, arch: &str) -> Metadata {
+        let mut m = Metadata::new();
+        m.insert(ARCH_KEY.into(), arch.into());
+        m.insert("epoch".into(), self.epoch.to_string());
+        m.insert("step".into(), self.step.to_string());
+        m.insert("loss_sum".into(), self.loss_sum.to_string());
+        m.insert("knn_before".into(), self.knn_before.to_string());
+        m.insert("knn_raw".into(), self.knn_raw.to_string());
+        m.insert("elapsed_s".into(), self.elapsed_s.to_string());
+        m.insert("seed".into(), self.seed.to_string());
+        m
+    }
+}

@@ -2,7 +2,17 @@
 //!
 //! N-dimensional strided tensors, a backend abstraction, and the CPU reference backend.
 //! `no_std` + `alloc` by default-features-off; the `std` feature (on by default) adds
-//! multi-threaded GEMM and `std::error::Error`.
+//! multi-threaded GEMM, multi-threaded elementwise/row/reduction kernels, and
+//! `std::error::Error`.
+//!
+//! ## Threads
+//! With `std`, GEMM uses `matrixmultiply`'s threads (`MATMUL_NUM_THREADS`), and large
+//! elementwise ops, gathers, reductions, softmax and layer norm (over ~64K elements) split
+//! their output into contiguous chunks computed on scoped threads. The thread count is
+//! `std::thread::available_parallelism()`, overridden by the environment variable
+//! `TESSERA_NUM_THREADS` (read once; `1` disables it). Results are bit-identical for every
+//! thread count: each output element is computed by the same operations on any thread. See
+//! [`cpu::parallel::num_threads`].
 //!
 //! | Tessera | PyTorch |
 //! |---|---|

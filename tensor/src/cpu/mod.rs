@@ -2,6 +2,7 @@
 //! op's front end in `ops/<op>/cpu.rs`, and this file only routes the [`Backend`] methods to
 //! them.
 
+pub mod parallel;
 pub(crate) mod strided;
 
 use crate::backend::{

@@ -2,6 +2,7 @@
 //! zip views into fresh contiguous vectors, and write through a view.
 
 use crate::buffer::HostElement;
+use crate::cpu::parallel;
 use crate::layout::Layout;
 use crate::{with_buffer, HostBuffer, Result};
 use alloc::vec::Vec;
@@ -11,21 +12,54 @@ use alloc::vec::Vec;
 /// [`row_len`] elements, `stride_a`/`stride_b` apart (the last dim's strides). Kernels loop
 /// over a row with plain index arithmetic, so the odometer runs once per row, not per element.
 #[inline]
-pub(crate) fn rows2(al: &Layout, bl: &Layout, mut f: impl FnMut(usize, usize)) {
+pub(crate) fn rows2(al: &Layout, bl: &Layout, f: impl FnMut(usize, usize)) {
+    rows2_range(al, bl, 0..row_count(al), f)
+}
+
+/// The number of rows [`rows2`] visits (1 for a scalar, 0 for an empty view).
+#[inline]
+pub(crate) fn row_count(l: &Layout) -> usize {
+    match l.rank() {
+        0 => 1,
+        r => l.shape()[..r - 1].iter().product::<usize>() * usize::from(l.shape()[r - 1] > 0),
+    }
+}
+
+/// [`rows2`] restricted to the rows `rows` (row-major numbering).
+pub(crate) fn rows2_range(
+    al: &Layout,
+    bl: &Layout,
+    rows: core::ops::Range<usize>,
+    mut f: impl FnMut(usize, usize),
+) {
     let r = al.rank();
     if r == 0 {
-        f(al.offset(), bl.offset());
+        if !rows.is_empty() {
+            f(al.offset(), bl.offset());
+        }
         return;
     }
     let outer = &al.shape()[..r - 1];
-    if al.numel() == 0 {
+    if al.numel() == 0 || rows.is_empty() {
         return;
     }
     let (sa, sb) = (al.strides(), bl.strides());
     let mut idx: crate::shape::Dims = smallvec::SmallVec::from_elem(0, r - 1);
     let (mut oa, mut ob) = (al.offset(), bl.offset());
+    let mut rem = rows.start;
+    for d in (0..r - 1).rev() {
+        idx[d] = rem % outer[d];
+        rem /= outer[d];
+        oa += idx[d] * sa[d];
+        ob += idx[d] * sb[d];
+    }
+    let mut left = rows.len();
     loop {
         f(oa, ob);
+        left -= 1;
+        if left == 0 {
+            return;
+        }
         let mut d = r - 1;
         loop {
             if d == 0 {
@@ -55,7 +89,7 @@ pub(crate) fn row_len(l: &Layout) -> (usize, usize) {
 }
 
 /// The elements of a view, row-major, in a new vector.
-pub(crate) fn gather<T: Copy>(src: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn gather<T: Copy + Send + Sync>(src: &[T], layout: &Layout) -> Vec<T> {
     map(src, layout, |x| x)
 }
 
@@ -65,7 +99,10 @@ pub(crate) fn gather_view(src: &HostBuffer, layout: &Layout) -> HostBuffer {
 }
 
 /// The elements of a view, borrowed if contiguous, else gathered.
-pub(crate) fn view<'a, T: Copy>(src: &'a [T], layout: &Layout) -> alloc::borrow::Cow<'a, [T]>
+pub(crate) fn view<'a, T: Copy + Send + Sync>(
+    src: &'a [T],
+    layout: &Layout,
+) -> alloc::borrow::Cow<'a, [T]>
 where
     [T]: alloc::borrow::ToOwned<Owned = Vec<T>>,
 {
@@ -75,57 +112,71 @@ where
     }
 }
 
-/// `f(x)` for every element of a view, row-major.
+/// `f(x)` for every element of a view, row-major. Large views are computed in parallel
+/// (see [`parallel`]), each element by the same code as on one thread.
 #[inline]
-pub(crate) fn map<T: Copy, U>(src: &[T], layout: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
+pub(crate) fn map<T: Copy + Sync, U: Send>(
+    src: &[T],
+    layout: &Layout,
+    f: impl Fn(T) -> U + Sync,
+) -> Vec<U> {
+    let numel = layout.numel();
     if let Some(r) = layout.contiguous_range() {
-        return src[r].iter().map(|&x| f(x)).collect();
+        let src = &src[r];
+        return parallel::collect(numel, 1, numel, |range, out| {
+            out.extend(src[range].iter().map(|&x| f(x)))
+        });
     }
-    let mut out = Vec::with_capacity(layout.numel());
     let (n, s) = row_len(layout);
-    rows2(layout, layout, |o, _| {
-        if s == 1 {
-            out.extend(src[o..o + n].iter().map(|&x| f(x)));
-        } else {
-            out.extend((0..n).map(|i| f(src[o + i * s])));
-        }
-    });
-    out
+    parallel::collect(row_count(layout), n, numel, |rows, out| {
+        rows2_range(layout, layout, rows, |o, _| {
+            if s == 1 {
+                out.extend(src[o..o + n].iter().map(|&x| f(x)));
+            } else {
+                out.extend((0..n).map(|i| f(src[o + i * s])));
+            }
+        })
+    })
 }
 
-/// `f(a, b)` for two views of the same shape, row-major.
+/// `f(a, b)` for two views of the same shape, row-major. Large views are computed in
+/// parallel (see [`parallel`]), each element by the same code as on one thread.
 #[inline]
-pub(crate) fn zip<T: Copy, S: Copy, U>(
+pub(crate) fn zip<T: Copy + Sync, S: Copy + Sync, U: Send>(
     a: &[T],
     al: &Layout,
     b: &[S],
     bl: &Layout,
-    f: impl Fn(T, S) -> U,
+    f: impl Fn(T, S) -> U + Sync,
 ) -> Vec<U> {
     debug_assert_eq!(al.shape(), bl.shape());
+    let numel = al.numel();
     if let (Some(ra), Some(rb)) = (al.contiguous_range(), bl.contiguous_range()) {
-        return a[ra].iter().zip(&b[rb]).map(|(&x, &y)| f(x, y)).collect();
+        let (a, b) = (&a[ra], &b[rb]);
+        return parallel::collect(numel, 1, numel, |r, out| {
+            out.extend(a[r.clone()].iter().zip(&b[r]).map(|(&x, &y)| f(x, y)))
+        });
     }
-    let mut out = Vec::with_capacity(al.numel());
     let ((n, sa), (_, sb)) = (row_len(al), row_len(bl));
-    rows2(al, bl, |oa, ob| match (sa, sb) {
-        (1, 1) => out.extend(
-            a[oa..oa + n]
-                .iter()
-                .zip(&b[ob..ob + n])
-                .map(|(&x, &y)| f(x, y)),
-        ),
-        (1, 0) => {
-            let y = b[ob];
-            out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
-        }
-        (0, 1) => {
-            let x = a[oa];
-            out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
-        }
-        _ => out.extend((0..n).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
-    });
-    out
+    parallel::collect(row_count(al), n, numel, |rows, out| {
+        rows2_range(al, bl, rows, |oa, ob| match (sa, sb) {
+            (1, 1) => out.extend(
+                a[oa..oa + n]
+                    .iter()
+                    .zip(&b[ob..ob + n])
+                    .map(|(&x, &y)| f(x, y)),
+            ),
+            (1, 0) => {
+                let y = b[ob];
+                out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+            }
+            (0, 1) => {
+                let x = a[oa];
+                out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
+            }
+            _ => out.extend((0..n).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
+        })
+    })
 }
 
 /// Copies a view of `src` into the positions of a view of `dst` (same shape and dtype).

@@ -121,7 +121,13 @@ pub(crate) fn where_cond(
             })
         }
     };
-    fn go<T: Copy>(cond: &[u8], x: &[T], al: &Layout, y: &[T], bl: &Layout) -> alloc::vec::Vec<T> {
+    fn go<T: Copy + Send + Sync>(
+        cond: &[u8],
+        x: &[T],
+        al: &Layout,
+        y: &[T],
+        bl: &Layout,
+    ) -> alloc::vec::Vec<T> {
         let picked = strided::zip(x, al, y, bl, |p, q| (p, q));
         cond.iter()
             .zip(picked)

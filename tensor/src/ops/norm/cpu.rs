@@ -4,7 +4,7 @@
 //! composite default.
 
 use crate::backend::composite;
-use crate::cpu::Cpu;
+use crate::cpu::{parallel, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
@@ -17,36 +17,38 @@ fn rows<T: Float>(
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let n = x.len() / d;
-    let (mut y, mut means, mut rstds) = (
-        Vec::with_capacity(x.len()),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for row in x.chunks_exact(d) {
-        let mean = row.iter().map(|&v| Element::to_f64(v)).sum::<f64>() / d as f64;
-        let var = row
-            .iter()
-            .map(|v| {
-                let d = Element::to_f64(*v) - mean;
-                d * d
-            })
-            .sum::<f64>()
-            / d as f64;
-        let rstd = 1.0 / libm::sqrt(var + eps);
-        let (mt, rt) = (T::from_f64(mean), T::from_f64(rstd));
-        for (j, &v) in row.iter().enumerate() {
-            let mut o = (v - mt) * rt;
-            if let Some(w) = w {
-                o = o * w[j];
-            }
-            if let Some(b) = b {
-                o = o + b[j];
-            }
-            y.push(o);
+    // Parallel over rows (stats, then outputs): each row is computed by the same code on any
+    // thread.
+    let stats: Vec<(T, T)> = parallel::collect(n, 1, 2 * x.len(), |r, s| {
+        s.extend(x[r.start * d..r.end * d].chunks_exact(d).map(|row| {
+            let mean = row.iter().map(|&v| Element::to_f64(v)).sum::<f64>() / d as f64;
+            let var = row
+                .iter()
+                .map(|v| {
+                    let d = Element::to_f64(*v) - mean;
+                    d * d
+                })
+                .sum::<f64>()
+                / d as f64;
+            let rstd = 1.0 / libm::sqrt(var + eps);
+            (T::from_f64(mean), T::from_f64(rstd))
+        }))
+    });
+    let y = parallel::collect(n, d, x.len(), |r, s| {
+        for (row, &(mt, rt)) in x[r.start * d..r.end * d].chunks_exact(d).zip(&stats[r]) {
+            s.extend(row.iter().enumerate().map(|(j, &v)| {
+                let mut o = (v - mt) * rt;
+                if let Some(w) = w {
+                    o = o * w[j];
+                }
+                if let Some(b) = b {
+                    o = o + b[j];
+                }
+                o
+            }));
         }
-        means.push(mt);
-        rstds.push(rt);
-    }
+    });
+    let (means, rstds) = stats.into_iter().unzip();
     (y, means, rstds)
 }
 

@@ -5,7 +5,7 @@
 
 use crate::backend::ReduceOp;
 use crate::buffer::HostElement;
-use crate::cpu::strided;
+use crate::cpu::{parallel, strided};
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
 use alloc::vec::Vec;
@@ -30,7 +30,7 @@ fn reduce_typed<T: HostElement>(
     v: &[T],
     layout: &Layout,
     axes: &[usize],
-    out: impl Fn(f64) -> T,
+    out: impl Fn(f64) -> T + Sync,
 ) -> HostBuffer {
     let (perm, r) = reduced_last(layout, axes);
     let data = strided::view(v, &perm);
@@ -41,42 +41,42 @@ fn reduce_typed<T: HostElement>(
         .filter(|(i, _)| !axes.contains(i))
         .map(|(_, d)| *d)
         .product();
+    // Parallel over output elements: each output is reduced by the same code on any thread.
+    let each = |f: &(dyn Fn(&[T]) -> T + Sync)| -> Vec<T> {
+        parallel::collect(n_out, 1, n_out * r, |o, s| {
+            s.extend(data[o.start * r..o.end * r].chunks_exact(r).map(f))
+        })
+    };
     // The front end rejects max/min/arg* over empty dims, so only a sum can have r == 0.
     match op {
         ReduceOp::Sum => {
             let res: Vec<T> = if r == 0 {
                 alloc::vec![out(0.0); n_out]
             } else {
-                data.chunks_exact(r)
-                    .map(|c| out(c.iter().map(|x| x.to_f64()).sum()))
-                    .collect()
+                each(&|c| out(c.iter().map(|x| x.to_f64()).sum()))
             };
             T::into_buffer(res)
         }
         ReduceOp::Max | ReduceOp::Min => {
             let is_max = op == ReduceOp::Max;
-            let res: Vec<T> = data
-                .chunks_exact(r)
-                .map(|c| {
-                    let mut best = c[0];
-                    for &x in &c[1..] {
-                        if is_nan(x) {
-                            return x; // NaN propagates, as in PyTorch
-                        }
-                        if (is_max && x > best) || (!is_max && x < best) {
-                            best = x;
-                        }
+            let res: Vec<T> = each(&|c| {
+                let mut best = c[0];
+                for &x in &c[1..] {
+                    if is_nan(x) {
+                        return x; // NaN propagates, as in PyTorch
                     }
-                    best
-                })
-                .collect();
+                    if (is_max && x > best) || (!is_max && x < best) {
+                        best = x;
+                    }
+                }
+                best
+            });
             T::into_buffer(res)
         }
         ReduceOp::ArgMax | ReduceOp::ArgMin => {
             let is_max = op == ReduceOp::ArgMax;
-            let res: Vec<i64> = data
-                .chunks_exact(r)
-                .map(|c| {
+            let res: Vec<i64> = parallel::collect(n_out, 1, n_out * r, |o, s| {
+                s.extend(data[o.start * r..o.end * r].chunks_exact(r).map(|c| {
                     let mut best = 0;
                     for (i, &x) in c.iter().enumerate().skip(1) {
                         let b = c[best];
@@ -88,8 +88,8 @@ fn reduce_typed<T: HostElement>(
                         }
                     }
                     best as i64
-                })
-                .collect();
+                }))
+            });
             HostBuffer::I64(res)
         }
     }

@@ -3,7 +3,7 @@
 //! dtypes use the composite default.
 
 use crate::backend::composite;
-use crate::cpu::Cpu;
+use crate::cpu::{parallel, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
 
@@ -24,10 +24,16 @@ fn along_axis(
     };
     let n = moved.shape()[last];
     let mut data = moved.to_host()?;
+    let work = 4 * data.len();
     if n > 0 {
         match &mut data {
-            HostBuffer::F32(v) => v.chunks_exact_mut(n).for_each(row_fn32),
-            HostBuffer::F64(v) => v.chunks_exact_mut(n).for_each(row_fn),
+            // Parallel over rows: each row is computed by the same code on any thread.
+            HostBuffer::F32(v) => parallel::for_each_chunk_mut(v, n, work, |_, c| {
+                c.chunks_exact_mut(n).for_each(row_fn32)
+            }),
+            HostBuffer::F64(v) => parallel::for_each_chunk_mut(v, n, work, |_, c| {
+                c.chunks_exact_mut(n).for_each(row_fn)
+            }),
             _ => return Ok(None),
         }
     }
