@@ -142,7 +142,7 @@ pub struct ByolTrainer<B: Backend, M> {
 impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
     /// Builds the online network (`online_backbone`, a projector and a predictor drawn from
     /// `rng`) and the target (`target_backbone` + a projector) as a frozen copy of the online
-    /// backbone and projector; LARS with two groups ([`split_decay_groups`]: weights with
+    /// backbone and projector; LARS with two groups ([`split_decay_groups`](tessera_nn::optim::split_decay_groups): weights with
     /// weight decay and trust-ratio adaptation, biases and BatchNorm parameters without);
     /// learning rate warm-up then cosine to 0 over `epochs × niter_per_epoch` iterations.
     pub fn new(

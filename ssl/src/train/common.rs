@@ -79,7 +79,7 @@ pub(crate) fn init_frozen_copy<B: Backend, M: Module<B> + ?Sized>(
     Ok(())
 }
 
-/// [`split_decay_groups`] of `m`'s trainable (not frozen) parameters.
+/// [`split_decay_groups`](tessera_nn::optim::split_decay_groups) of `m`'s trainable (not frozen) parameters.
 pub(crate) fn decay_groups<B: Backend, M: Module<B> + ?Sized>(
     m: &M,
     lr: f64,

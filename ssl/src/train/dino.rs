@@ -221,7 +221,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
     /// the teacher (`teacher_backbone` + a head of the same shape), copies the student's
     /// state into the teacher (DINO: `teacher.load_state_dict(student.state_dict())`) and
     /// freezes it, and sets up AdamW with DINO's two parameter groups
-    /// ([`split_decay_groups`]; frozen parameters such as the head's `weight_g` are left
+    /// ([`split_decay_groups`](tessera_nn::optim::split_decay_groups); frozen parameters such as the head's `weight_g` are left
     /// out) and the per-iteration schedules for `epochs × niter_per_epoch` iterations.
     pub fn new(
         student_backbone: M,

@@ -4,7 +4,7 @@
 //! element, one row, ...). The units are split into contiguous ranges, one per thread, and each
 //! range is computed by the same code as the single-threaded path, so every output element is
 //! produced by the same sequence of operations whatever the thread count: results are
-//! bit-identical. Work below [`MIN_PAR_WORK`] element-operations, a thread count of one, and
+//! bit-identical. Work below `MIN_PAR_WORK` (64K) element-operations, a thread count of one, and
 //! `no_std` builds always run as a single chunk on the calling thread.
 //!
 //! The thread count is `std::thread::available_parallelism()`, overridden by the environment
