@@ -114,7 +114,7 @@ impl Config {
             momentum_teacher: 0.996,
             freeze_last_layer: 1,
             norm_last_layer: true,
-            train_images: 640,
+            train_images: 512,
             eval_train: 1000,
             eval_test: 500,
             knn_every: 0,
