@@ -12,30 +12,12 @@ use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::nn::ModuleExt;
 use tessera::tensor::{Cpu, DType, Rng, Tensor};
 
-/// `target/<profile>/examples/<name>`.
-fn named_example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds the examples first)",
-        bin.display()
-    );
-    bin
-}
+mod cli_support;
+use cli_support::named_example;
 
 /// A fresh temporary directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-af-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli_support::temp_dir("af", name)
 }
 
 fn run(example: &str, args: &[&str]) -> Output {

@@ -11,30 +11,12 @@ fn example_bin() -> PathBuf {
     named_example("dino_vit_s")
 }
 
-/// `target/<profile>/examples/<name>`.
-fn named_example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not built (cargo test builds the examples first)",
-        bin.display()
-    );
-    bin
-}
+mod cli_support;
+use cli_support::named_example;
 
 /// A fresh temporary directory for one test.
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli_support::temp_dir("cli", name)
 }
 
 fn run(args: &[&str]) -> Output {
