@@ -390,9 +390,7 @@ fn run() -> Result<()> {
         let pos = ckpt::RunPosition::from_metadata(&ck.metadata, seed)?;
         (epoch, step, loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
         (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
-        history = metrics::read_jsonl(&jsonl)?;
-        history.retain(|m| m.epoch <= epoch);
-        metrics::write_jsonl(&jsonl, &history)?;
+        history = metrics::resume_history(&jsonl, epoch)?;
         println!(
             "resumed from {} at epoch {}, step {step}",
             ck_path.display(),

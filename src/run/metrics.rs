@@ -89,6 +89,15 @@ pub fn write_jsonl(path: &Path, all: &[EpochMetrics]) -> Result<()> {
         .map_err(ctx(&path.display().to_string()))
 }
 
+/// On `--resume`: the metrics of the epochs a checkpoint at `epoch` completed, rewriting the
+/// file without the lines a killed run logged after that checkpoint.
+pub fn resume_history(path: &Path, epoch: usize) -> Result<Vec<EpochMetrics>> {
+    let mut history = read_jsonl(path)?;
+    history.retain(|m| m.epoch <= epoch);
+    write_jsonl(path, &history)?;
+    Ok(history)
+}
+
 /// Appends one epoch to `metrics.jsonl`.
 pub fn append_jsonl(path: &Path, m: &EpochMetrics) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
