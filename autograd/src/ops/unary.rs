@@ -82,20 +82,8 @@ impl<B: Backend> UnaryBackward<B> {
                 ),
             },
             // d/dx x*Phi(x) = Phi(x) + x*phi(x), phi(x) = e^{-x^2/2}/sqrt(2 pi)
-            Unary::Gelu => {
-                let phi_cdf = x
-                    .mul_scalar(core::f64::consts::FRAC_1_SQRT_2)?
-                    .erf()?
-                    .affine(0.5, 0.5)?;
-                let inv_sqrt_2pi =
-                    0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
-                let pdf = x
-                    .square()?
-                    .mul_scalar(-0.5)?
-                    .exp()?
-                    .mul_scalar(inv_sqrt_2pi)?;
-                g.mul(&phi_cdf.add(&x.mul(&pdf)?)?)
-            }
+            // (a composite that backends may fuse, like the forward)
+            Unary::Gelu => x.gelu_backward(g),
         }
     }
 }

@@ -28,6 +28,22 @@ pub fn gelu<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
     x.mul(&phi)
 }
 
+/// `grad * d gelu(x)/dx = grad * (Phi(x) + x * phi(x))`, with `Phi` the standard normal CDF
+/// and `phi` its density (PyTorch: `gelu_backward` with `approximate='none'`).
+pub fn gelu_backward<B: Backend>(x: &Tensor<B>, grad: &Tensor<B>) -> Result<Tensor<B>> {
+    let cdf = x
+        .mul_scalar(core::f64::consts::FRAC_1_SQRT_2)?
+        .erf()?
+        .affine(0.5, 0.5)?;
+    let inv_sqrt_2pi = 0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    let pdf = x
+        .square()?
+        .mul_scalar(-0.5)?
+        .exp()?
+        .mul_scalar(inv_sqrt_2pi)?;
+    grad.mul(&cdf.add(&x.mul(&pdf)?)?)
+}
+
 pub fn layer_norm<B: Backend>(
     x: &Tensor<B>,
     weight: Option<&Tensor<B>>,

@@ -350,6 +350,12 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         composite::gelu(x)
     }
 
+    /// The gradient of [`Backend::gelu`]: `grad * (Phi(x) + x * phi(x))`. `x` and `grad` have
+    /// the same shape and float dtype (checked by the front end).
+    fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        composite::gelu_backward(x, grad)
+    }
+
     /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).
     /// Returns `(y, mean, rstd)`; mean and rstd have the normalized dims kept as size 1, which
     /// is what the backward pass needs.

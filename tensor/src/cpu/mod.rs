@@ -261,6 +261,14 @@ impl Backend for Cpu {
         }
     }
 
+    fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        match ops::unary::cpu::gelu_backward(x.storage(), x.layout(), grad.storage(), grad.layout())
+        {
+            Some(s) => Tensor::from_host(s, x.shape(), self),
+            None => crate::backend::composite::gelu_backward(x, grad),
+        }
+    }
+
     fn layer_norm(
         &self,
         x: &Tensor<Self>,

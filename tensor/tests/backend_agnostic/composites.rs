@@ -14,6 +14,8 @@ fn input(c: &Counting, shape: &[usize]) -> Tensor<Counting> {
 fn composites_are_built_from_primitives_on_the_device() {
     let c = Counting::new();
     let x = input(&c, &[3, 5]);
+    // A strided upstream gradient, so the fused kernel's view handling is exercised too.
+    let gx = input(&c, &[5, 3]).t().unwrap();
     let w = input(&c, &[5]);
     let img = input(&c, &[2, 3, 6, 6]);
     let k = input(&c, &[4, 3, 3, 3]);
@@ -64,6 +66,11 @@ fn composites_are_built_from_primitives_on_the_device() {
     );
     check("gelu", &|| x.gelu(), &["unary", "binary"]);
     check(
+        "gelu_backward",
+        &|| x.gelu_backward(&gx),
+        &["unary", "binary"],
+    );
+    check(
         "layer_norm",
         &|| x.layer_norm(&[5], Some(&w), Some(&w), 1e-5),
         &["reduce", "unary", "binary"],
@@ -112,6 +119,19 @@ fn composites_are_built_from_primitives_on_the_device() {
     };
     close(x.softmax(1).unwrap(), xc.softmax(1).unwrap());
     close(x.gelu().unwrap(), xc.gelu().unwrap());
+    close(
+        x.gelu_backward(&gx).unwrap(),
+        xc.gelu_backward(&on_cpu(&gx)).unwrap(),
+    );
+    // The front end checks what a caller can get wrong, before any backend sees it.
+    assert!(matches!(
+        x.gelu_backward(&x.t().unwrap()),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        x.gelu_backward(&x.to_dtype(DType::F64).unwrap()),
+        Err(Error::DType { .. })
+    ));
     same(
         img.conv2d(&k, None, &ConvOptions::new(1, 1)).unwrap(),
         imgc.conv2d(&kc, None, &ConvOptions::new(1, 1)).unwrap(),

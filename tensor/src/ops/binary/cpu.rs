@@ -5,6 +5,7 @@ use crate::cpu::strided;
 use crate::dtype::{Element, Float};
 use crate::layout::Layout;
 use crate::{Error, HostBuffer, Result};
+use alloc::vec::Vec;
 use half::{bf16, f16};
 
 #[inline(always)]
@@ -43,6 +44,33 @@ fn mismatch(op: &'static str, a: &HostBuffer, b: &HostBuffer) -> Error {
     }
 }
 
+/// `from(eval(op, to(a), to(b)))` over two views, with `op` matched once per call rather
+/// than per element, so each op compiles to its own (vectorizable) loop; the arithmetic is
+/// exactly [`eval`]'s.
+#[inline(always)]
+fn zip_op<S: Copy + Sync, U: Send, T: Float>(
+    op: BinaryOp,
+    (a, al): (&[S], &Layout),
+    (b, bl): (&[S], &Layout),
+    to: impl Fn(S) -> T + Sync + Copy,
+    from: impl Fn(T) -> U + Sync + Copy,
+) -> Vec<U> {
+    macro_rules! run {
+        ($op:expr) => {
+            strided::zip(a, al, b, bl, move |p, q| from(eval($op, to(p), to(q))))
+        };
+    }
+    match op {
+        BinaryOp::Add => run!(BinaryOp::Add),
+        BinaryOp::Sub => run!(BinaryOp::Sub),
+        BinaryOp::Mul => run!(BinaryOp::Mul),
+        BinaryOp::Div => run!(BinaryOp::Div),
+        BinaryOp::Maximum => run!(BinaryOp::Maximum),
+        BinaryOp::Minimum => run!(BinaryOp::Minimum),
+        BinaryOp::Pow => run!(BinaryOp::Pow),
+    }
+}
+
 pub(crate) fn binary(
     op: BinaryOp,
     a: &HostBuffer,
@@ -52,21 +80,25 @@ pub(crate) fn binary(
 ) -> Result<HostBuffer> {
     Ok(match (a, b) {
         (HostBuffer::F32(x), HostBuffer::F32(y)) => {
-            HostBuffer::F32(strided::zip(x, al, y, bl, |p, q| eval(op, p, q)))
+            HostBuffer::F32(zip_op(op, (x, al), (y, bl), identity, identity))
         }
         (HostBuffer::F64(x), HostBuffer::F64(y)) => {
-            HostBuffer::F64(strided::zip(x, al, y, bl, |p, q| eval(op, p, q)))
+            HostBuffer::F64(zip_op(op, (x, al), (y, bl), identity, identity))
         }
-        (HostBuffer::F16(x), HostBuffer::F16(y)) => {
-            HostBuffer::F16(strided::zip(x, al, y, bl, |p, q| {
-                f16::from_f32(eval(op, p.to_f32(), q.to_f32()))
-            }))
-        }
-        (HostBuffer::BF16(x), HostBuffer::BF16(y)) => {
-            HostBuffer::BF16(strided::zip(x, al, y, bl, |p, q| {
-                bf16::from_f32(eval(op, p.to_f32(), q.to_f32()))
-            }))
-        }
+        (HostBuffer::F16(x), HostBuffer::F16(y)) => HostBuffer::F16(zip_op(
+            op,
+            (x, al),
+            (y, bl),
+            |v: f16| v.to_f32(),
+            f16::from_f32,
+        )),
+        (HostBuffer::BF16(x), HostBuffer::BF16(y)) => HostBuffer::BF16(zip_op(
+            op,
+            (x, al),
+            (y, bl),
+            |v: bf16| v.to_f32(),
+            bf16::from_f32,
+        )),
         _ => return Err(mismatch("binary", a, b)),
     })
 }
@@ -143,4 +175,10 @@ pub(crate) fn where_cond(
         (HostBuffer::U8(x), HostBuffer::U8(y)) => HostBuffer::U8(go(&cond, x, al, y, bl)),
         _ => return Err(mismatch("where", a, b)),
     })
+}
+
+/// The conversion for dtypes that compute in their own precision.
+#[inline(always)]
+fn identity<T>(v: T) -> T {
+    v
 }

@@ -5,6 +5,7 @@ use crate::cpu::strided;
 use crate::dtype::Float;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
+use alloc::vec::Vec;
 use half::{bf16, f16};
 
 /// `op(x)` in the precision of `T` (f32 or f64).
@@ -61,16 +62,52 @@ pub(crate) fn eval<T: Float>(op: UnaryOp, x: T) -> T {
     }
 }
 
+/// `from(eval(op, to(x)))` over a view, with `op` matched once per call rather than per
+/// element: each arm passes [`eval`] a constant op, so every op compiles to its own loop
+/// (which the compiler can vectorize) and the arithmetic is exactly [`eval`]'s.
+#[inline(always)]
+fn map_op<S: Copy + Sync, U: Send, T: Float>(
+    op: UnaryOp,
+    src: &[S],
+    layout: &Layout,
+    to: impl Fn(S) -> T + Sync + Copy,
+    from: impl Fn(T) -> U + Sync + Copy,
+) -> Vec<U> {
+    macro_rules! run {
+        ($op:expr) => {
+            strided::map(src, layout, move |a| from(eval($op, to(a))))
+        };
+    }
+    match op {
+        UnaryOp::Neg => run!(UnaryOp::Neg),
+        UnaryOp::Abs => run!(UnaryOp::Abs),
+        UnaryOp::Sign => run!(UnaryOp::Sign),
+        UnaryOp::Exp => run!(UnaryOp::Exp),
+        UnaryOp::Log => run!(UnaryOp::Log),
+        UnaryOp::Sqrt => run!(UnaryOp::Sqrt),
+        UnaryOp::Rsqrt => run!(UnaryOp::Rsqrt),
+        UnaryOp::Recip => run!(UnaryOp::Recip),
+        UnaryOp::Square => run!(UnaryOp::Square),
+        UnaryOp::Tanh => run!(UnaryOp::Tanh),
+        UnaryOp::Erf => run!(UnaryOp::Erf),
+        UnaryOp::Sigmoid => run!(UnaryOp::Sigmoid),
+        UnaryOp::Relu => run!(UnaryOp::Relu),
+        UnaryOp::Powf(p) => run!(UnaryOp::Powf(p)),
+        UnaryOp::Affine { mul, add } => run!(UnaryOp::Affine { mul, add }),
+        UnaryOp::Clamp { min, max } => run!(UnaryOp::Clamp { min, max }),
+    }
+}
+
 pub(crate) fn unary(op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
     Ok(match x {
-        HostBuffer::F32(v) => HostBuffer::F32(strided::map(v, layout, |a| eval(op, a))),
-        HostBuffer::F64(v) => HostBuffer::F64(strided::map(v, layout, |a| eval(op, a))),
-        HostBuffer::F16(v) => HostBuffer::F16(strided::map(v, layout, |a| {
-            f16::from_f32(eval(op, a.to_f32()))
-        })),
-        HostBuffer::BF16(v) => HostBuffer::BF16(strided::map(v, layout, |a| {
-            bf16::from_f32(eval(op, a.to_f32()))
-        })),
+        HostBuffer::F32(v) => HostBuffer::F32(map_op(op, v, layout, identity, identity)),
+        HostBuffer::F64(v) => HostBuffer::F64(map_op(op, v, layout, identity, identity)),
+        HostBuffer::F16(v) => {
+            HostBuffer::F16(map_op(op, v, layout, |a: f16| a.to_f32(), f16::from_f32))
+        }
+        HostBuffer::BF16(v) => {
+            HostBuffer::BF16(map_op(op, v, layout, |a: bf16| a.to_f32(), bf16::from_f32))
+        }
         other => {
             return Err(crate::Error::DType {
                 op: "unary",
@@ -91,4 +128,37 @@ pub(crate) fn gelu(x: &HostBuffer, layout: &Layout) -> Option<HostBuffer> {
         HostBuffer::F64(v) => Some(HostBuffer::F64(strided::map(v, layout, g))),
         _ => None,
     }
+}
+
+/// Fused `grad * (Phi(x) + x * phi(x))` for f32/f64 in one pass (`None`: use the composite).
+/// The composite needs ten passes and temporaries; this is the same formula per element.
+pub(crate) fn gelu_backward(
+    x: &HostBuffer,
+    xl: &Layout,
+    grad: &HostBuffer,
+    gl: &Layout,
+) -> Option<HostBuffer> {
+    fn d<T: Float>(v: T, g: T) -> T {
+        let cdf = (v * T::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf() * T::from_f64(0.5)
+            + T::from_f64(0.5);
+        let inv_sqrt_2pi =
+            0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+        let pdf = (v * v * T::from_f64(-0.5)).exp() * T::from_f64(inv_sqrt_2pi);
+        g * (cdf + v * pdf)
+    }
+    match (x, grad) {
+        (HostBuffer::F32(v), HostBuffer::F32(g)) => {
+            Some(HostBuffer::F32(strided::zip(v, xl, g, gl, d)))
+        }
+        (HostBuffer::F64(v), HostBuffer::F64(g)) => {
+            Some(HostBuffer::F64(strided::zip(v, xl, g, gl, d)))
+        }
+        _ => None,
+    }
+}
+
+/// The conversion for dtypes that compute in their own precision.
+#[inline(always)]
+fn identity<T>(v: T) -> T {
+    v
 }

@@ -97,4 +97,22 @@ impl<B: Backend> Tensor<B> {
         self.check_float("gelu")?;
         self.backend().gelu(self)
     }
+
+    /// The gradient of [`Tensor::gelu`] at `self` for an upstream gradient `grad` of the
+    /// same shape and dtype (PyTorch: `torch.ops.aten.gelu_backward(grad, x)`). A composite
+    /// op: backends may fuse it.
+    pub fn gelu_backward(&self, grad: &Self) -> Result<Self> {
+        self.check_float("gelu_backward")?;
+        self.check_same_backend("gelu_backward", grad)?;
+        self.check_same_dtype("gelu_backward", grad)?;
+        if self.shape() != grad.shape() {
+            return Err(crate::shape_err!(
+                "gelu_backward",
+                "x has shape {:?} but grad has shape {:?}",
+                self.shape(),
+                grad.shape()
+            ));
+        }
+        self.backend().gelu_backward(self, grad)
+    }
 }
