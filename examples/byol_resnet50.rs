@@ -33,6 +33,7 @@ const FLAGS: &[Flag] = &[
         "DIR",
         "Dataset folder [default: the embedded data/fashion-mnist]",
     ),
+    Flag::value("resize", "PX", data::RESIZE_HELP),
     Flag::value(
         "preset",
         "NAME",
@@ -137,7 +138,7 @@ fn run() -> Result<()> {
     }
     signal::install();
 
-    let (train_all, test_all) = data::load_splits(&data_dir)?;
+    let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
     let [chans, h, w] = train_all.image_shape();
     if h != w {
         return Err(RunError::new(format!("the images are {h}x{w}, not square")));

@@ -31,6 +31,7 @@ with k-NN evaluation before and after training";
 
 const FLAGS: &[Flag] = &[
     Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder [default: the embedded data/fashion-mnist]"),
+    Flag::value("resize", "PX", data::RESIZE_HELP),
     Flag::value("preset", "NAME", "default | paper (224/96 crops, patch 16, out_dim 65536, DINO's 100-epoch schedule) | tiny (for tests)"),
     Flag::value("epochs", "N", "Training epochs"),
     Flag::value("batch-size", "N", "Images per step"),
@@ -65,6 +66,7 @@ const FLAGS: &[Flag] = &[
 #[derive(Clone, Debug)]
 struct Config {
     data: PathBuf,
+    resize: Option<usize>,
     preset: String,
     epochs: usize,
     batch_size: usize,
@@ -99,6 +101,7 @@ impl Config {
     fn preset(name: &str) -> Result<Config> {
         let base = Config {
             data: data::default_data_dir(),
+            resize: None,
             preset: name.into(),
             epochs: 2,
             batch_size: 32,
@@ -173,6 +176,7 @@ impl Config {
         let c = Config::preset(p.raw("preset").unwrap_or("default"))?;
         Ok(Config {
             data: p.get("data")?.unwrap_or(c.data),
+            resize: p.get("resize")?,
             epochs: p.get_or("epochs", c.epochs)?,
             batch_size: p.get_or("batch-size", c.batch_size)?,
             lr: p.get_or("lr", c.lr)?,
@@ -247,7 +251,7 @@ fn run() -> Result<()> {
     signal::install();
 
     // Data.
-    let (train_all, test_all) = data::load_splits(&cfg.data)?;
+    let (train_all, test_all) = data::load_splits(&cfg.data, cfg.resize)?;
     let [chans, h, w] = train_all.image_shape();
     let img_size = cfg.img_size.unwrap_or(h);
     if h != w && cfg.img_size.is_none() {

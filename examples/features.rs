@@ -68,6 +68,7 @@ const FLAGS: &[Flag] = &[
         "Dataset whose test split is used without --images/--tensor [default: the embedded \
          data/fashion-mnist]",
     ),
+    Flag::value("resize", "PX", data::RESIZE_HELP),
     Flag::value(
         "limit",
         "N",
@@ -189,8 +190,14 @@ fn image_input(paths: &[&str], size: usize, channels: usize) -> Result<Inputs> {
 }
 
 /// The test split of `dir`: `limit` class-balanced images, resized to `size` if needed.
-fn dataset_input(dir: &Path, limit: usize, size: Option<usize>, seed: u64) -> Result<Inputs> {
-    let (_, test) = data::load_splits(dir)?;
+fn dataset_input(
+    dir: &Path,
+    resize: Option<usize>,
+    limit: usize,
+    size: Option<usize>,
+    seed: u64,
+) -> Result<Inputs> {
+    let (_, test) = data::load_splits(dir, resize)?;
     let n = if limit == 0 { usize::MAX } else { limit };
     let ds = data::balanced_prefix(&test, n, mix(&[seed, 3]))?;
     let imgs: Vec<Image> = (0..ds.len())
@@ -291,7 +298,13 @@ fn run() -> Result<()> {
         image_input(&image_args, size, model_chans.unwrap_or(3))?
     } else {
         let dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
-        dataset_input(&dir, limit, size_flag.or(model_size), seed)?
+        dataset_input(
+            &dir,
+            p.get("resize")?,
+            limit,
+            size_flag.or(model_size),
+            seed,
+        )?
     };
     let [b, c, h, w] = <[usize; 4]>::try_from(inputs.x.shape()).expect("rank 4");
 

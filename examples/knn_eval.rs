@@ -24,6 +24,7 @@ const FLAGS: &[Flag] = &[
         "DIR",
         "Dataset folder [default: the embedded data/fashion-mnist]",
     ),
+    Flag::value("resize", "PX", data::RESIZE_HELP),
     Flag::value(
         "network",
         "teacher|student",
@@ -80,7 +81,7 @@ fn run() -> Result<()> {
     } = model::load_backbone(&path, &network)?;
     let img_size = vit.config.img_size;
 
-    let (train_all, test_all) = data::load_splits(&data_dir)?;
+    let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
     let cap = |n: usize| if n == 0 { usize::MAX } else { n };
     let bank = data::balanced_prefix(&train_all, cap(n_train), mix(&[seed, 2]))?;
     let test = data::balanced_prefix(&test_all, cap(n_test), mix(&[seed, 3]))?;

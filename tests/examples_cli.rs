@@ -73,6 +73,7 @@ fn help_lists_the_flags() {
         "--output-dir",
         "--resume",
         "--preset",
+        "--resize",
     ] {
         assert!(s.contains(f), "--help lacks {f}");
     }
@@ -112,6 +113,45 @@ fn image_size_not_divisible_by_patch() {
     let d = temp_dir("patch");
     let out = run(&args_ref(&tiny(&d, &["--patch-size", "5"])));
     assert_fails(&out, "not divisible by the patch size 5");
+}
+
+#[test]
+fn image_folder_of_mixed_sizes_needs_resize() {
+    // torchvision's ImageFolder layout, two image sizes in every class.
+    let data = temp_dir("mixed-sizes");
+    for (split, n) in [("train", 4), ("test", 2)] {
+        for (c, class) in ["coat", "shoe"].iter().enumerate() {
+            for i in 0..n {
+                let side = if i % 2 == 0 { 20 } else { 26 };
+                let path = data.join(format!("{split}/{class}/{i}.png"));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                image::RgbImage::from_fn(side, side + 3, |x, y| {
+                    image::Rgb([(x * 9) as u8, (y * 9) as u8, (c * 200) as u8])
+                })
+                .save(&path)
+                .unwrap();
+            }
+        }
+    }
+    let dir = data.display().to_string();
+    let out_dir = temp_dir("mixed-sizes-out");
+    let out = run(&args_ref(&tiny(&out_dir, &["--data", &dir])));
+    assert_fails(&out, "pass --resize PX");
+    // Resized on load (shorter side to 14, center crop), the run goes through.
+    let out = run(&args_ref(&tiny(
+        &out_dir,
+        &["--data", &dir, "--resize", "14", "--epochs", "1"],
+    )));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3x14x14"), "{stdout}");
+    // On fixed-size data the flag is an error, not silently ignored.
+    let out = run(&args_ref(&tiny(&out_dir, &["--resize", "14"])));
+    assert_fails(&out, "--resize applies to image folders");
 }
 
 #[test]

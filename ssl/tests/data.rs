@@ -346,6 +346,8 @@ fn image_folder_errors() {
         ..FolderOptions::default()
     };
     assert_eq!(read_image_folder(d.path(), &opts).unwrap().len(), 2);
+    let ds = Dataset::open_split_with(d.path(), Split::Train, &opts).unwrap();
+    assert_eq!(ds.shape, [2, 3, 4, 4]);
     std::fs::create_dir_all(d.path().join("c")).unwrap();
     let e = read_image_folder(d.path(), &opts).unwrap_err();
     assert!(

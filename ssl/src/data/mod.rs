@@ -71,8 +71,19 @@ impl Dataset {
     /// (fine labels); each also inside `cifar-10-batches-bin/` or `cifar-100-binary/`;
     /// otherwise an image folder at `path/train` (or `path/test`, `path/val`) if present,
     /// else at `path` itself for the training split (RGB, uniform sizes required; use
-    /// [`read_image_folder`] to resize).
+    /// [`Dataset::open_split_with`] to resize).
     pub fn open_split(path: impl AsRef<Path>, split: Split) -> Result<Self> {
+        Self::open_split_with(path, split, &FolderOptions::default())
+    }
+
+    /// [`Dataset::open_split`] with the options an image folder is read with (e.g. a resize
+    /// to one size, torchvision's `Resize` + `CenterCrop`, for folders of mixed sizes). IDX
+    /// and CIFAR data have a fixed size and ignore `folder`.
+    pub fn open_split_with(
+        path: impl AsRef<Path>,
+        split: Split,
+        folder: &FolderOptions,
+    ) -> Result<Self> {
         let dir = path.as_ref();
         if !dir.exists() {
             return Err(Error::NotFound {
@@ -82,7 +93,7 @@ impl Dataset {
         let train = split == Split::Train;
         for sub in ["cifar-10-batches-bin", "cifar-100-binary"] {
             if dir.join(sub).is_dir() {
-                return Self::open_split(dir.join(sub), split);
+                return Self::open_split_with(dir.join(sub), split, folder);
             }
         }
         let unknown = || Error::UnknownFormat {
@@ -116,14 +127,14 @@ impl Dataset {
         }
         let split_dirs: &[&str] = if train { &["train"] } else { &["test", "val"] };
         if let Some(s) = split_dirs.iter().find(|s| subdirs.iter().any(|d| d == *s)) {
-            return read_image_folder(&dir.join(s), &FolderOptions::default());
+            return read_image_folder(&dir.join(s), folder);
         }
         if !train {
             return Err(Error::NotFound {
                 path: dir.join("test (or val)").display().to_string(),
             });
         }
-        read_image_folder(dir, &FolderOptions::default())
+        read_image_folder(dir, folder)
     }
 
     /// Number of images.
