@@ -17,10 +17,11 @@ use tessera::nn::module::Module;
 use tessera::run::args::{self, Flag, Outcome};
 use tessera::run::metrics::{self, EpochMetrics};
 use tessera::run::progress::Progress;
+use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
 use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Device, Result, RunError};
 use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image};
 use tessera::ssl::data::Dataset;
-use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
+use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{Backbone, ByolConfig, ByolTrainer};
 use tessera::tensor::{Cpu, DType, Rng, Tensor};
 
@@ -198,49 +199,30 @@ fn run() -> Result<()> {
         test.len()
     );
 
-    std::fs::create_dir_all(&out_dir).map_err(ctx(&out_dir.display().to_string()))?;
-    let ck_path = out_dir.join("checkpoint.safetensors");
-    let jsonl = out_dir.join("metrics.jsonl");
-    let png = out_dir.join("metrics.png");
-    let (mut epoch, mut step, mut loss_sum, knn_before, knn_raw, elapsed_before);
-    let mut history: Vec<EpochMetrics>;
-    if p.switch("resume") {
-        let ck = ckpt::load_checked(&ck_path, &arch)?;
-        trainer.load_state_dict(&ck.tensors).map_err(|e| {
-            RunError::new(format!(
-                "the checkpoint {} does not fit: {e}",
-                ck_path.display()
-            ))
-        })?;
-        let pos = ckpt::RunPosition::from_metadata(&ck.metadata, seed)?;
-        (epoch, step, loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
-        (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
-        history = metrics::resume_history(&jsonl, epoch)?;
-        println!(
-            "resumed from {} at epoch {}, step {step}",
-            ck_path.display(),
-            epoch + 1
-        );
-    } else {
-        (epoch, step, loss_sum, elapsed_before) = (0, 0, 0.0, 0.0);
-        history = Vec::new();
-        metrics::write_jsonl(&jsonl, &history)?;
-        let raw = raw_pixel_knn(
-            &bank,
-            &test,
-            None,
-            &KnnConfig::with_k(20.min(bank.len())),
-            &Cpu,
-        )
-        .map_err(ctx("raw-pixel k-NN"))?;
-        knn_raw = raw[0].top1;
-        println!(
-            "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%",
-            100.0 * knn_raw
-        );
-        knn_before = knn_top1(trainer.target_backbone(), &bank, &test)?;
-        println!("k-NN before training: top-1 {:.2}%", 100.0 * knn_before);
-    }
+    let files = RunFiles::create(&out_dir)?;
+    let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
+    let knn_before = |t: &mut ByolTrainer<Cpu, ResNet<Cpu>>| -> Result<f64> {
+        let top1 = knn_top1(t.target_backbone(), &bank, &test)?;
+        println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
+        Ok(top1)
+    };
+    let RunStart {
+        position: pos,
+        mut history,
+    } = session::start_or_resume(
+        &files,
+        p.switch("resume"),
+        (&arch, seed),
+        &mut trainer,
+        |t, sd| t.load_state_dict(sd).map_err(|e| e.to_string()),
+        FreshStart {
+            bank: &bank,
+            test: &test,
+            knn_before: &knn_before,
+        },
+    )?;
+    let (mut epoch, mut step, mut loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
+    let (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
     let start = Instant::now();
     let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
     let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
@@ -257,7 +239,7 @@ fn run() -> Result<()> {
     };
     let save = |trainer: &ByolTrainer<Cpu, ResNet<Cpu>>, md: Metadata| -> Result<()> {
         let sd = trainer.state_dict().map_err(ctx("state dict"))?;
-        ckpt::save(&ck_path, sd, md)
+        ckpt::save(ck_path, sd, md)
     };
     while epoch < epochs {
         let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
@@ -314,11 +296,11 @@ fn run() -> Result<()> {
             100.0 * knn,
             ips
         );
-        metrics::append_jsonl(&jsonl, &m)?;
+        metrics::append_jsonl(jsonl, &m)?;
         history.push(m);
         (epoch, step, loss_sum) = (epoch + 1, 0, 0.0);
         save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-        metrics::plot_png(&png, &history, Some(knn_before))?;
+        metrics::plot_png(png, &history, Some(knn_before))?;
         if signal::interrupted() && epoch < epochs {
             eprintln!("interrupted: checkpoint written to {}", ck_path.display());
             std::process::exit(signal::EXIT_INTERRUPTED);

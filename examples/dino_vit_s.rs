@@ -10,19 +10,20 @@
 //! `checkpoint.safetensors` (every epoch) to `--output-dir`, and resumes exactly with
 //! `--resume`. Ctrl-C finishes the current step, writes a checkpoint and exits with 130.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::metrics::{self, EpochMetrics};
 use tessera::run::progress::Progress;
+use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
 use tessera::run::{ckpt, ctx, data, exit_on_error, mix, model, signal, Device, Result, RunError};
 use tessera::ssl::augment::{
     batch_by_resolution, DataAugmentationDino, DinoAugConfig, Image, Normalize,
 };
 use tessera::ssl::data::Dataset;
-use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
+use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{DinoConfig, DinoTrainer};
 use tessera::tensor::{Cpu, DType, Rng, Tensor};
 
@@ -377,54 +378,35 @@ fn run() -> Result<()> {
     );
 
     // Output and resume.
-    std::fs::create_dir_all(&cfg.output_dir).map_err(ctx(&cfg.output_dir.display().to_string()))?;
-    let ck_path = cfg.output_dir.join("checkpoint.safetensors");
-    let jsonl = cfg.output_dir.join("metrics.jsonl");
-    let png = cfg.output_dir.join("metrics.png");
-    let (mut epoch, mut step, mut loss_sum, knn_before, knn_raw, elapsed_before);
-    let mut history: Vec<EpochMetrics>;
-    if cfg.resume {
-        let ck = ckpt::load_checked(&ck_path, &arch)?;
-        trainer.load_state_dict(&ck.tensors).map_err(|e| {
-            RunError::new(format!(
-                "the checkpoint {} does not fit this model: {e}",
-                ck_path.display()
-            ))
-        })?;
-        let pos = ckpt::RunPosition::from_metadata(&ck.metadata, seed)?;
-        (epoch, step, loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
-        (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
-        history = metrics::resume_history(&jsonl, epoch)?;
-        println!(
-            "resumed from {} at epoch {}, step {step}",
-            ck_path.display(),
-            epoch + 1
-        );
-    } else {
-        (epoch, step, loss_sum, elapsed_before) = (0, 0, 0.0, 0.0);
-        history = Vec::new();
-        metrics::write_jsonl(&jsonl, &history)?;
-        let t = Instant::now();
-        let raw = raw_pixel_knn(
-            &bank,
-            &test,
-            None,
-            &KnnConfig::with_k(20.min(bank.len())),
-            &Cpu,
-        )
-        .map_err(ctx("raw-pixel k-NN"))?;
-        knn_raw = raw[0].top1;
-        println!(
-            "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%",
-            100.0 * knn_raw
-        );
-        knn_before = knn_top1(trainer.teacher_backbone(), &bank, &test, img_size, &norm)?;
+    let files = RunFiles::create(&cfg.output_dir)?;
+    let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
+    let knn_before = |t: &mut DinoTrainer<Cpu, VisionTransformer<Cpu>>| -> Result<f64> {
+        let s = Instant::now();
+        let top1 = knn_top1(t.teacher_backbone(), &bank, &test, img_size, &norm)?;
         println!(
             "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
-            100.0 * knn_before,
-            t.elapsed().as_secs_f64()
+            100.0 * top1,
+            s.elapsed().as_secs_f64()
         );
-    }
+        Ok(top1)
+    };
+    let RunStart {
+        position: pos,
+        mut history,
+    } = session::start_or_resume(
+        &files,
+        cfg.resume,
+        (&arch, seed),
+        &mut trainer,
+        |t, sd| t.load_state_dict(sd).map_err(|e| e.to_string()),
+        FreshStart {
+            bank: &bank,
+            test: &test,
+            knn_before: &knn_before,
+        },
+    )?;
+    let (mut epoch, mut step, mut loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
+    let (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
     let start = Instant::now();
     let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
     let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
@@ -445,7 +427,7 @@ fn run() -> Result<()> {
     };
     let save = |trainer: &DinoTrainer<Cpu, VisionTransformer<Cpu>>, md: Metadata| -> Result<()> {
         let sd = trainer.state_dict().map_err(ctx("state dict"))?;
-        ckpt::save(&ck_path, sd, md)
+        ckpt::save(ck_path, sd, md)
     };
 
     while epoch < cfg.epochs {
@@ -542,11 +524,11 @@ fn run() -> Result<()> {
             m.images_per_s,
             m.elapsed_s
         );
-        metrics::append_jsonl(&jsonl, &m)?;
+        metrics::append_jsonl(jsonl, &m)?;
         history.push(m);
         (epoch, step, loss_sum) = (epoch + 1, 0, 0.0);
         save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-        metrics::plot_png(&png, &history, Some(knn_before))?;
+        metrics::plot_png(png, &history, Some(knn_before))?;
         if signal::interrupted() && epoch < cfg.epochs {
             eprintln!("interrupted: checkpoint written to {}", ck_path.display());
             std::process::exit(signal::EXIT_INTERRUPTED);
@@ -568,7 +550,7 @@ fn run() -> Result<()> {
         "outputs: {}, {}, {}",
         jsonl.display(),
         png.display(),
-        Path::new(&ck_path).display()
+        ck_path.display()
     );
     Ok(())
 }

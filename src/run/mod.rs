@@ -14,6 +14,7 @@ pub mod images;
 pub mod metrics;
 pub mod model;
 pub mod progress;
+pub mod session;
 pub mod signal;
 
 use std::fmt;
