@@ -406,7 +406,7 @@ fn run() -> Result<()> {
         },
     )?;
     let (mut epoch, mut step, mut loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
-    let (knn_before, knn_raw, elapsed_before) = (pos.knn_before, pos.knn_raw, pos.elapsed_s);
+    let (knn_before, elapsed_before) = (pos.knn_before, pos.elapsed_s);
     let start = Instant::now();
     let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
     let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
@@ -414,10 +414,8 @@ fn run() -> Result<()> {
             epoch,
             step,
             loss_sum,
-            knn_before,
-            knn_raw,
             elapsed_s,
-            seed,
+            ..pos
         };
         let mut m = pos.metadata(&arch);
         m.insert(ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&norm.mean));
@@ -543,7 +541,7 @@ fn run() -> Result<()> {
         bank.len(),
         test.len()
     );
-    println!("  raw pixels:      {:.2}%", 100.0 * knn_raw);
+    println!("  raw pixels:      {:.2}%", 100.0 * pos.knn_raw);
     println!("  before training: {:.2}%", 100.0 * knn_before);
     println!("  after training:  {:.2}%", 100.0 * after);
     println!(
