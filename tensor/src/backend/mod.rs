@@ -13,8 +13,8 @@
 //!   contiguous storage. Inputs always have the dtype and shapes the op needs: the
 //!   [`Tensor`] front end checks them and reports errors, so a backend only
 //!   reports failures of its own (out of memory, a dtype it has no kernel for).
-//! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU,
-//!   convolution and its two backward products) with a default built from the primitives.
+//! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU and its
+//!   derivative, convolution and its two backward products) with a default built from the primitives.
 //!   A backend may override any of them with a fused kernel; the default stays the
 //!   specification that the override is tested against.
 //!
