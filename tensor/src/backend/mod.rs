@@ -14,9 +14,9 @@
 //!   [`Tensor`] front end checks them and reports errors, so a backend only
 //!   reports failures of its own (out of memory, a dtype it has no kernel for).
 //! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU and its
-//!   derivative, convolution and its two backward products) with a default built from the primitives.
-//!   A backend may override any of them with a fused kernel; the default stays the
-//!   specification that the override is tested against.
+//!   derivative, convolution and its two backward products) with a default built from the
+//!   primitives. A backend may override any of them with a fused kernel; the default stays
+//!   the specification that the override is tested against.
 //!
 //! Nothing here knows about gradients: autodiff is a layer above (`tessera-autograd`). Storage
 //! is reachable only through [`Backend::from_host`] and [`Backend::to_host`], as GPU memory is;
