@@ -6,6 +6,7 @@ use crate::dtype::{Element, Float};
 use crate::layout::Layout;
 use crate::{Error, HostBuffer, Result};
 use alloc::vec::Vec;
+use core::convert::identity;
 use half::{bf16, f16};
 
 #[inline(always)]
@@ -175,10 +176,4 @@ pub(crate) fn where_cond(
         (HostBuffer::U8(x), HostBuffer::U8(y)) => HostBuffer::U8(go(&cond, x, al, y, bl)),
         _ => return Err(mismatch("where", a, b)),
     })
-}
-
-/// The conversion for dtypes that compute in their own precision.
-#[inline(always)]
-fn identity<T>(v: T) -> T {
-    v
 }

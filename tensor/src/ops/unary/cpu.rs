@@ -6,6 +6,7 @@ use crate::dtype::Float;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
 use alloc::vec::Vec;
+use core::convert::identity;
 use half::{bf16, f16};
 
 /// `op(x)` in the precision of `T` (f32 or f64).
@@ -155,10 +156,4 @@ pub(crate) fn gelu_backward(
         }
         _ => None,
     }
-}
-
-/// The conversion for dtypes that compute in their own precision.
-#[inline(always)]
-fn identity<T>(v: T) -> T {
-    v
 }
