@@ -17,12 +17,29 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
-use tessera_tensor::{Backend, Error, Result, Tensor};
+use tessera_tensor::{Backend, BinaryOp, Error, Result, Tensor};
 
 use crate::gradients::Gradients;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// The id counter. Targets without 64-bit atomics (embedded cores, 32-bit microcontrollers)
+/// count with pointer-width atomics instead: ids then wrap after 2^32 nodes, which breaks the
+/// topological order only for a graph built across that wrap (about 400,000 ViT steps).
+#[cfg(target_has_atomic = "64")]
+mod ids {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    pub(super) fn next() -> u64 {
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    }
+}
+#[cfg(not(target_has_atomic = "64"))]
+mod ids {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+    pub(super) fn next() -> u64 {
+        NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64
+    }
+}
 
 /// The derivative of one op: given the gradient of its output, the gradients of its inputs.
 ///
@@ -83,7 +100,7 @@ impl<B: Backend> fmt::Debug for Var<B> {
 
 impl<B: Backend> Var<B> {
     fn new(value: Tensor<B>, origin: Origin<B>) -> Self {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = ids::next();
         Var {
             node: Arc::new(Node { id, value, origin }),
         }
@@ -242,14 +259,20 @@ fn check_grad<B: Backend>(op: &'static str, input: &Tensor<B>, g: &Tensor<B>) ->
     Ok(())
 }
 
-/// A var used several times receives the sum of the gradients of its uses.
+/// A var used several times receives the sum of the gradients of its uses, added in place
+/// into the first one when nothing else holds it (else `binary_` copies it first).
 fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor<B>) -> Result<()> {
-    let total = match map.remove(&id) {
-        Some(prev) => prev.add(&g)?,
-        None => g,
-    };
-    map.insert(id, total);
-    Ok(())
+    match map.get_mut(&id) {
+        Some(prev) if prev.shape() == g.shape() => prev.binary_(BinaryOp::Add, &g),
+        Some(prev) => {
+            *prev = prev.add(&g)?;
+            Ok(())
+        }
+        None => {
+            map.insert(id, g);
+            Ok(())
+        }
+    }
 }
 
 impl<B: Backend> Drop for Node<B> {

@@ -336,7 +336,11 @@ fn clipping_matches_dino_and_torch() {
         .collect();
 
     let mut g = grads.clone();
-    let norms = clip_grad_per_param(&mut g, 1.0).unwrap();
+    let norms: Vec<f64> = clip_grad_per_param(&mut g, 1.0)
+        .unwrap()
+        .iter()
+        .map(|n| n.item().unwrap())
+        .collect();
     assert_close(
         "clip_per_param.norms",
         &norms,
@@ -351,7 +355,11 @@ fn clipping_matches_dino_and_torch() {
     assert_eq!(g[2].to_vec::<f64>().unwrap(), fx.values("clip.grad.z"));
 
     let mut g = grads;
-    let total = clip_grad_norm(&mut g, 1.5).unwrap();
+    let total = clip_grad_norm(&mut g, 1.5)
+        .unwrap()
+        .unwrap()
+        .item()
+        .unwrap();
     assert_close(
         "clip_global.total_norm",
         &[total],
@@ -362,7 +370,7 @@ fn clipping_matches_dino_and_torch() {
         let key = format!("clip_global.out.{n}");
         assert_close(&key, &t.to_vec::<f64>().unwrap(), fx.values(&key), 1e-13);
     }
-    assert_eq!(clip_grad_norm::<Cpu>(&mut [], 1.0).unwrap(), 0.0);
+    assert!(clip_grad_norm::<Cpu>(&mut [], 1.0).unwrap().is_none());
 }
 
 #[test]

@@ -88,10 +88,10 @@ where
     let mut updated: BTreeMap<String, Tensor<B>> = BTreeMap::new();
     for (name, t) in &teacher_params {
         let s = &student_params[name];
-        let new = t
-            .mul_scalar(momentum)?
-            .add(&s.mul_scalar(1.0 - momentum)?)?;
-        updated.insert(name.clone(), new.contiguous()?);
+        // One fused in-place pass (`Backend::ema_update`) over a private copy of the value.
+        let mut new = t.contiguous()?;
+        new.ema_update_(s, momentum)?;
+        updated.insert(name.clone(), new);
     }
     let mut failure = None;
     teacher.visit_mut("", &mut |name, e| {

@@ -59,11 +59,11 @@ mod tensor;
 mod view;
 
 pub use backend::{
-    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp, ResizeParams,
-    UnaryOp,
+    AdamWStep, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp,
+    ResizeParams, SgdStep, UnaryOp,
 };
 pub use buffer::{HostBuffer, HostElement};
-pub use cpu::Cpu;
+pub use cpu::{Cpu, CpuStorage};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use layout::Layout;
@@ -74,6 +74,20 @@ pub use rng::Rng;
 pub use tensor::Tensor;
 
 pub use half::{bf16, f16};
+
+static DEBUG_CHECKS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns on checks that read tensor data to the host before an op runs (index values of
+/// gather/scatter/index_select), for clearer errors while debugging. Off by default, since
+/// each such read stalls a device pipeline; backends check index values themselves either way.
+pub fn set_debug_checks(on: bool) {
+    DEBUG_CHECKS.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`set_debug_checks`] is on.
+pub fn debug_checks() -> bool {
+    DEBUG_CHECKS.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 #[doc(hidden)]
 pub use alloc::format as __format;

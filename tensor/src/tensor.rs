@@ -37,7 +37,7 @@ impl<B: Backend> fmt::Debug for Tensor<B> {
             "Tensor[{:?}, {}, {}]",
             self.shape(),
             self.dtype(),
-            self.backend.name()
+            self.backend.device_name()
         )
     }
 }
@@ -68,6 +68,11 @@ impl<B: Backend> Tensor<B> {
             layout: Layout::contiguous(shape),
             backend: backend.clone(),
         }
+    }
+
+    /// The storage handle and layout, for the in-place ops (`ops/inplace`).
+    pub(crate) fn parts_mut(&mut self) -> (&mut Arc<B::Storage>, &Layout) {
+        (&mut self.storage, &self.layout)
     }
 
     /// A view sharing this tensor's storage.
@@ -233,8 +238,8 @@ impl<B: Backend> Tensor<B> {
                 op,
                 msg: crate::__format!(
                     "inputs live on {} and {}",
-                    self.backend.name(),
-                    other.backend.name()
+                    self.backend.device_name(),
+                    other.backend.device_name()
                 ),
             });
         }

@@ -49,6 +49,15 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
                 None => g.clone(),
             };
             let dx = match &self.stat_axes {
+                // Layer norm: the backend's (possibly fused) input gradient, same formula.
+                Some(axes) if self.name == "layer_norm" => g.backend().layer_norm_backward(
+                    &self.x,
+                    &self.mean,
+                    &self.rstd,
+                    self.weight.as_ref().map(|(w, _)| w),
+                    g,
+                    axes.len(),
+                )?,
                 Some(axes) => {
                     let m1 = gh.mean(axes, true)?;
                     let m2 = gh.mul(&xhat)?.mean(axes, true)?;

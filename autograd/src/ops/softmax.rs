@@ -28,11 +28,12 @@ impl<B: Backend> Backward<B> for SoftmaxBackward<B> {
         if !need(needs, 0) {
             return Ok(vec![None]);
         }
-        let a = [self.axis];
+        // The closed forms live in the backend, which may fuse them.
+        let (axis, backend) = (self.axis as usize, self.y.backend());
         let dx = if self.log {
-            g.sub(&self.y.exp()?.mul(&g.sum(&a, true)?)?)?
+            backend.log_softmax_backward(&self.y, g, axis)?
         } else {
-            self.y.mul(&g.sub(&g.mul(&self.y)?.sum(&a, true)?)?)?
+            backend.softmax_backward(&self.y, g, axis)?
         };
         Ok(vec![Some(dx)])
     }

@@ -28,9 +28,11 @@ impl Unary {
         use UnaryOp::*;
         match self {
             Unary::Gelu => Needs::Input,
-            Unary::Op(Neg | Sign | Affine { .. }) => Needs::Nothing,
+            Unary::Op(Neg | Sign | Affine { .. } | DivScalar(_)) => Needs::Nothing,
             Unary::Op(Exp | Sqrt | Rsqrt | Recip | Tanh | Sigmoid) => Needs::Output,
-            Unary::Op(Abs | Log | Square | Erf | Relu | Powf(_) | Clamp { .. }) => Needs::Input,
+            Unary::Op(Abs | Log | Square | Erf | Relu | Powf(_) | Clamp { .. } | ScalarDiv(_)) => {
+                Needs::Input
+            }
         }
     }
 }
@@ -75,6 +77,9 @@ impl<B: Backend> UnaryBackward<B> {
                 UnaryOp::Powf(0.0) => g.zeros_like(),
                 UnaryOp::Powf(p) => g.mul(&x.powf(p - 1.0)?)?.mul_scalar(p),
                 UnaryOp::Affine { mul, .. } => g.mul_scalar(mul),
+                UnaryOp::DivScalar(d) => g.unary(UnaryOp::DivScalar(d)),
+                // d(c/x) = -c/x² = -y²/c would divide by c = 0; use x.
+                UnaryOp::ScalarDiv(c) => g.mul(&x.square()?.unary(UnaryOp::ScalarDiv(-c))?),
                 // PyTorch passes the gradient where min <= x <= max (bounds included).
                 UnaryOp::Clamp { min, max } => masked(
                     &x.compare_scalar(CmpOp::Ge, min)?,

@@ -85,6 +85,10 @@ pub struct BatchNorm<B: Backend> {
     pub momentum: Option<f64>,
     num_features: usize,
     training: bool,
+    /// A host copy of `num_batches_tracked` and the tensor it was written to: the count is
+    /// read from the device only when that tensor was replaced (a checkpoint load), so a
+    /// training step does not stall on it.
+    tracked: Option<(u64, Tensor<B>)>,
 }
 
 impl<B: Backend> BatchNorm<B> {
@@ -134,6 +138,7 @@ impl<B: Backend> BatchNorm<B> {
             momentum: config.momentum,
             num_features,
             training: true,
+            tracked: None,
         })
     }
 
@@ -229,7 +234,11 @@ impl<B: Backend> BatchNorm<B> {
             return Ok(());
         };
         let m = x.numel() / x.shape()[1].max(1);
-        let count = r.num_batches_tracked.item()? + 1.0;
+        let known = match &self.tracked {
+            Some((n, t)) if t.shares_storage_with(&r.num_batches_tracked) => *n,
+            _ => r.num_batches_tracked.item()? as u64,
+        };
+        let count = (known + 1) as f64;
         let f = self.momentum.unwrap_or(1.0 / count);
         let dtype = r.mean.dtype();
         let unbiased = var.mul_scalar(m as f64 / (m as f64 - 1.0))?;
@@ -242,6 +251,7 @@ impl<B: Backend> BatchNorm<B> {
             var: blend(&r.var, &unbiased)?,
             num_batches_tracked: Tensor::scalar(count, DType::I64, x.backend())?,
         };
+        self.tracked = Some((known + 1, new.num_batches_tracked.clone()));
         self.running = Some(new);
         Ok(())
     }

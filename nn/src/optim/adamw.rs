@@ -4,8 +4,10 @@ use super::state::{ParamState, State};
 use super::{check_groups, check_hparam, Optimizer, ParamGroup};
 use crate::checkpoint::StateDict;
 use crate::Result;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, DType, Tensor};
+use tessera_tensor::{AdamWStep, Backend, DType, Tensor};
 
 /// AdamW's group-independent hyper-parameters. [`Default`] is PyTorch's: betas (0.9, 0.999),
 /// eps 1e-8.
@@ -44,6 +46,9 @@ pub struct AdamW<B: Backend> {
     groups: Vec<ParamGroup>,
     config: AdamWConfig,
     state: State<B>,
+    /// Host copies of the step counts, with the `step` tensor each was written to: the count
+    /// is read from the device only after that tensor was replaced (a loaded state dict).
+    steps: BTreeMap<String, (u64, Tensor<B>)>,
 }
 
 const FIELDS: &[(&str, bool)] = &[("exp_avg", true), ("exp_avg_sq", true), ("step", false)];
@@ -61,22 +66,13 @@ impl<B: Backend> AdamW<B> {
             groups,
             config,
             state: State::new(FIELDS),
+            steps: BTreeMap::new(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &AdamWConfig {
         &self.config
-    }
-}
-
-/// `a + w·(b − a)` as `torch.lerp` computes it (the other form for `w ≥ 0.5`).
-fn lerp<B: Backend>(a: &Tensor<B>, b: &Tensor<B>, w: f64) -> tessera_tensor::Result<Tensor<B>> {
-    let diff = b.sub(a)?;
-    if w < 0.5 {
-        a.add(&diff.mul_scalar(w)?)
-    } else {
-        b.sub(&diff.mul_scalar(1.0 - w)?)
     }
 }
 
@@ -91,38 +87,46 @@ impl<B: Backend> Optimizer<B> for AdamW<B> {
 
     fn step_some(&mut self, params: &mut [Tensor<B>], grads: &[Option<Tensor<B>>]) -> Result<()> {
         let c = self.config;
-        self.state
-            .apply("AdamW", &self.groups, params, grads, |group, p, g, st| {
-                let (lr, wd) = (group.lr, group.weight_decay);
-                let (m, v, step) = match st {
-                    Some(s) => (
-                        s["exp_avg"].clone(),
-                        s["exp_avg_sq"].clone(),
-                        s["step"].item()?,
-                    ),
-                    None => (p.zeros_like()?, p.zeros_like()?, 0.0),
+        let known = &self.steps;
+        let mut counted = Vec::new();
+        self.state.apply(
+            "AdamW",
+            &self.groups,
+            params,
+            grads,
+            |name, group, p, g, st| {
+                let (mut m, mut v, step) = match st {
+                    Some(s) => {
+                        let step = match known.get(name) {
+                            Some((n, t)) if t.shares_storage_with(&s["step"]) => *n,
+                            _ => s["step"].item()? as u64,
+                        };
+                        (s["exp_avg"].clone(), s["exp_avg_sq"].clone(), step)
+                    }
+                    None => (p.zeros_like()?, p.zeros_like()?, 0),
                 };
-                let step = step + 1.0;
-                let p = p.mul_scalar(1.0 - lr * wd)?;
-                let m = lerp(&m, g, 1.0 - c.beta1)?;
-                let v = v
-                    .mul_scalar(c.beta2)?
-                    .add(&g.square()?.mul_scalar(1.0 - c.beta2)?)?;
-                let bc1 = 1.0 - libm::pow(c.beta1, step);
-                let bc2 = 1.0 - libm::pow(c.beta2, step);
-                let step_size = lr / bc1;
-                let bc2_sqrt = libm::sqrt(bc2);
-                let denom = v
-                    .sqrt()?
-                    .div(&Tensor::scalar(bc2_sqrt, p.dtype(), p.backend())?)?
-                    .add_scalar(c.eps)?;
-                let p = p.sub(&m.div(&denom)?.mul_scalar(step_size)?)?;
+                let step = AdamWStep {
+                    lr: group.lr,
+                    weight_decay: group.weight_decay,
+                    beta1: c.beta1,
+                    beta2: c.beta2,
+                    eps: c.eps,
+                    step: step + 1,
+                };
+                let mut p = p.clone();
+                p.adamw_update_(g, &mut m, &mut v, &step)?;
                 let mut s = ParamState::new();
-                s.insert("step", Tensor::scalar(step, DType::F64, p.backend())?);
+                // A fill on the device, not an upload: `Backend::full`.
+                let t = Tensor::scalar(step.step as f64, DType::F64, p.backend())?;
+                counted.push((String::from(name), (step.step, t.clone())));
+                s.insert("step", t);
                 s.insert("exp_avg", m);
                 s.insert("exp_avg_sq", v);
                 Ok((p, s))
-            })
+            },
+        )?;
+        self.steps.extend(counted);
+        Ok(())
     }
 
     fn state_dict(&self) -> StateDict<B> {

@@ -1,30 +1,50 @@
 //! Gradient clipping: DINO's per-parameter clip and PyTorch's global-norm clip.
+//!
+//! Both run entirely on the backend: norms and clip coefficients are rank-0 F64 tensors that
+//! stay on the device, so clipping never stalls a training step on a read (PyTorch's
+//! `clip_grad_norm_` is also sync-free). Read a returned norm with `item()` only when you
+//! want to log it.
 
 use crate::Result;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, DType, Tensor};
+use tessera_tensor::{Backend, CmpOp, DType, Tensor, UnaryOp};
 
-/// The L2 norm of all elements, computed in f64 (any float dtype; PyTorch:
-/// `torch.linalg.vector_norm(t)`).
+/// The L2 norm of all elements, computed in f64 and read to the host (any float dtype;
+/// PyTorch: `torch.linalg.vector_norm(t).item()`).
 pub fn l2_norm<B: Backend>(t: &Tensor<B>) -> Result<f64> {
-    let sq = t.to_dtype(DType::F64)?.square()?.sum_all()?.item()?;
-    Ok(libm::sqrt(sq))
+    Ok(l2_norm_tensor(t)?.item()?)
+}
+
+/// The L2 norm of all elements as a rank-0 F64 tensor on `t`'s backend (no read).
+pub fn l2_norm_tensor<B: Backend>(t: &Tensor<B>) -> Result<Tensor<B>> {
+    Ok(t.to_dtype(DType::F64)?.square()?.sum_all()?.sqrt()?)
+}
+
+/// `g * coef` where `coef < 1`, `g` unchanged elsewhere (also for a NaN coefficient, as
+/// Python's `if clip_coef < 1` does), with `coef` a rank-0 F64 tensor.
+fn scale_if_below_one<B: Backend>(g: &mut Tensor<B>, coef: &Tensor<B>) -> Result<()> {
+    let below = coef.compare_scalar(CmpOp::Lt, 1.0)?;
+    let one = coef.ones_like()?;
+    let coef = below.where_cond(coef, &one)?.to_dtype(g.dtype())?;
+    *g = g.mul(&coef)?;
+    Ok(())
 }
 
 /// DINO's `utils.clip_gradients(model, clip)`: each gradient on its own, with
 /// `norm = ‖g‖` and `coef = clip / (norm + 1e-6)`, is scaled by `coef` if `coef < 1`.
-/// Returns every norm before clipping, as DINO does (it logs them).
+/// Returns every norm before clipping as a rank-0 F64 tensor (DINO logs them).
 ///
 /// DINO clips per parameter with `clip = 3.0`; this is not the global clip of
 /// [`clip_grad_norm`].
-pub fn clip_grad_per_param<B: Backend>(grads: &mut [Tensor<B>], clip: f64) -> Result<Vec<f64>> {
+pub fn clip_grad_per_param<B: Backend>(
+    grads: &mut [Tensor<B>],
+    clip: f64,
+) -> Result<Vec<Tensor<B>>> {
     let mut norms = Vec::with_capacity(grads.len());
     for g in grads.iter_mut() {
-        let norm = l2_norm(g)?;
-        let coef = clip / (norm + 1e-6);
-        if coef < 1.0 {
-            *g = g.mul_scalar(coef)?;
-        }
+        let norm = l2_norm_tensor(g)?;
+        let coef = norm.add_scalar(1e-6)?.unary(UnaryOp::ScalarDiv(clip))?;
+        scale_if_below_one(g, &coef)?;
         norms.push(norm);
     }
     Ok(norms)
@@ -32,22 +52,30 @@ pub fn clip_grad_per_param<B: Backend>(grads: &mut [Tensor<B>], clip: f64) -> Re
 
 /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` with the L2 norm: the total norm is
 /// the norm of all gradients together, `sqrt(Σ ‖g_i‖²)`; every gradient is multiplied by
-/// `min(max_norm / (total + 1e-6), 1)`. Returns the total norm before clipping (0 for no
-/// gradients). A non-finite norm is not an error (PyTorch's `error_if_nonfinite=False`).
-pub fn clip_grad_norm<B: Backend>(grads: &mut [Tensor<B>], max_norm: f64) -> Result<f64> {
-    if grads.is_empty() {
-        return Ok(0.0);
-    }
-    let mut sum_sq = 0.0;
+/// `min(max_norm / (total + 1e-6), 1)`. Returns the total norm before clipping as a rank-0
+/// F64 tensor (`None` for no gradients). A non-finite norm is not an error (PyTorch's
+/// `error_if_nonfinite=False`).
+pub fn clip_grad_norm<B: Backend>(
+    grads: &mut [Tensor<B>],
+    max_norm: f64,
+) -> Result<Option<Tensor<B>>> {
+    let Some(first) = grads.first() else {
+        return Ok(None);
+    };
+    let mut sum_sq = first.to_dtype(DType::F64)?.sum_all()?.zeros_like()?;
     for g in grads.iter() {
-        let n = l2_norm(g)?;
-        sum_sq += n * n;
+        sum_sq.binary_(tessera_tensor::BinaryOp::Add, &l2_norm_tensor(g)?.square()?)?;
     }
-    let total = libm::sqrt(sum_sq);
-    let coef = max_norm / (total + 1e-6);
-    let coef = if coef > 1.0 { 1.0 } else { coef };
+    let total = sum_sq.sqrt()?;
+    let coef = total
+        .add_scalar(1e-6)?
+        .unary(UnaryOp::ScalarDiv(max_norm))?
+        .unary(UnaryOp::Clamp {
+            min: f64::NEG_INFINITY,
+            max: 1.0,
+        })?;
     for g in grads.iter_mut() {
-        *g = g.mul_scalar(coef)?;
+        *g = g.mul(&coef.to_dtype(g.dtype())?)?;
     }
-    Ok(total)
+    Ok(Some(total))
 }

@@ -1,13 +1,13 @@
 //! LARS as BYOL uses it (deepmind-research `byol/utils/optimizers.py`: `lars`, i.e.
 //! `add_weight_decay` → `scale_by_lars` → `scale(-lr)`).
 
-use super::clip::l2_norm;
+use super::clip::l2_norm_tensor;
 use super::state::{ParamState, State};
 use super::{check_groups, check_hparam, Optimizer, ParamGroup};
 use crate::checkpoint::StateDict;
 use crate::Result;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, Tensor};
+use tessera_tensor::{Backend, CmpOp, Tensor};
 
 /// LARS's group-independent hyper-parameters. [`Default`] is BYOL's: momentum 0.9,
 /// eta 1e-3.
@@ -86,17 +86,28 @@ impl<B: Backend> Optimizer<B> for Lars<B> {
 
     fn step_some(&mut self, params: &mut [Tensor<B>], grads: &[Option<Tensor<B>>]) -> Result<()> {
         let c = self.config;
-        self.state
-            .apply("LARS", &self.groups, params, grads, |group, p, g, st| {
+        self.state.apply(
+            "LARS",
+            &self.groups,
+            params,
+            grads,
+            |_name, group, p, g, st| {
                 let mut u = g.clone();
                 if !group.lars_exclude {
                     if group.weight_decay != 0.0 {
                         u = u.add(&p.mul_scalar(group.weight_decay)?)?;
                     }
-                    let (pn, un) = (l2_norm(p)?, l2_norm(&u)?);
-                    if pn > 0.0 && un > 0.0 {
-                        u = u.mul_scalar(c.eta * pn / un)?;
-                    }
+                    // The trust ratio stays on the device: no read per parameter.
+                    let (pn, un) = (l2_norm_tensor(p)?, l2_norm_tensor(&u)?);
+                    let one = pn.ones_like()?;
+                    let ratio = pn.mul_scalar(c.eta)?.div(&un)?;
+                    let ratio = un
+                        .compare_scalar(CmpOp::Gt, 0.0)?
+                        .where_cond(&ratio, &one)?;
+                    let ratio = pn
+                        .compare_scalar(CmpOp::Gt, 0.0)?
+                        .where_cond(&ratio, &one)?;
+                    u = u.mul(&ratio.to_dtype(u.dtype())?)?;
                 }
                 let buf = match st.and_then(|s| s.get("momentum_buffer")) {
                     Some(b) => b.mul_scalar(c.momentum)?.add(&u)?,
@@ -106,7 +117,8 @@ impl<B: Backend> Optimizer<B> for Lars<B> {
                 let mut s = ParamState::new();
                 s.insert("momentum_buffer", buf);
                 Ok((p, s))
-            })
+            },
+        )
     }
 
     fn state_dict(&self) -> StateDict<B> {

@@ -29,7 +29,7 @@ mod sgd;
 mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use clip::{clip_grad_norm, clip_grad_per_param, l2_norm};
+pub use clip::{clip_grad_norm, clip_grad_per_param, l2_norm, l2_norm_tensor};
 pub use lars::{Lars, LarsConfig};
 pub use sgd::{Sgd, SgdConfig};
 

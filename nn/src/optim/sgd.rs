@@ -83,8 +83,12 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
 
     fn step_some(&mut self, params: &mut [Tensor<B>], grads: &[Option<Tensor<B>>]) -> Result<()> {
         let c = self.config;
-        self.state
-            .apply("SGD", &self.groups, params, grads, |group, p, g, st| {
+        self.state.apply(
+            "SGD",
+            &self.groups,
+            params,
+            grads,
+            |_name, group, p, g, st| {
                 let mut d = g.clone();
                 if group.weight_decay != 0.0 {
                     d = d.add(&p.mul_scalar(group.weight_decay)?)?;
@@ -106,7 +110,8 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
                     new_state.insert("momentum_buffer", buf);
                 }
                 Ok((p.sub(&d.mul_scalar(group.lr)?)?, new_state))
-            })
+            },
+        )
     }
 
     fn state_dict(&self) -> StateDict<B> {

@@ -99,7 +99,13 @@ impl<B: Backend> State<B> {
         mut update: F,
     ) -> Result<()>
     where
-        F: FnMut(&ParamGroup, &Tensor<B>, &Tensor<B>, Option<&ParamState<B>>) -> Result<Update<B>>,
+        F: FnMut(
+            &str,
+            &ParamGroup,
+            &Tensor<B>,
+            &Tensor<B>,
+            Option<&ParamState<B>>,
+        ) -> Result<Update<B>>,
     {
         let n: usize = groups.iter().map(|g| g.names.len()).sum();
         if params.len() != n || grads.len() != n {
@@ -139,7 +145,7 @@ impl<B: Backend> State<B> {
         let mut updates = Vec::new();
         for (i, (group, name)) in flat().enumerate() {
             if let Some(g) = &grads[i] {
-                let u = update(group, &params[i], g, self.map.get(name.as_str()))?;
+                let u = update(name, group, &params[i], g, self.map.get(name.as_str()))?;
                 updates.push((i, name, u));
             }
         }

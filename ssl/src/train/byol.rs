@@ -122,8 +122,9 @@ pub struct ByolStepStats {
     pub tau: f64,
     /// Collapse monitor: the standard deviation across the batch of the L2-normalized online
     /// projection of view 1, averaged over dimensions. A collapsed (constant) output gives
-    /// 0; well-spread outputs give about `1/sqrt(projection_dim)`.
-    pub embedding_std: f64,
+    /// 0; well-spread outputs give about `1/sqrt(projection_dim)`. `None` unless
+    /// [`ByolTrainer::diagnostics`] is set (it reads the device).
+    pub embedding_std: Option<f64>,
     /// The global iteration this step used.
     pub iteration: u64,
 }
@@ -137,6 +138,9 @@ pub struct ByolTrainer<B: Backend, M> {
     config: ByolConfig,
     lr_schedule: Vec<f64>,
     iteration: u64,
+    /// Compute the step's collapse monitor (`embedding_std`), which reads the device; off by
+    /// default so that a step reads only its loss.
+    pub diagnostics: bool,
 }
 
 impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
@@ -191,6 +195,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
             config: cfg,
             lr_schedule,
             iteration: 0,
+            diagnostics: false,
         })
     }
 
@@ -230,7 +235,10 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         let z2 = target.forward(&v2)?.value().clone();
         let loss = byol_loss(&p1, &p2, &z1, &z2)?;
         let loss_value = loss.value().item()?;
-        let embedding_std = embedding_std(z1_online.value())?;
+        let embedding_std = match self.diagnostics {
+            true => Some(embedding_std(z1_online.value())?),
+            false => None,
+        };
         let grads = loss.backward()?;
         let grads = online.grads_by_name(&grads);
         let mut optimizer = self.optimizer.clone();

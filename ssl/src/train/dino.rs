@@ -184,14 +184,16 @@ pub struct DinoStepStats {
     pub momentum: f64,
     /// Teacher temperature of this epoch.
     pub teacher_temp: f64,
-    /// Mean over the teacher's rows of the entropy of `softmax((t − center)/τ_t)` (nats).
-    pub teacher_entropy: f64,
+    /// Mean over the teacher's rows of the entropy of `softmax((t − center)/τ_t)` (nats);
+    /// `None` unless [`DinoTrainer::diagnostics`] is set.
+    pub teacher_entropy: Option<f64>,
     /// Entropy of the batch mean of those distributions (nats): how many prototypes the
-    /// teacher uses across the batch.
-    pub teacher_batch_entropy: f64,
+    /// teacher uses across the batch; `None` unless [`DinoTrainer::diagnostics`] is set.
+    pub teacher_batch_entropy: Option<f64>,
     /// `ln K`, the entropy of the uniform distribution, for reference.
     pub max_entropy: f64,
-    /// Each student gradient's L2 norm before clipping (DINO's `param_norms`), by name.
+    /// Each student gradient's L2 norm before clipping (DINO's `param_norms`), by name;
+    /// empty unless [`DinoTrainer::diagnostics`] or [`DinoTrainer::record_gradients`] is set.
     pub grad_norms: BTreeMap<String, f64>,
     /// The global iteration this step used (the counter before the step).
     pub iteration: u64,
@@ -213,6 +215,9 @@ pub struct DinoTrainer<B: Backend, M> {
     iteration: u64,
     /// Keep the gradients of the last step (before and after clipping) for inspection.
     pub record_gradients: bool,
+    /// Compute the step's diagnostics (teacher entropies, per-parameter gradient norms),
+    /// which read the device; off by default so that a step reads only its loss.
+    pub diagnostics: bool,
     last_gradients: Option<(StateDict<B>, StateDict<B>)>,
 }
 
@@ -266,6 +271,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             momentum_schedule,
             iteration: 0,
             record_gradients: false,
+            diagnostics: false,
             last_gradients: None,
         })
     }
@@ -321,8 +327,13 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             .clone();
         let inputs: Vec<Var<B>> = groups.iter().cloned().map(Var::constant).collect();
         let student_out = self.student.forward_groups(&inputs)?;
-        let (teacher_entropy, teacher_batch_entropy) =
-            teacher_entropies(&teacher_out, self.loss.center(), teacher_temp)?;
+        // Diagnostics read the device: only when asked for.
+        let (teacher_entropy, teacher_batch_entropy) = if self.diagnostics {
+            let (h, hb) = teacher_entropies(&teacher_out, self.loss.center(), teacher_temp)?;
+            (Some(h), Some(hb))
+        } else {
+            (None, None)
+        };
         // DinoLoss::forward, on a copy: the loss, then the center update.
         let loss = self.loss.loss(&student_out, &teacher_out, epoch)?;
         let mut loss_fresh = self.loss.clone();
@@ -335,7 +346,11 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         let mut grad_norms = BTreeMap::new();
         if self.config.clip_grad > 0.0 {
             let norms = clip_grad_per_param(&mut flat, self.config.clip_grad)?;
-            grad_norms.extend(names.iter().cloned().zip(norms));
+            if self.diagnostics || self.record_gradients {
+                for (n, t) in names.iter().zip(norms) {
+                    grad_norms.insert(n.clone(), t.item()?);
+                }
+            }
         }
         let mut clipped: StateDict<B> = names.into_iter().zip(flat).collect();
         cancel_gradients_last_layer(epoch, &mut clipped, self.config.freeze_last_layer);

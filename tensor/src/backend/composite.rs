@@ -156,3 +156,45 @@ pub fn conv2d_backward_weight<B: Backend>(
     let gw = gm.matmul(&cols.t()?)?.sum(&[0], false)?;
     gw.reshape(&[oc, p.in_channels / g, p.kernel[0], p.kernel[1]])
 }
+
+/// `y * (grad - sum(grad * y))` along `axis`: the softmax gradient from its output.
+pub fn softmax_backward<B: Backend>(
+    y: &Tensor<B>,
+    grad: &Tensor<B>,
+    axis: usize,
+) -> Result<Tensor<B>> {
+    let a = [axis as isize];
+    y.mul(&grad.sub(&grad.mul(y)?.sum(&a, true)?)?)
+}
+
+/// `grad - exp(y) * sum(grad)` along `axis`: the log-softmax gradient from its output.
+pub fn log_softmax_backward<B: Backend>(
+    y: &Tensor<B>,
+    grad: &Tensor<B>,
+    axis: usize,
+) -> Result<Tensor<B>> {
+    let a = [axis as isize];
+    grad.sub(&y.exp()?.mul(&grad.sum(&a, true)?)?)
+}
+
+/// The input gradient of layer norm over the last `normalized_rank` dims:
+/// `rstd * (ĝ - mean(ĝ) - x̂ * mean(ĝ * x̂))`, `ĝ = grad * weight`, `x̂ = (x - mean) * rstd`.
+pub fn layer_norm_backward<B: Backend>(
+    x: &Tensor<B>,
+    mean: &Tensor<B>,
+    rstd: &Tensor<B>,
+    weight: Option<&Tensor<B>>,
+    grad: &Tensor<B>,
+    normalized_rank: usize,
+) -> Result<Tensor<B>> {
+    let r = x.rank() as isize;
+    let axes: Vec<isize> = (r - normalized_rank as isize..r).collect();
+    let xhat = x.sub(mean)?.mul(rstd)?;
+    let gh = match weight {
+        Some(w) => grad.mul(w)?,
+        None => grad.clone(),
+    };
+    let m1 = gh.mean(&axes, true)?;
+    let m2 = gh.mul(&xhat)?.mean(&axes, true)?;
+    gh.sub(&m1)?.sub(&xhat.mul(&m2)?)?.mul(rstd)
+}

@@ -18,6 +18,35 @@
 //!   primitives. A backend may override any of them with a fused kernel; the default stays
 //!   the specification that the override is tested against.
 //!
+//! # Memory model and synchronization (what a device backend relies on)
+//!
+//! - **Ownership.** A storage is owned by the tensors that view it (an `Arc`). When the last
+//!   one is dropped the storage is dropped: a backend returns the memory to its own cache
+//!   (the CPU's size-class pool, a CUDA stream-ordered caching allocator), so a steady
+//!   training loop stops asking the system for memory. Outputs that a kernel overwrites
+//!   completely come from [`Backend::alloc_uninit`], without a fill.
+//! - **In place.** Parameters, gradient buffers and optimizer state are updated in place
+//!   through [`Backend::unary_inplace`], [`Backend::binary_inplace`] and the fused update
+//!   steps ([`Backend::adamw_update`], [`Backend::sgd_update`], [`Backend::ema_update`]). The
+//!   front end ([`Tensor::binary_`] and friends) makes the storage unique first (copy on
+//!   write), so an in-place primitive never changes a value another tensor can see.
+//! - **Ordering.** Every primitive may run asynchronously, in issue order on one queue (a
+//!   CUDA stream). Only [`Backend::to_host`] waits for the data it reads, and
+//!   [`Backend::synchronize`] waits for everything. Scalars (learning rates, momenta, step
+//!   counts) travel as kernel arguments (`f64` fields of ops), never as uploaded tensors, and
+//!   nothing in a training step reads the device unless the caller asks (the loss to print).
+//!
+//! # Must implement vs may override
+//!
+//! | kind | methods | PyTorch counterpart |
+//! |---|---|---|
+//! | must implement | transfers, `copy_into`, `cast`, `unary`, `binary`, `compare`, `where_cond`, `reduce`, `matmul`, indexing, im2col/col2im, pooling, bicubic | the `at::native` kernels of a dispatch key |
+//! | may override (device) | `device_name`, `synchronize`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.empty`, `torch.full` |
+//! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
+//! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
+//! | may override (composites) | softmax, log-softmax, GELU, layer/batch norm, conv | `CompositeImplicitAutograd` ops, fused kernels |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `layer_norm_backward`, conv backward | `_softmax_backward_data`, `native_layer_norm_backward` |
+//!
 //! Nothing here knows about gradients: autodiff is a layer above (`tessera-autograd`). Storage
 //! is reachable only through [`Backend::from_host`] and [`Backend::to_host`], as GPU memory is;
 //! the crate's tests run the whole op suite on a backend whose storage is opaque to prove it.
@@ -27,12 +56,15 @@
 
 pub mod composite;
 mod params;
+pub mod update;
 
 pub use params::{Conv2dParams, PoolParams, ResizeParams};
+pub use update::{AdamWStep, SgdStep};
 
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result, Tensor};
+use alloc::string::String;
 use core::fmt::Debug;
 
 /// A storage's own description of itself.
@@ -72,6 +104,10 @@ pub enum UnaryOp {
     Relu,
     /// x^p for a scalar exponent.
     Powf(f64),
+    /// x / d for a scalar divisor (not `x * (1/d)`, which rounds differently).
+    DivScalar(f64),
+    /// c / x for a scalar numerator.
+    ScalarDiv(f64),
     /// mul*x + add.
     Affine {
         mul: f64,
@@ -130,8 +166,27 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// An allocation in this backend's memory.
     type Storage: BackendStorage;
 
-    /// A short name for messages: `"cpu"`, `"cuda:0"`.
+    /// The kind of backend, for messages: `"cpu"`, `"cuda"`.
     fn name(&self) -> &'static str;
+
+    /// This device, with its ordinal where there are several: `"cpu"`, `"cuda:1"` (PyTorch:
+    /// `str(tensor.device)`). Default: [`Backend::name`].
+    fn device_name(&self) -> String {
+        String::from(self.name())
+    }
+
+    /// Waits until every operation issued so far on this device has finished (PyTorch:
+    /// `torch.cuda.synchronize()`). The only blocking call besides [`Backend::to_host`].
+    /// Default: nothing to wait for (synchronous backends such as the CPU).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A contiguous storage of `len` elements whose contents are unspecified, for outputs a
+    /// kernel overwrites completely (PyTorch: `torch.empty`). Default: a zero fill.
+    fn alloc_uninit(&self, len: usize, dtype: DType) -> Result<Self::Storage> {
+        self.full(len, 0.0, dtype)
+    }
 
     // ---------------------------------------------------------------- transfers and copies
 
@@ -327,6 +382,68 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         p: &ResizeParams,
     ) -> Result<Self::Storage>;
 
+    // ---------------------------------------------------------------- in place
+    // Defaults compute out of place and copy back; a device overrides them to skip the copy.
+
+    /// `x = op(x)` over a view that does not overlap itself (no stride-0 dims).
+    fn unary_inplace(&self, op: UnaryOp, x: &mut Self::Storage, layout: &Layout) -> Result<()> {
+        let out = self.unary(op, x, layout)?;
+        self.copy_into(&out, &Layout::contiguous(layout.shape()), x, layout)
+    }
+
+    /// `a = op(a, b)` where `a`'s view does not overlap itself and `b`'s view has the same
+    /// shape (broadcast views of `b` arrive with stride 0).
+    fn binary_inplace(
+        &self,
+        op: BinaryOp,
+        a: &mut Self::Storage,
+        a_layout: &Layout,
+        b: &Self::Storage,
+        b_layout: &Layout,
+    ) -> Result<()> {
+        let out = self.binary(op, a, a_layout, b, b_layout)?;
+        self.copy_into(&out, &Layout::contiguous(a_layout.shape()), a, a_layout)
+    }
+
+    // ---------------------------------------------------------------- fused updates
+    // One call per parameter, in place; defaults in `update.rs` compose in-place primitives.
+    // Arguments are checked by the callers in `Tensor` (same shape, dtype and device).
+
+    /// One AdamW step of one parameter (PyTorch: `torch.optim.AdamW`, see [`AdamWStep`]).
+    fn adamw_update(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        exp_avg: &mut Tensor<Self>,
+        exp_avg_sq: &mut Tensor<Self>,
+        step: &AdamWStep,
+    ) -> Result<()> {
+        update::adamw(param, grad, exp_avg, exp_avg_sq, step)
+    }
+
+    /// One SGD step of one parameter, with an optional momentum buffer (PyTorch:
+    /// `torch.optim.SGD`, see [`SgdStep`]).
+    fn sgd_update(
+        &self,
+        param: &mut Tensor<Self>,
+        grad: &Tensor<Self>,
+        momentum_buffer: Option<&mut Tensor<Self>>,
+        step: &SgdStep,
+    ) -> Result<()> {
+        update::sgd(param, grad, momentum_buffer, step)
+    }
+
+    /// `target = momentum * target + (1 - momentum) * source`: a teacher / target network's
+    /// exponential moving average (DINO: `param_k.data.mul_(m).add_((1 - m) * param_q)`).
+    fn ema_update(
+        &self,
+        target: &mut Tensor<Self>,
+        source: &Tensor<Self>,
+        momentum: f64,
+    ) -> Result<()> {
+        update::ema(target, source, momentum)
+    }
+
     // ---------------------------------------------------------------- composite ops
     // Defaults are in `composite.rs`, written with tensor ops; override with fused kernels.
 
@@ -354,6 +471,41 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// the same shape and float dtype (checked by the front end).
     fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
         composite::gelu_backward(x, grad)
+    }
+
+    /// The gradient of softmax from its output `y`: `y * (grad - sum(grad * y))` along `axis`.
+    fn softmax_backward(
+        &self,
+        y: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        axis: usize,
+    ) -> Result<Tensor<Self>> {
+        composite::softmax_backward(y, grad, axis)
+    }
+
+    /// The gradient of log-softmax from its output `y`: `grad - exp(y) * sum(grad)`.
+    fn log_softmax_backward(
+        &self,
+        y: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        axis: usize,
+    ) -> Result<Tensor<Self>> {
+        composite::log_softmax_backward(y, grad, axis)
+    }
+
+    /// The gradient of [`Backend::layer_norm`] with respect to `x`, from the saved `mean` and
+    /// `rstd` (normalized dims kept as size 1) and the weight (if any):
+    /// `rstd * (ĝ - mean(ĝ) - x̂ * mean(ĝ * x̂))` with `ĝ = grad * weight`.
+    fn layer_norm_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+    ) -> Result<Tensor<Self>> {
+        composite::layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)
     }
 
     /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).

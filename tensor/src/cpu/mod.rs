@@ -3,29 +3,36 @@
 //! them.
 
 pub mod parallel;
+pub mod pool;
+mod storage;
 pub(crate) mod strided;
 
+pub use storage::CpuStorage;
+
 use crate::backend::{
-    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp, ResizeParams,
-    UnaryOp,
+    AdamWStep, Backend, BinaryOp, CmpOp, Conv2dParams, PoolParams, ReduceOp, ResizeParams, UnaryOp,
 };
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::ops;
 use crate::{HostBuffer, Result, Tensor};
 
+/// A kernel's output buffer as a contiguous CPU tensor (not an upload: it is already the
+/// backend's memory).
+pub(crate) fn kernel_output(buf: HostBuffer, shape: &[usize]) -> Result<Tensor<Cpu>> {
+    if buf.len() != crate::shape::numel(shape) {
+        return Err(crate::shape_err!(
+            "cpu kernel",
+            "{} elements for shape {shape:?}",
+            buf.len()
+        ));
+    }
+    Ok(Tensor::from_storage(CpuStorage::from(buf), shape, &Cpu))
+}
+
 /// The CPU backend (PyTorch: `device="cpu"`). A unit value: every handle is the same device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cpu;
-
-impl BackendStorage for HostBuffer {
-    fn dtype(&self) -> DType {
-        HostBuffer::dtype(self)
-    }
-    fn len(&self) -> usize {
-        HostBuffer::len(self)
-    }
-}
 
 /// Calls `$body` with `$v` bound to the typed slice of a float [`HostBuffer`]; integer
 /// buffers make the enclosing function return a dtype error naming `$op`.
@@ -52,196 +59,282 @@ macro_rules! float_dispatch {
 }
 
 impl Backend for Cpu {
-    type Storage = HostBuffer;
+    type Storage = CpuStorage;
 
     fn name(&self) -> &'static str {
         "cpu"
     }
 
-    fn from_host(&self, data: HostBuffer) -> Result<HostBuffer> {
-        Ok(data)
+    fn from_host(&self, data: HostBuffer) -> Result<CpuStorage> {
+        pool::count_transfer(true);
+        Ok(CpuStorage::from(data))
     }
 
-    fn to_host(&self, storage: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
+    fn full(&self, len: usize, value: f64, dtype: DType) -> Result<CpuStorage> {
+        fn fill<T: crate::HostElement>(len: usize, value: f64) -> HostBuffer {
+            T::into_buffer(pool::filled(len, T::from_f64(value)))
+        }
+        Ok(CpuStorage::from(match dtype {
+            DType::F16 => fill::<half::f16>(len, value),
+            DType::BF16 => fill::<half::bf16>(len, value),
+            DType::F32 => fill::<f32>(len, value),
+            DType::F64 => fill::<f64>(len, value),
+            DType::I64 => fill::<i64>(len, value),
+            DType::U8 => fill::<u8>(len, value),
+        }))
+    }
+
+    fn alloc_uninit(&self, len: usize, dtype: DType) -> Result<CpuStorage> {
+        // Safe Rust has no uninitialized floats: a cached block is zero-filled (a memset,
+        // no page faults once the block has been used), which is what `full` does.
+        self.full(len, 0.0, dtype)
+    }
+
+    fn to_host(&self, storage: &CpuStorage, layout: &Layout) -> Result<HostBuffer> {
+        pool::count_transfer(false);
         Ok(strided::gather_view(storage, layout))
     }
 
     fn copy_into(
         &self,
-        src: &HostBuffer,
+        src: &CpuStorage,
         src_layout: &Layout,
-        dst: &mut HostBuffer,
+        dst: &mut CpuStorage,
         dst_layout: &Layout,
     ) -> Result<()> {
         strided::copy_into(src, src_layout, dst, dst_layout)
     }
 
-    fn cast(&self, storage: &HostBuffer, layout: &Layout, dtype: DType) -> Result<HostBuffer> {
+    fn cast(&self, storage: &CpuStorage, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
         let view = strided::gather_view(storage, layout);
-        Ok(if view.dtype() == dtype {
+        Ok(CpuStorage::from(if view.dtype() == dtype {
             view
         } else {
-            view.cast(dtype)
-        })
+            let cast = view.cast(dtype);
+            pool::give_buffer(view);
+            cast
+        }))
     }
 
-    fn unary(&self, op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
-        ops::unary::cpu::unary(op, x, layout)
+    fn unary(&self, op: UnaryOp, x: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
+        ops::unary::cpu::unary(op, x, layout).map(CpuStorage::from)
     }
 
     fn binary(
         &self,
         op: BinaryOp,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::binary::cpu::binary(op, a, al, b, bl)
+    ) -> Result<CpuStorage> {
+        ops::binary::cpu::binary(op, a, al, b, bl).map(CpuStorage::from)
     }
 
     fn compare(
         &self,
         op: CmpOp,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::binary::cpu::compare(op, a, al, b, bl)
+    ) -> Result<CpuStorage> {
+        ops::binary::cpu::compare(op, a, al, b, bl).map(CpuStorage::from)
     }
 
     fn where_cond(
         &self,
-        c: &HostBuffer,
+        c: &CpuStorage,
         cl: &Layout,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::binary::cpu::where_cond(c, cl, a, al, b, bl)
+    ) -> Result<CpuStorage> {
+        ops::binary::cpu::where_cond(c, cl, a, al, b, bl).map(CpuStorage::from)
     }
 
     fn reduce(
         &self,
         op: ReduceOp,
-        x: &HostBuffer,
+        x: &CpuStorage,
         layout: &Layout,
         axes: &[usize],
-    ) -> Result<HostBuffer> {
-        ops::reduce::cpu::reduce(op, x, layout, axes)
+    ) -> Result<CpuStorage> {
+        ops::reduce::cpu::reduce(op, x, layout, axes).map(CpuStorage::from)
     }
 
     fn matmul(
         &self,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::matmul::cpu::matmul(a, al, b, bl)
+    ) -> Result<CpuStorage> {
+        ops::matmul::cpu::matmul(a, al, b, bl).map(CpuStorage::from)
     }
 
     fn index_select(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         axis: usize,
-        idx: &HostBuffer,
+        idx: &CpuStorage,
         il: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::index::cpu::index_select(x, l, axis, idx, il)
+    ) -> Result<CpuStorage> {
+        ops::index::cpu::index_select(x, l, axis, idx, il).map(CpuStorage::from)
     }
 
     fn gather(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         axis: usize,
-        idx: &HostBuffer,
+        idx: &CpuStorage,
         il: &Layout,
-    ) -> Result<HostBuffer> {
-        ops::index::cpu::gather(x, l, axis, idx, il)
+    ) -> Result<CpuStorage> {
+        ops::index::cpu::gather(x, l, axis, idx, il).map(CpuStorage::from)
     }
 
     fn scatter_add(
         &self,
-        dst: &mut HostBuffer,
+        dst: &mut CpuStorage,
         dst_shape: &[usize],
         axis: usize,
-        idx: &HostBuffer,
+        idx: &CpuStorage,
         il: &Layout,
-        src: &HostBuffer,
+        src: &CpuStorage,
         sl: &Layout,
     ) -> Result<()> {
         ops::index::cpu::scatter_add(dst, dst_shape, axis, idx, il, src, sl)
     }
 
-    fn im2col(&self, x: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
-        ops::conv::cpu::im2col(x, l, p)
+    fn im2col(&self, x: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
+        ops::conv::cpu::im2col(x, l, p).map(CpuStorage::from)
     }
 
-    fn col2im(&self, cols: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
-        ops::conv::cpu::col2im(cols, l, p)
+    fn col2im(&self, cols: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
+        ops::conv::cpu::col2im(cols, l, p).map(CpuStorage::from)
     }
 
     fn max_pool2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         p: &PoolParams,
-    ) -> Result<(HostBuffer, HostBuffer)> {
-        ops::pool::cpu::max_pool2d(x, l, p)
+    ) -> Result<(CpuStorage, CpuStorage)> {
+        ops::pool::cpu::max_pool2d(x, l, p).map(|(v, i)| (CpuStorage::from(v), CpuStorage::from(i)))
     }
 
-    fn avg_pool2d(&self, x: &HostBuffer, l: &Layout, p: &PoolParams) -> Result<HostBuffer> {
-        ops::pool::cpu::avg_pool2d(x, l, p)
+    fn avg_pool2d(&self, x: &CpuStorage, l: &Layout, p: &PoolParams) -> Result<CpuStorage> {
+        ops::pool::cpu::avg_pool2d(x, l, p).map(CpuStorage::from)
     }
 
     fn avg_pool2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         p: &PoolParams,
-    ) -> Result<HostBuffer> {
-        ops::pool::cpu::avg_pool2d_backward(g, l, p)
+    ) -> Result<CpuStorage> {
+        ops::pool::cpu::avg_pool2d_backward(g, l, p).map(CpuStorage::from)
     }
 
     fn adaptive_avg_pool2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         out_hw: [usize; 2],
-    ) -> Result<HostBuffer> {
-        ops::pool::cpu::adaptive_avg_pool2d(x, l, out_hw)
+    ) -> Result<CpuStorage> {
+        ops::pool::cpu::adaptive_avg_pool2d(x, l, out_hw).map(CpuStorage::from)
     }
 
     fn adaptive_avg_pool2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         in_hw: [usize; 2],
-    ) -> Result<HostBuffer> {
-        ops::pool::cpu::adaptive_avg_pool2d_backward(g, l, in_hw)
+    ) -> Result<CpuStorage> {
+        ops::pool::cpu::adaptive_avg_pool2d_backward(g, l, in_hw).map(CpuStorage::from)
     }
 
     fn upsample_bicubic2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         p: &ResizeParams,
-    ) -> Result<HostBuffer> {
-        ops::interpolate::cpu::upsample_bicubic2d(x, l, p)
+    ) -> Result<CpuStorage> {
+        ops::interpolate::cpu::upsample_bicubic2d(x, l, p).map(CpuStorage::from)
     }
 
     fn upsample_bicubic2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         p: &ResizeParams,
-    ) -> Result<HostBuffer> {
-        ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p)
+    ) -> Result<CpuStorage> {
+        ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p).map(CpuStorage::from)
+    }
+
+    // ------------------------------------------------------------ in place and fused updates
+
+    fn unary_inplace(&self, op: UnaryOp, x: &mut CpuStorage, l: &Layout) -> Result<()> {
+        if ops::inplace::cpu::unary_inplace(op, x, l).is_some() {
+            return Ok(());
+        }
+        let out = self.unary(op, x, l)?;
+        self.copy_into(&out, &Layout::contiguous(l.shape()), x, l)
+    }
+
+    fn binary_inplace(
+        &self,
+        op: BinaryOp,
+        a: &mut CpuStorage,
+        al: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<()> {
+        if ops::inplace::cpu::binary_inplace(op, a, al, b, bl).is_some() {
+            return Ok(());
+        }
+        let out = self.binary(op, a, al, b, bl)?;
+        self.copy_into(&out, &Layout::contiguous(al.shape()), a, al)
+    }
+
+    fn adamw_update(
+        &self,
+        p: &mut Tensor<Self>,
+        g: &Tensor<Self>,
+        m: &mut Tensor<Self>,
+        v: &mut Tensor<Self>,
+        step: &AdamWStep,
+    ) -> Result<()> {
+        let fused = {
+            let (ps, pl) = p.storage_mut()?;
+            let (ms, ml) = m.storage_mut()?;
+            let (vs, vl) = v.storage_mut()?;
+            ops::inplace::cpu::adamw(
+                (ps, pl),
+                (g.storage(), g.layout()),
+                (ms, ml),
+                (vs, vl),
+                step,
+            )
+        };
+        match fused {
+            Some(()) => Ok(()),
+            None => crate::backend::update::adamw(p, g, m, v, step),
+        }
+    }
+
+    fn ema_update(&self, t: &mut Tensor<Self>, s: &Tensor<Self>, momentum: f64) -> Result<()> {
+        let fused = {
+            let (ts, tl) = t.storage_mut()?;
+            ops::inplace::cpu::ema((ts, tl), (s.storage(), s.layout()), momentum)
+        };
+        match fused {
+            Some(()) => Ok(()),
+            None => crate::backend::update::ema(t, s, momentum),
+        }
     }
 
     // ------------------------------------------------------------ fused composite overrides
@@ -256,7 +349,7 @@ impl Backend for Cpu {
 
     fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
         match ops::unary::cpu::gelu(x.storage(), x.layout()) {
-            Some(s) => Tensor::from_host(s, x.shape(), self),
+            Some(s) => kernel_output(s, x.shape()),
             None => crate::backend::composite::gelu(x),
         }
     }
@@ -264,7 +357,7 @@ impl Backend for Cpu {
     fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
         match ops::unary::cpu::gelu_backward(x.storage(), x.layout(), grad.storage(), grad.layout())
         {
-            Some(s) => Tensor::from_host(s, x.shape(), self),
+            Some(s) => kernel_output(s, x.shape()),
             None => crate::backend::composite::gelu_backward(x, grad),
         }
     }

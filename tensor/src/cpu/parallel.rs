@@ -150,7 +150,8 @@ pub(crate) fn collect<U: Send>(
     f: impl Fn(Range<usize>, &mut Sink<'_, U>) + Sync,
 ) -> Vec<U> {
     let n = units * unit;
-    let mut out = Vec::with_capacity(n);
+    // From the buffer cache: a steady loop reuses last step's allocations.
+    let mut out = super::pool::take(n);
     if n == 0 {
         return out;
     }

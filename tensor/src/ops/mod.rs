@@ -6,6 +6,7 @@ pub mod binary;
 pub mod concat;
 pub mod conv;
 pub mod index;
+pub mod inplace;
 pub mod interpolate;
 pub mod matmul;
 pub mod norm;

@@ -14,13 +14,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tessera_tensor::{
-    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, Cpu, DType, HostBuffer, Layout,
-    PoolParams, ReduceOp, ResizeParams, Result, UnaryOp,
+    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, Cpu, CpuStorage, DType, HostBuffer,
+    Layout, PoolParams, ReduceOp, ResizeParams, Result, UnaryOp,
 };
 
 /// Device memory that the host cannot read: no accessor, no `Deref`, no `From`.
 #[derive(Debug)]
-pub struct OpaqueStorage(HostBuffer);
+pub struct OpaqueStorage(CpuStorage);
 
 impl BackendStorage for OpaqueStorage {
     fn dtype(&self) -> DType {

@@ -10,7 +10,7 @@ use core::convert::identity;
 use half::{bf16, f16};
 
 #[inline(always)]
-fn eval<T: Float>(op: BinaryOp, a: T, b: T) -> T {
+pub(crate) fn eval<T: Float>(op: BinaryOp, a: T, b: T) -> T {
     match op {
         BinaryOp::Add => a + b,
         BinaryOp::Sub => a - b,
@@ -162,10 +162,14 @@ pub(crate) fn where_cond(
         bl: &Layout,
     ) -> alloc::vec::Vec<T> {
         let picked = strided::zip(x, al, y, bl, |p, q| (p, q));
-        cond.iter()
-            .zip(picked)
-            .map(|(&c, (p, q))| if c != 0 { p } else { q })
-            .collect()
+        let mut out = crate::cpu::pool::take(picked.len());
+        out.extend(
+            cond.iter()
+                .zip(&picked)
+                .map(|(&c, &(p, q))| if c != 0 { p } else { q }),
+        );
+        crate::cpu::pool::give(picked);
+        out
     }
     Ok(match (a, b) {
         (HostBuffer::F32(x), HostBuffer::F32(y)) => HostBuffer::F32(go(&cond, x, al, y, bl)),

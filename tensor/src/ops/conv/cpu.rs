@@ -5,7 +5,6 @@ use crate::cpu::strided;
 use crate::dtype::Element;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// `[n, c, h, w]` to `[n, c*kh*kw, oh*ow]`: row `(ci, ki, kj)`, column `(oy, ox)` holds
@@ -15,7 +14,7 @@ fn im2col_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let l = oh * ow;
-    let mut out = vec![T::default(); n * c * kh * kw * l];
+    let mut out = crate::cpu::pool::filled(n * c * kh * kw * l, T::default());
     for b in 0..n {
         for ci in 0..c {
             let plane = &x[(b * c + ci) * h * w..][..h * w];
@@ -55,7 +54,7 @@ fn col2im_typed<T: Element + core::ops::AddAssign>(
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let l = oh * ow;
-    let mut out = vec![T::default(); n * c * h * w];
+    let mut out = crate::cpu::pool::filled(n * c * h * w, T::default());
     for b in 0..n {
         for ci in 0..c {
             let plane = &mut out[(b * c + ci) * h * w..][..h * w];

@@ -14,7 +14,6 @@ use crate::cpu::strided;
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
-use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::AddAssign;
 use half::{bf16, f16};
@@ -140,7 +139,7 @@ fn backward<C: Float + AddAssign>(
     tx: &Taps<C>,
 ) -> Vec<C> {
     let ([h, w], [oh, ow]) = (p.in_hw, p.out_hw);
-    let mut out = vec![C::zero(); planes * h * w];
+    let mut out = crate::cpu::pool::filled(planes * h * w, C::zero());
     for (src, plane) in g.chunks_exact(oh * ow).zip(out.chunks_exact_mut(h * w)) {
         for (oy, (iy, wy)) in ty.index.iter().zip(&ty.weight).enumerate() {
             for (ox, (ix, wx)) in tx.index.iter().zip(&tx.weight).enumerate() {

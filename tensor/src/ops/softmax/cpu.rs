@@ -37,7 +37,7 @@ fn along_axis(
             _ => return Ok(None),
         }
     }
-    let out = Tensor::from_host(data, moved.shape(), &Cpu)?;
+    let out = crate::cpu::kernel_output(data, moved.shape())?;
     Ok(Some(if axis == last {
         out
     } else {

@@ -50,6 +50,8 @@ pub(crate) fn eval<T: Float>(op: UnaryOp, x: T) -> T {
             }
         }
         UnaryOp::Powf(p) => x.powf(c(p)),
+        UnaryOp::DivScalar(d) => x / c(d),
+        UnaryOp::ScalarDiv(n) => c(n) / x,
         UnaryOp::Affine { mul, add } => x * c(mul) + c(add),
         UnaryOp::Clamp { min, max } => {
             if x < c(min) {
@@ -94,6 +96,8 @@ fn map_op<S: Copy + Sync, U: Send, T: Float>(
         UnaryOp::Sigmoid => run!(UnaryOp::Sigmoid),
         UnaryOp::Relu => run!(UnaryOp::Relu),
         UnaryOp::Powf(p) => run!(UnaryOp::Powf(p)),
+        UnaryOp::DivScalar(d) => run!(UnaryOp::DivScalar(d)),
+        UnaryOp::ScalarDiv(n) => run!(UnaryOp::ScalarDiv(n)),
         UnaryOp::Affine { mul, add } => run!(UnaryOp::Affine { mul, add }),
         UnaryOp::Clamp { min, max } => run!(UnaryOp::Clamp { min, max }),
     }

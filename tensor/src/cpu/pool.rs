@@ -1,0 +1,232 @@
+//! The CPU backend's buffer cache: freed storages are kept by their exact allocation size and
+//! handed to the next kernel that asks for that size, so a steady training loop, which asks
+//! for the same sizes every step, stops calling the system allocator (PyTorch: the caching
+//! allocator; here it is simpler, since the CPU has no streams to order reuse against).
+//!
+//! A block is a raw allocation with its `(bytes, align)`; a `Vec<T>` can be rebuilt over it
+//! for any `T` with that alignment whose size divides `bytes`, which is exactly what
+//! `Vec::from_raw_parts` requires. Blocks beyond [`cache_limit`] bytes are returned to the
+//! system at once. [`stats`] counts fresh allocations and reuses (the training-step budget
+//! test reads them).
+
+use crate::HostBuffer;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::mem::{align_of, size_of, ManuallyDrop};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// A freed allocation: its address and how it was allocated.
+struct Block {
+    ptr: *mut u8,
+}
+// SAFETY: a block is an allocation nobody else references; it may be freed or reused from
+// any thread.
+unsafe impl Send for Block {}
+
+struct Cache {
+    /// `(bytes, align)` → free blocks of exactly that layout.
+    free: BTreeMap<(usize, usize), Vec<Block>>,
+    cached_bytes: usize,
+}
+
+/// A minimal spin lock: the critical sections are a map lookup, and `no_std` has no mutex.
+struct Locked {
+    busy: AtomicBool,
+    cache: core::cell::UnsafeCell<Cache>,
+}
+// SAFETY: `cache` is only reached through `with`, which holds `busy`.
+unsafe impl Sync for Locked {}
+
+static CACHE: Locked = Locked {
+    busy: AtomicBool::new(false),
+    cache: core::cell::UnsafeCell::new(Cache {
+        free: BTreeMap::new(),
+        cached_bytes: 0,
+    }),
+};
+
+static FRESH: AtomicUsize = AtomicUsize::new(0);
+static REUSED: AtomicUsize = AtomicUsize::new(0);
+static UPLOADS: AtomicUsize = AtomicUsize::new(0);
+static DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one `Backend::from_host` (`up`) or `Backend::to_host` (`!up`) of the CPU backend.
+pub(crate) fn count_transfer(up: bool) {
+    let c = if up { &UPLOADS } else { &DOWNLOADS };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+/// Default: 4 GiB of cached blocks at most.
+static LIMIT: AtomicUsize = AtomicUsize::new(4 << 30);
+
+fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    while CACHE
+        .busy
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+    // SAFETY: `busy` is held, so this is the only reference to the cache.
+    let r = f(unsafe { &mut *CACHE.cache.get() });
+    CACHE.busy.store(false, Ordering::Release);
+    r
+}
+
+/// An empty vector with room for exactly `n` elements, from the cache when a freed block of
+/// that size exists, else from the system allocator.
+pub(crate) fn take<T>(n: usize) -> Vec<T> {
+    let bytes = n.saturating_mul(size_of::<T>());
+    if bytes == 0 {
+        return Vec::new();
+    }
+    let key = (bytes, align_of::<T>());
+    let block = with(|c| {
+        let list = c.free.get_mut(&key)?;
+        let b = list.pop();
+        if list.is_empty() {
+            c.free.remove(&key);
+        }
+        if b.is_some() {
+            c.cached_bytes -= bytes;
+        }
+        b
+    });
+    match block {
+        Some(b) => {
+            REUSED.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the block was allocated as a `Vec` of `bytes` bytes with alignment
+            // `align_of::<T>()` (its key), so it is a valid allocation for `n` `T`s.
+            unsafe { Vec::from_raw_parts(b.ptr.cast::<T>(), 0, n) }
+        }
+        None => {
+            FRESH.fetch_add(1, Ordering::Relaxed);
+            Vec::with_capacity(n)
+        }
+    }
+}
+
+/// `n` copies of `value` in a cached or fresh vector.
+pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v = take(n);
+    v.resize(n, value);
+    v
+}
+
+/// Gives a vector's allocation back to the cache (or to the system past the limit).
+pub(crate) fn give<T>(v: Vec<T>) {
+    let bytes = v.capacity() * size_of::<T>();
+    if bytes == 0 {
+        return;
+    }
+    if bytes > LIMIT.load(Ordering::Relaxed) {
+        return; // dropped: freed now
+    }
+    let mut v = ManuallyDrop::new(v);
+    // Elements of host buffers are plain numbers: nothing to drop.
+    // SAFETY: `T` in a host buffer has no drop glue; the length is reset before caching.
+    unsafe { v.set_len(0) };
+    let ptr = v.as_mut_ptr().cast::<u8>();
+    let key = (bytes, align_of::<T>());
+    let overflow = with(|c| {
+        if c.cached_bytes + bytes > LIMIT.load(Ordering::Relaxed) {
+            return true;
+        }
+        c.cached_bytes += bytes;
+        c.free.entry(key).or_default().push(Block { ptr });
+        false
+    });
+    if overflow {
+        // SAFETY: rebuilds exactly the vector taken apart above, which then frees itself.
+        drop(unsafe { Vec::from_raw_parts(ptr.cast::<T>(), 0, bytes / size_of::<T>()) });
+    }
+}
+
+/// Gives a host buffer's allocation back to the cache.
+pub(crate) fn give_buffer(b: HostBuffer) {
+    crate::with_buffer!(b, v => give(v))
+}
+
+/// What the cache has done since the process started (or the last [`reset_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Allocations that went to the system allocator.
+    pub fresh_allocations: usize,
+    /// Allocations served from a freed block.
+    pub reused: usize,
+    /// Bytes held in freed blocks right now.
+    pub cached_bytes: usize,
+    /// Host buffers handed to the backend (`Backend::from_host`): on a device, uploads.
+    pub uploads: usize,
+    /// Views copied out to the host (`Backend::to_host`): on a device, reads that wait.
+    pub downloads: usize,
+}
+
+/// The cache's counters (PyTorch: `torch.cuda.memory_stats`).
+pub fn stats() -> PoolStats {
+    PoolStats {
+        fresh_allocations: FRESH.load(Ordering::Relaxed),
+        reused: REUSED.load(Ordering::Relaxed),
+        cached_bytes: with(|c| c.cached_bytes),
+        uploads: UPLOADS.load(Ordering::Relaxed),
+        downloads: DOWNLOADS.load(Ordering::Relaxed),
+    }
+}
+
+/// Sets the counters of [`stats`] to zero.
+pub fn reset_stats() {
+    for c in [&FRESH, &REUSED, &UPLOADS, &DOWNLOADS] {
+        c.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The most bytes the cache keeps in freed blocks.
+pub fn cache_limit() -> usize {
+    LIMIT.load(Ordering::Relaxed)
+}
+
+/// Sets [`cache_limit`]; 0 disables caching. Blocks already cached stay until [`empty_cache`].
+pub fn set_cache_limit(bytes: usize) {
+    LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// Returns every cached block to the system (PyTorch: `torch.cuda.empty_cache()`).
+pub fn empty_cache() {
+    let free = with(|c| {
+        c.cached_bytes = 0;
+        core::mem::take(&mut c.free)
+    });
+    for ((bytes, align), blocks) in free {
+        for b in blocks {
+            // SAFETY: every block was a `Vec` allocation of exactly this size and alignment.
+            unsafe {
+                alloc::alloc::dealloc(
+                    b.ptr,
+                    core::alloc::Layout::from_size_align_unchecked(bytes, align),
+                )
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_freed_block_serves_the_next_request_of_its_size() {
+        let v: Vec<f32> = take(12_347);
+        let p = v.as_ptr();
+        give(v);
+        let w: Vec<f32> = take(12_347);
+        assert_eq!(w.as_ptr(), p);
+        assert_eq!(w.capacity(), 12_347);
+        assert!(w.is_empty());
+        // Same bytes and alignment, another element type: also valid.
+        give(w);
+        let u: Vec<u32> = take(12_347);
+        assert_eq!(u.capacity(), 12_347);
+        give(u);
+        let z = filled(7, 2.5f64);
+        assert_eq!(z, alloc::vec![2.5; 7]);
+    }
+}
