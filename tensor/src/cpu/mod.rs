@@ -30,6 +30,23 @@ pub(crate) fn kernel_output(buf: HostBuffer, shape: &[usize]) -> Result<Tensor<C
     Ok(Tensor::from_storage(CpuStorage::from(buf), shape, &Cpu))
 }
 
+/// [`HostBuffer::cast`] into a buffer from the cache (same conversions).
+fn cast_pooled(src: &HostBuffer, dtype: DType) -> HostBuffer {
+    fn conv<S: crate::Element, D: crate::HostElement>(v: &[S]) -> HostBuffer {
+        let mut out = pool::take::<D>(v.len());
+        out.extend(v.iter().map(|&x| D::from_f64(x.to_f64())));
+        D::into_buffer(out)
+    }
+    crate::with_buffer!(src, v => match dtype {
+        DType::F16 => conv::<_, half::f16>(v),
+        DType::BF16 => conv::<_, half::bf16>(v),
+        DType::F32 => conv::<_, f32>(v),
+        DType::F64 => conv::<_, f64>(v),
+        DType::I64 => conv::<_, i64>(v),
+        DType::U8 => conv::<_, u8>(v),
+    })
+}
+
 /// The CPU backend (PyTorch: `device="cpu"`). A unit value: every handle is the same device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cpu;
@@ -110,7 +127,7 @@ impl Backend for Cpu {
         Ok(CpuStorage::from(if view.dtype() == dtype {
             view
         } else {
-            let cast = view.cast(dtype);
+            let cast = cast_pooled(&view, dtype);
             pool::give_buffer(view);
             cast
         }))

@@ -48,15 +48,23 @@ static CACHE: Locked = Locked {
 static FRESH: AtomicUsize = AtomicUsize::new(0);
 static REUSED: AtomicUsize = AtomicUsize::new(0);
 static UPLOADS: AtomicUsize = AtomicUsize::new(0);
+static STORAGES: AtomicUsize = AtomicUsize::new(0);
 static DOWNLOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one storage made by the CPU backend (a tensor's memory, as opposed to scratch).
+pub(crate) fn count_storage() {
+    STORAGES.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Counts one `Backend::from_host` (`up`) or `Backend::to_host` (`!up`) of the CPU backend.
 pub(crate) fn count_transfer(up: bool) {
     let c = if up { &UPLOADS } else { &DOWNLOADS };
+
     c.fetch_add(1, Ordering::Relaxed);
 }
-/// Default: 4 GiB of cached blocks at most.
-static LIMIT: AtomicUsize = AtomicUsize::new(4 << 30);
+/// No limit by default, like PyTorch's caching allocator: a training loop's cache settles at
+/// its peak working set. [`set_cache_limit`] bounds it.
+static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     while CACHE
@@ -100,6 +108,7 @@ pub(crate) fn take<T>(n: usize) -> Vec<T> {
         }
         None => {
             FRESH.fetch_add(1, Ordering::Relaxed);
+
             Vec::with_capacity(n)
         }
     }
@@ -149,6 +158,8 @@ pub(crate) fn give_buffer(b: HostBuffer) {
 /// What the cache has done since the process started (or the last [`reset_stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
+    /// Storages (tensor memory) the CPU backend made, fresh or from the cache.
+    pub storages: usize,
     /// Allocations that went to the system allocator.
     pub fresh_allocations: usize,
     /// Allocations served from a freed block.
@@ -164,6 +175,7 @@ pub struct PoolStats {
 /// The cache's counters (PyTorch: `torch.cuda.memory_stats`).
 pub fn stats() -> PoolStats {
     PoolStats {
+        storages: STORAGES.load(Ordering::Relaxed),
         fresh_allocations: FRESH.load(Ordering::Relaxed),
         reused: REUSED.load(Ordering::Relaxed),
         cached_bytes: with(|c| c.cached_bytes),
@@ -174,7 +186,7 @@ pub fn stats() -> PoolStats {
 
 /// Sets the counters of [`stats`] to zero.
 pub fn reset_stats() {
-    for c in [&FRESH, &REUSED, &UPLOADS, &DOWNLOADS] {
+    for c in [&STORAGES, &FRESH, &REUSED, &UPLOADS, &DOWNLOADS] {
         c.store(0, Ordering::Relaxed);
     }
 }

@@ -26,6 +26,7 @@ impl CpuStorage {
 
 impl From<HostBuffer> for CpuStorage {
     fn from(b: HostBuffer) -> Self {
+        pool::count_storage();
         CpuStorage(b)
     }
 }

@@ -98,17 +98,36 @@ pub(crate) fn gather_view(src: &HostBuffer, layout: &Layout) -> HostBuffer {
     with_buffer!(src, v => HostElement::into_buffer(gather(v, layout)))
 }
 
-/// The elements of a view, borrowed if contiguous, else gathered.
-pub(crate) fn view<'a, T: Copy + Send + Sync>(
-    src: &'a [T],
-    layout: &Layout,
-) -> alloc::borrow::Cow<'a, [T]>
-where
-    [T]: alloc::borrow::ToOwned<Owned = Vec<T>>,
-{
+/// The elements of a view, borrowed if contiguous, else gathered into a scratch buffer
+/// that goes back to the buffer cache when dropped.
+pub(crate) fn view<'a, T: Copy + Send + Sync>(src: &'a [T], layout: &Layout) -> ViewBuf<'a, T> {
     match layout.contiguous_range() {
-        Some(r) => alloc::borrow::Cow::Borrowed(&src[r]),
-        None => alloc::borrow::Cow::Owned(gather(src, layout)),
+        Some(r) => ViewBuf::Borrowed(&src[r]),
+        None => ViewBuf::Owned(gather(src, layout)),
+    }
+}
+
+/// What [`view`] returns: a slice, borrowed or in a cached scratch buffer.
+pub(crate) enum ViewBuf<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
+}
+
+impl<T> core::ops::Deref for ViewBuf<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            ViewBuf::Borrowed(s) => s,
+            ViewBuf::Owned(v) => v,
+        }
+    }
+}
+
+impl<T> Drop for ViewBuf<'_, T> {
+    fn drop(&mut self) {
+        if let ViewBuf::Owned(v) = self {
+            super::pool::give(core::mem::take(v));
+        }
     }
 }
 

@@ -171,7 +171,7 @@ pub(crate) fn where_cond(
         crate::cpu::pool::give(picked);
         out
     }
-    Ok(match (a, b) {
+    let out = match (a, b) {
         (HostBuffer::F32(x), HostBuffer::F32(y)) => HostBuffer::F32(go(&cond, x, al, y, bl)),
         (HostBuffer::F64(x), HostBuffer::F64(y)) => HostBuffer::F64(go(&cond, x, al, y, bl)),
         (HostBuffer::F16(x), HostBuffer::F16(y)) => HostBuffer::F16(go(&cond, x, al, y, bl)),
@@ -179,5 +179,7 @@ pub(crate) fn where_cond(
         (HostBuffer::I64(x), HostBuffer::I64(y)) => HostBuffer::I64(go(&cond, x, al, y, bl)),
         (HostBuffer::U8(x), HostBuffer::U8(y)) => HostBuffer::U8(go(&cond, x, al, y, bl)),
         _ => return Err(mismatch("where", a, b)),
-    })
+    };
+    crate::cpu::pool::give(cond);
+    Ok(out)
 }

@@ -102,11 +102,12 @@ pub(crate) fn index_select(
         n: usize,
         stride: usize,
     ) -> HostBuffer {
-        let out: Vec<T> = base
-            .offsets()
-            .enumerate()
-            .map(|(t, o)| v[o + index[(t / inner) % n] * stride])
-            .collect();
+        let mut out: Vec<T> = crate::cpu::pool::take(base.numel());
+        out.extend(
+            base.offsets()
+                .enumerate()
+                .map(|(t, o)| v[o + index[(t / inner) % n] * stride]),
+        );
         T::into_buffer(out)
     }
     Ok(with_buffer!(x, v => go(v, &base, &index, inner, n, stride)))
@@ -134,11 +135,8 @@ pub(crate) fn gather(
     let base = base_layout(l, il.shape(), axis);
     let stride = l.strides()[axis];
     fn go<T: HostElement>(v: &[T], base: &Layout, index: &[usize], stride: usize) -> HostBuffer {
-        let out: Vec<T> = base
-            .offsets()
-            .zip(index)
-            .map(|(o, &i)| v[o + i * stride])
-            .collect();
+        let mut out: Vec<T> = crate::cpu::pool::take(base.numel());
+        out.extend(base.offsets().zip(index).map(|(o, &i)| v[o + i * stride]));
         T::into_buffer(out)
     }
     Ok(with_buffer!(x, v => go(v, &base, &index, stride)))

@@ -4,7 +4,7 @@
 //! composite default.
 
 use crate::backend::composite;
-use crate::cpu::{parallel, Cpu};
+use crate::cpu::{parallel, pool, strided, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
@@ -48,7 +48,12 @@ fn rows<T: Float>(
             }));
         }
     });
-    let (means, rstds) = stats.into_iter().unzip();
+    let (mut means, mut rstds) = (pool::take(n), pool::take(n));
+    for &(m, r) in &stats {
+        means.push(m);
+        rstds.push(r);
+    }
+    pool::give(stats);
     (y, means, rstds)
 }
 
@@ -70,8 +75,9 @@ pub(crate) fn layer_norm(
     if d == 0 {
         return composite::layer_norm(x, weight, bias, k, eps);
     }
-    let host = |t: Option<&Tensor<Cpu>>| t.map(|t| t.to_host()).transpose();
-    let (xh, wh, bh) = (x.to_host()?, host(weight)?, host(bias)?);
+    // Contiguous copies of the operands (kernel scratch from the cache, not host reads).
+    let host = |t: &Tensor<Cpu>| strided::gather_view(t.storage(), t.layout());
+    let (xh, wh, bh) = (host(x), weight.map(host), bias.map(host));
     // The front end checked dtypes; stay on the composite path if anything else slipped by.
     if [&wh, &bh]
         .iter()
@@ -102,6 +108,9 @@ pub(crate) fn layer_norm(
         }
         _ => return composite::layer_norm(x, weight, bias, k, eps),
     };
+    for scratch in [Some(xh), wh, bh].into_iter().flatten() {
+        pool::give_buffer(scratch);
+    }
     Ok((
         crate::cpu::kernel_output(y, &shape)?,
         crate::cpu::kernel_output(m, &stat_shape)?,

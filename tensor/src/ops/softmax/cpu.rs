@@ -23,7 +23,8 @@ fn along_axis(
         x.transpose(axis as isize, last as isize)?.contiguous()?
     };
     let n = moved.shape()[last];
-    let mut data = moved.to_host()?;
+    // A private copy to compute in place (kernel scratch from the cache, not a host read).
+    let mut data = crate::cpu::strided::gather_view(moved.storage(), moved.layout());
     let work = 4 * data.len();
     if n > 0 {
         match &mut data {
