@@ -61,10 +61,13 @@ enum Origin<B: Backend> {
     /// A leaf that requires a gradient (a parameter or an input).
     Leaf,
     /// The result of an op on inputs of which at least one requires a gradient.
-    Op {
-        inputs: Vec<Var<B>>,
-        backward: Box<dyn Backward<B>>,
-    },
+    Op(OpRecord<B>),
+}
+
+/// How an op's output was made: its inputs and its derivative (with the tensors it saved).
+struct OpRecord<B: Backend> {
+    inputs: Vec<Var<B>>,
+    backward: Box<dyn Backward<B>>,
 }
 
 struct Node<B: Backend> {
@@ -92,7 +95,7 @@ impl<B: Backend> fmt::Debug for Var<B> {
         let kind = match &self.node.origin {
             Origin::Constant => "constant",
             Origin::Leaf => "leaf",
-            Origin::Op { backward, .. } => backward.name(),
+            Origin::Op(rec) => rec.backward.name(),
         };
         write!(f, "Var#{}({kind}, {:?})", self.node.id, self.node.value)
     }
@@ -122,7 +125,7 @@ impl<B: Backend> Var<B> {
     pub fn from_op(value: Tensor<B>, inputs: &[Var<B>], backward: Box<dyn Backward<B>>) -> Self {
         if inputs.iter().any(Var::requires_grad) {
             let inputs = inputs.to_vec();
-            Self::new(value, Origin::Op { inputs, backward })
+            Self::new(value, Origin::Op(OpRecord { inputs, backward }))
         } else {
             Self::constant(value)
         }
@@ -154,24 +157,41 @@ impl<B: Backend> Var<B> {
     }
 
     /// Gradients of this one-element output with respect to every leaf it depends on
-    /// (PyTorch: `loss.backward()`). The graph is kept: calling it again gives the same result.
+    /// (PyTorch: `loss.backward(retain_graph=True)`). The graph is kept: calling it again
+    /// gives the same result. See [`Var::backward_consume`] to free it on the way.
     pub fn backward(&self) -> Result<Gradients<B>> {
-        if self.value().numel() != 1 {
-            return Err(Error::Shape {
-                op: "backward",
-                msg: alloc::format!(
-                    "needs a one-element output, got shape {:?}; use backward_with",
-                    self.value().shape()
-                ),
-            });
-        }
-        self.backward_with(&self.value().ones_like()?)
+        self.clone().run_backward(None, false)
+    }
+
+    /// Like [`Var::backward`], but consumes the output and frees each node's saved tensors
+    /// and value as soon as its derivative has run (PyTorch's default `loss.backward()`), so
+    /// the activations of late layers are gone before the early layers' gradients are made.
+    /// Nodes that something else still holds (a `Var` kept by the caller) are left intact.
+    pub fn backward_consume(self) -> Result<Gradients<B>> {
+        self.run_backward(None, true)
     }
 
     /// Gradients given the gradient of this output, which must match its shape and dtype
     /// (PyTorch: `y.backward(grad)`).
     pub fn backward_with(&self, grad: &Tensor<B>) -> Result<Gradients<B>> {
+        self.clone().run_backward(Some(grad.clone()), false)
+    }
+
+    fn run_backward(self, grad: Option<Tensor<B>>, consume: bool) -> Result<Gradients<B>> {
         let v = self.value();
+        let grad = match grad {
+            Some(g) => g,
+            None if v.numel() == 1 => v.ones_like()?,
+            None => {
+                return Err(Error::Shape {
+                    op: "backward",
+                    msg: alloc::format!(
+                        "needs a one-element output, got shape {:?}; use backward_with",
+                        v.shape()
+                    ),
+                })
+            }
+        };
         if grad.shape() != v.shape() || grad.dtype() != v.dtype() {
             return Err(Error::Shape {
                 op: "backward",
@@ -190,55 +210,90 @@ impl<B: Backend> Var<B> {
                 msg: "the output does not require a gradient (all inputs are constants)".into(),
             });
         }
-        // Every node that requires a gradient and reaches the output, by id.
+        // Nodes are found lazily: a node's users all have larger ids and reach it before it
+        // is popped (by induction from the output), so popping the largest id is a
+        // topological order, and `pending[id]` is complete when `id` is popped.
         let mut nodes: BTreeMap<u64, Var<B>> = BTreeMap::new();
-        let mut stack = alloc::vec![self.clone()];
-        while let Some(var) = stack.pop() {
-            if nodes.contains_key(&var.id()) {
-                continue; // reached before through another path
-            }
-            if let Origin::Op { inputs, .. } = &var.node.origin {
-                stack.extend(inputs.iter().filter(|i| i.requires_grad()).cloned());
-            }
-            nodes.insert(var.id(), var);
-        }
         let mut pending: BTreeMap<u64, Tensor<B>> = BTreeMap::new();
-        pending.insert(self.id(), grad.clone());
+        pending.insert(self.id(), grad);
+        nodes.insert(self.id(), self);
         let mut leaves = Gradients::new();
-        // Decreasing ids: every user of a node is visited before the node itself.
         while let Some((id, var)) = nodes.pop_last() {
             let Some(g) = pending.remove(&id) else {
                 continue;
             };
-            match &var.node.origin {
-                Origin::Constant => {}
-                Origin::Leaf => {
-                    leaves.insert(id, g.contiguous()?);
-                }
-                Origin::Op { inputs, backward } => {
-                    let needs: Vec<bool> = inputs.iter().map(Var::requires_grad).collect();
-                    let grads = backward.backward(&g, &needs)?;
-                    if grads.len() != inputs.len() {
-                        return Err(Error::Argument {
-                            op: backward.name(),
-                            msg: alloc::format!(
-                                "backward returned {} gradients for {} inputs",
-                                grads.len(),
-                                inputs.len()
-                            ),
-                        });
+            // Consuming: own the node if nothing else holds it, to free it after use.
+            let owned = match consume {
+                true => Arc::try_unwrap(var.node).map_err(|node| Var { node }),
+                false => Err(var),
+            };
+            match owned {
+                Ok(node) => match node.origin {
+                    Origin::Constant => {}
+                    Origin::Leaf => leaves.insert(id, g.contiguous()?),
+                    Origin::Op(mut rec) => {
+                        let inputs = core::mem::take(&mut rec.inputs);
+                        let grads = run_op(&rec, &inputs, &g)?;
+                        drop(rec); // the saved tensors go now
+                        drop(node.value);
+                        propagate(&mut nodes, &mut pending, inputs, grads)?;
                     }
-                    for (input, gi) in inputs.iter().zip(grads) {
-                        if let (true, Some(gi)) = (input.requires_grad(), gi) {
-                            check_grad(backward.name(), input.value(), &gi)?;
-                            accumulate(&mut pending, input.id(), gi)?;
-                        }
+                },
+                Err(var) => match &var.node.origin {
+                    Origin::Constant => {}
+                    Origin::Leaf => leaves.insert(id, g.contiguous()?),
+                    Origin::Op(rec) => {
+                        let grads = run_op(rec, &rec.inputs, &g)?;
+                        let inputs = rec.inputs.clone();
+                        propagate(&mut nodes, &mut pending, inputs, grads)?;
                     }
-                }
+                },
             }
         }
         Ok(leaves)
     }
+}
+
+/// Runs one op's derivative and checks that it returned one gradient per input.
+fn run_op<B: Backend>(
+    rec: &OpRecord<B>,
+    inputs: &[Var<B>],
+    g: &Tensor<B>,
+) -> Result<Vec<Option<Tensor<B>>>> {
+    let needs: Vec<bool> = inputs.iter().map(Var::requires_grad).collect();
+    let grads = rec.backward.backward(g, &needs)?;
+    if grads.len() != inputs.len() {
+        return Err(Error::Argument {
+            op: rec.backward.name(),
+            msg: alloc::format!(
+                "backward returned {} gradients for {} inputs",
+                grads.len(),
+                inputs.len()
+            ),
+        });
+    }
+    for (input, gi) in inputs.iter().zip(&grads) {
+        if let (true, Some(gi)) = (input.requires_grad(), gi) {
+            check_grad(rec.backward.name(), input.value(), gi)?;
+        }
+    }
+    Ok(grads)
+}
+
+/// Adds each input's gradient to its pending sum and schedules the input.
+fn propagate<B: Backend>(
+    nodes: &mut BTreeMap<u64, Var<B>>,
+    pending: &mut BTreeMap<u64, Tensor<B>>,
+    inputs: Vec<Var<B>>,
+    grads: Vec<Option<Tensor<B>>>,
+) -> Result<()> {
+    for (input, gi) in inputs.into_iter().zip(grads) {
+        if let (true, Some(gi)) = (input.requires_grad(), gi) {
+            accumulate(pending, input.id(), gi)?;
+            nodes.entry(input.id()).or_insert(input);
+        }
+    }
+    Ok(())
 }
 
 /// A backward that returns a gradient of the wrong shape or dtype is a bug in that op: say so
@@ -275,20 +330,15 @@ fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor
     }
 }
 
-impl<B: Backend> Drop for Node<B> {
+impl<B: Backend> Drop for OpRecord<B> {
     /// Frees a long chain of nodes with a loop instead of recursion, so that dropping a deep
     /// graph cannot overflow the stack.
     fn drop(&mut self) {
-        let mut stack = match core::mem::replace(&mut self.origin, Origin::Constant) {
-            Origin::Op { inputs, .. } => inputs,
-            _ => return,
-        };
+        let mut stack = core::mem::take(&mut self.inputs);
         while let Some(var) = stack.pop() {
-            if let Ok(mut node) = Arc::try_unwrap(var.node) {
-                if let Origin::Op { inputs, .. } =
-                    core::mem::replace(&mut node.origin, Origin::Constant)
-                {
-                    stack.extend(inputs);
+            if let Ok(node) = Arc::try_unwrap(var.node) {
+                if let Origin::Op(mut rec) = node.origin {
+                    stack.append(&mut rec.inputs);
                 }
             }
         }

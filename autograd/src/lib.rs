@@ -36,7 +36,8 @@
 //! | `torch.tensor(..., requires_grad=True)` | [`Var::leaf`] |
 //! | a tensor without `requires_grad` | [`Var::constant`] |
 //! | `x.requires_grad`, `x.is_leaf` | [`Var::requires_grad`], [`Var::is_leaf`] |
-//! | `loss.backward()` / `y.backward(grad)` | [`Var::backward`] / [`Var::backward_with`] |
+//! | `loss.backward()` / `y.backward(grad)` | [`Var::backward_consume`] / [`Var::backward_with`] |
+//! | `loss.backward(retain_graph=True)` | [`Var::backward`] |
 //! | `x.grad` | [`Gradients::get`] on the returned map (nothing is stored in the `Var`) |
 //! | `x.detach()` | [`Var::detach`] |
 //! | `with torch.no_grad():` | compute on [`Var::constant`]s or plain tensors: ops on constants record nothing |
@@ -44,8 +45,10 @@
 //! | `torch.autograd.gradcheck` | [`gradcheck()`] with [`GradcheckOptions`] |
 //! | `F.cross_entropy` | [`cross_entropy`] (class indices), [`cross_entropy_probs`] (probabilities) |
 //!
-//! Differences: `backward` does not free the graph (there is no `retain_graph`); the graph is
-//! freed when the last `Var` that reaches it is dropped. Only leaves get gradients;
+//! Differences: `backward` keeps the graph (PyTorch's `retain_graph=True`), so it can run
+//! again; [`Var::backward_consume`] is PyTorch's default, freeing each node's saved tensors
+//! as soon as its derivative has run (training loops use it: lower peak memory). Otherwise
+//! the graph is freed when the last `Var` that reaches it is dropped. Only leaves get gradients;
 //! intermediate gradients are dropped as soon as they have been passed on.
 //!
 //! ## Checking gradients of your own function

@@ -12,8 +12,10 @@ use core::fmt;
 
 /// An n-dimensional array on backend `B` (PyTorch: `torch.Tensor`).
 ///
-/// Cloning is cheap: the storage is reference counted and views share it. Tensors are
-/// immutable; ops return new tensors (optimizers build the updated parameter).
+/// Cloning is cheap: the storage is reference counted and views share it. Ops return new
+/// tensors; the in-place methods (`binary_`, `assign_`, the fused `adamw_update_`, ...) write
+/// into a tensor's own storage, copying it first if another tensor shares it (see
+/// `ops::inplace`), so a value held elsewhere never changes.
 pub struct Tensor<B: Backend> {
     storage: Arc<B::Storage>,
     layout: Layout,

@@ -239,7 +239,9 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
             true => Some(embedding_std(z1_online.value())?),
             false => None,
         };
-        let grads = loss.backward()?;
+        // Only the loss holds the graph now, so backward frees it layer by layer.
+        drop((z1_online, z2_online, p1, p2, v1, v2));
+        let grads = loss.backward_consume()?;
         let grads = online.grads_by_name(&grads);
         let mut optimizer = self.optimizer.clone();
         optimizer.set_lr(lr);

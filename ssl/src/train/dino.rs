@@ -339,8 +339,11 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         let mut loss_fresh = self.loss.clone();
         loss_fresh.update_center(&teacher_out)?;
         let loss_value = loss.value().item()?;
-        let grads = loss.backward()?;
+        // Only the loss holds the graph now, so backward frees it layer by layer.
+        drop((inputs, student_out));
+        let grads = loss.backward_consume()?;
         let raw = self.student.grads_by_name(&grads);
+        drop(grads);
         let names: Vec<String> = raw.keys().cloned().collect();
         let mut flat: Vec<Tensor<B>> = raw.values().cloned().collect();
         let mut grad_norms = BTreeMap::new();
