@@ -223,6 +223,9 @@ fn knn_top1(
     size: usize,
     norm: &Normalize,
 ) -> Result<f64> {
+    // Training and evaluation use different tensor sizes: give the CPU buffer cache's blocks
+    // back to the system between the two, so that peak memory is the larger phase, not both.
+    tessera::tensor::cpu::pool::empty_cache();
     let tr = model::cls_features(vit, bank, size, Some(norm))?;
     let te = model::cls_features(vit, test, size, Some(norm))?;
     let classes = bank.num_classes.max(test.num_classes);
@@ -236,6 +239,7 @@ fn knn_top1(
         &KnnConfig::with_k(k),
     )
     .map_err(ctx("k-NN"))?;
+    tessera::tensor::cpu::pool::empty_cache();
     Ok(r[0].top1)
 }
 
@@ -448,6 +452,8 @@ fn run() -> Result<()> {
                 .into_iter()
                 .map(|g| g.batch)
                 .collect();
+            // The entropies read the device: compute them for the step the epoch line shows.
+            trainer.diagnostics = step + 1 == niter || signal::interrupted();
             let stats = trainer
                 .train_step(&groups, epoch)
                 .map_err(ctx("training step"))?;
@@ -462,11 +468,9 @@ fn run() -> Result<()> {
             loss_sum += stats.loss;
             // DINO's collapse check: the teacher's per-image entropy (near 0: one-hot; near
             // ln K: uniform) and the entropy of its batch mean (small: few prototypes used).
-            entropy = (
-                stats.teacher_entropy,
-                stats.teacher_batch_entropy,
-                stats.max_entropy,
-            );
+            if let (Some(h), Some(hb)) = (stats.teacher_entropy, stats.teacher_batch_entropy) {
+                entropy = (h, hb, stats.max_entropy);
+            }
             lr = stats.lr;
             step += 1;
             let ips =
