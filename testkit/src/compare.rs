@@ -160,7 +160,7 @@ pub fn to_backend<B: Backend>(t: &Tensor<Cpu>, dev: &B) -> TResult<Tensor<B>> {
     Tensor::from_host(t.to_host()?, t.shape(), dev)
 }
 
-/// The dtype's name and whether the kit treats it as a float.
+/// True for the float dtypes the tolerance table has rows for (F64, F32, F16, BF16).
 pub fn is_float(dtype: DType) -> bool {
     matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
 }

@@ -51,13 +51,21 @@ fn elementwise_cases<B: Backend>() -> Vec<Case<B>> {
         case("sqrt", x, |v| v[0].abs()?.add_scalar(0.5)?.sqrt()),
         case("recip", x, |v| v[0].abs()?.add_scalar(0.5)?.recip()),
         case("powf", x, |v| v[0].abs()?.add_scalar(0.5)?.powf(1.7)),
-        case("add broadcast", &[(&[2, 3, 4], C), (&[3, 1], T)], |v| v[0].add(&v[1])),
-        case("sub broadcast", &[(&[3, 1], C), (&[2, 3, 4], S)], |v| v[0].sub(&v[1])),
-        case("mul broadcast", &[(&[2, 3, 4], N), (&[4], C)], |v| v[0].mul(&v[1])),
+        case("add broadcast", &[(&[2, 3, 4], C), (&[3, 1], T)], |v| {
+            v[0].add(&v[1])
+        }),
+        case("sub broadcast", &[(&[3, 1], C), (&[2, 3, 4], S)], |v| {
+            v[0].sub(&v[1])
+        }),
+        case("mul broadcast", &[(&[2, 3, 4], N), (&[4], C)], |v| {
+            v[0].mul(&v[1])
+        }),
         case("div broadcast", &[(&[2, 3], T), (&[2, 1], C)], |v| {
             v[0].div(&v[1].abs()?.add_scalar(0.5)?)
         }),
-        case("maximum", &[(&[3, 4], C), (&[3, 4], T)], |v| v[0].maximum(&v[1])),
+        case("maximum", &[(&[3, 4], C), (&[3, 4], T)], |v| {
+            v[0].maximum(&v[1])
+        }),
         case("pow", &[(&[3, 2], C), (&[2], C)], |v| {
             v[0].abs()?.add_scalar(0.5)?.pow(&v[1])
         }),
@@ -74,26 +82,34 @@ fn reduction_cases<B: Backend>() -> Vec<Case<B>> {
         case("matmul batched", &[(&[2, 3, 4], C), (&[2, 4, 5], T)], |v| {
             v[0].matmul(&v[1])
         }),
-        case("matmul 2-d", &[(&[3, 4], N), (&[4, 2], C)], |v| v[0].matmul(&v[1])),
+        case("matmul 2-d", &[(&[3, 4], N), (&[4, 2], C)], |v| {
+            v[0].matmul(&v[1])
+        }),
         case("softmax", &[(&[3, 5], T)], |v| v[0].softmax(-1)),
         case("log_softmax", &[(&[3, 5], C)], |v| v[0].log_softmax(0)),
         case("layer_norm", &[(&[3, 5], N), (&[5], C), (&[5], C)], |v| {
             v[0].layer_norm(&[5], Some(&v[1]), Some(&v[2]), 1e-5)
         }),
-        case("batch_norm_train", &[(&[4, 3, 2], T), (&[3], C), (&[3], C)], |v| {
-            Ok(v[0].batch_norm_train(Some(&v[1]), Some(&v[2]), 1e-5)?.0)
-        }),
+        case(
+            "batch_norm_train",
+            &[(&[4, 3, 2], T), (&[3], C), (&[3], C)],
+            |v| Ok(v[0].batch_norm_train(Some(&v[1]), Some(&v[2]), 1e-5)?.0),
+        ),
     ]
 }
 
 fn image_cases<B: Backend>() -> Vec<Case<B>> {
     vec![
-        case("conv2d", &[(&[1, 2, 5, 5], C), (&[3, 2, 3, 3], C), (&[3], C)], |v| {
-            v[0].conv2d(&v[1], Some(&v[2]), &ConvOptions::new(1, 1))
-        }),
-        case("conv2d strided", &[(&[2, 2, 5, 4], T), (&[2, 2, 2, 2], S)], |v| {
-            v[0].conv2d(&v[1], None, &ConvOptions::new(2, 0))
-        }),
+        case(
+            "conv2d",
+            &[(&[1, 2, 5, 5], C), (&[3, 2, 3, 3], C), (&[3], C)],
+            |v| v[0].conv2d(&v[1], Some(&v[2]), &ConvOptions::new(1, 1)),
+        ),
+        case(
+            "conv2d strided",
+            &[(&[2, 2, 5, 4], T), (&[2, 2, 2, 2], S)],
+            |v| v[0].conv2d(&v[1], None, &ConvOptions::new(2, 0)),
+        ),
         case("max_pool2d", &[(&[1, 2, 4, 4], C)], |v| {
             v[0].max_pool2d(&Pool2dOptions::new(2, 2, 0))
         }),
@@ -136,7 +152,10 @@ fn indexing_cases<B: Backend>() -> Vec<Case<B>> {
 
 /// The ops [`check_gradients`] covers, by name.
 pub fn gradient_checks() -> Vec<&'static str> {
-    all_cases::<tessera_tensor::Cpu>().iter().map(|c| c.name).collect()
+    all_cases::<tessera_tensor::Cpu>()
+        .iter()
+        .map(|c| c.name)
+        .collect()
 }
 
 fn all_cases<B: Backend>() -> Vec<Case<B>> {
@@ -186,8 +205,15 @@ pub fn check_gradients_with<B: Backend>(
             }
         };
         if let Err(e) = gradcheck(&c.f, &inputs, opts) {
-            let shapes: Vec<String> = c.inputs.iter().map(|(s, v)| format!("{s:?} {v:?}")).collect();
-            failures.push(Failure::new(what, format!("{e}\n  inputs: {}", shapes.join(", "))));
+            let shapes: Vec<String> = c
+                .inputs
+                .iter()
+                .map(|(s, v)| format!("{s:?} {v:?}"))
+                .collect();
+            failures.push(Failure::new(
+                what,
+                format!("{e}\n  inputs: {}", shapes.join(", ")),
+            ));
         }
     }
     if failures.is_empty() {

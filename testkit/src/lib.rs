@@ -1,7 +1,7 @@
 //! # tessera-testkit: the backend conformance kit
 //!
 //! Checks that a [`Backend`](tessera_tensor::Backend) computes what the [`Cpu`](tessera_tensor::Cpu) reference
-//! computes, within a documented [`tolerance`] table. A backend author adds this crate as a
+//! computes, within a documented [tolerance table](mod@tolerance). A backend author adds this crate as a
 //! dev-dependency and calls the check functions from one test file:
 //!
 //! - [`ops::check_ops`]: every op family (unary, binary, reductions, matmul, softmax, norms,
@@ -50,7 +50,6 @@ pub mod tolerance;
 pub use compare::{compare_tensors, compare_values, Failure};
 pub use tolerance::{tolerance, OpFamily, Tolerance, ToleranceTable};
 
-
 /// Panics with every failure's message if `r` is an error (for `#[test]` functions).
 #[track_caller]
 pub fn assert_pass<E: core::fmt::Display>(r: Result<(), Vec<E>>) {
@@ -59,4 +58,3 @@ pub fn assert_pass<E: core::fmt::Display>(r: Result<(), Vec<E>>) {
         panic!("{} failure(s):\n{}", msg.len(), msg.join("\n"));
     }
 }
-

@@ -11,7 +11,6 @@
 use crate::compare::{compare_tensors, compare_values, to_backend, Failure};
 use crate::props::{Input, View};
 use crate::tolerance::{OpFamily, Tolerance, ToleranceTable};
-use std::collections::BTreeMap;
 use tessera_autograd::Var;
 use tessera_nn::models::resnet::{BlockKind, ResNet, ResNetConfig};
 use tessera_nn::models::vit::{VisionTransformer, VitConfig};
@@ -33,7 +32,10 @@ macro_rules! t {
 }
 
 /// A state dict moved to `dev`.
-pub fn state_dict_to<B: Backend>(sd: &StateDict<Cpu>, dev: &B) -> tessera_tensor::Result<StateDict<B>> {
+pub fn state_dict_to<B: Backend>(
+    sd: &StateDict<Cpu>,
+    dev: &B,
+) -> tessera_tensor::Result<StateDict<B>> {
     sd.iter()
         .map(|(k, t)| Ok((k.clone(), to_backend(t, dev)?)))
         .collect()
@@ -103,7 +105,13 @@ fn dino_config() -> DinoConfig {
 }
 
 fn dino_trainer<B: Backend>(dev: &B) -> tessera_nn::Result<DinoTrainer<B, VisionTransformer<B>>> {
-    let mut t = DinoTrainer::new(tiny_vit(dev)?, tiny_vit(dev)?, dino_config(), 1, &mut Rng::new(12))?;
+    let mut t = DinoTrainer::new(
+        tiny_vit(dev)?,
+        tiny_vit(dev)?,
+        dino_config(),
+        1,
+        &mut Rng::new(12),
+    )?;
     t.record_gradients = true;
     Ok(t)
 }
@@ -119,11 +127,17 @@ pub fn check_dino_vit_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
     let mut cpu = t!(what, dino_trainer(&Cpu));
     let mut other = t!(what, dino_trainer(dev));
     let init = t!(what, cpu.state_dict());
-    t!(what, other.load_state_dict(&t!(what, state_dict_to(&init, dev))));
+    t!(
+        what,
+        other.load_state_dict(&t!(what, state_dict_to(&init, dev)))
+    );
     let groups = |d: &B| -> tessera_tensor::Result<[Tensor<B>; 2]> {
         Ok([images(d, &[4, 3, 16, 16], 1)?, images(d, &[4, 3, 8, 8], 2)?])
     };
-    let cpu_groups = [t!(what, images(&Cpu, &[4, 3, 16, 16], 1)), t!(what, images(&Cpu, &[4, 3, 8, 8], 2))];
+    let cpu_groups = [
+        t!(what, images(&Cpu, &[4, 3, 16, 16], 1)),
+        t!(what, images(&Cpu, &[4, 3, 8, 8], 2)),
+    ];
     let want = t!(what, cpu.train_step(&cpu_groups, 0));
     let got = t!(what, other.train_step(&t!(what, groups(dev)), 0));
     compare_loss(&format!("{what}/loss"), want.loss, got.loss, tol)?;
@@ -159,7 +173,13 @@ fn byol_trainer<B: Backend>(dev: &B) -> tessera_nn::Result<ByolTrainer<B, ResNet
         warmup_epochs: 0,
         ..ByolConfig::new(2)
     };
-    ByolTrainer::new(tiny_resnet(dev)?, tiny_resnet(dev)?, cfg, 1, &mut Rng::new(22))
+    ByolTrainer::new(
+        tiny_resnet(dev)?,
+        tiny_resnet(dev)?,
+        cfg,
+        1,
+        &mut Rng::new(22),
+    )
 }
 
 /// The BYOL loss of the trainer's current networks on `v1`, `v2` and the online network's
@@ -193,9 +213,15 @@ pub fn check_byol_resnet_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
     let mut cpu = t!(what, byol_trainer(&Cpu));
     let mut other = t!(what, byol_trainer(dev));
     let init = t!(what, cpu.state_dict());
-    t!(what, other.load_state_dict(&t!(what, state_dict_to(&init, dev))));
+    t!(
+        what,
+        other.load_state_dict(&t!(what, state_dict_to(&init, dev)))
+    );
     let views = |seed| -> tessera_tensor::Result<_> {
-        Ok((images(&Cpu, &[4, 3, 8, 8], seed)?, images(dev, &[4, 3, 8, 8], seed)?))
+        Ok((
+            images(&Cpu, &[4, 3, 8, 8], seed)?,
+            images(dev, &[4, 3, 8, 8], seed)?,
+        ))
     };
     let ((c1, d1), (c2, d2)) = (t!(what, views(3)), t!(what, views(4)));
     let (wl, wg) = t!(what, byol_grads(&cpu, &c1, &c2));
@@ -211,9 +237,4 @@ pub fn check_byol_resnet_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
         &t!(what, other.state_dict()),
         tol,
     )
-}
-
-/// Names and shapes of a state dict, for reports.
-pub fn describe<B: Backend>(sd: &StateDict<B>) -> BTreeMap<String, Vec<usize>> {
-    sd.iter().map(|(k, t)| (k.clone(), t.shape().to_vec())).collect()
 }

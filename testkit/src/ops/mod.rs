@@ -81,7 +81,10 @@ pub fn run_family<B: Backend>(dev: &B, name: &str) -> Result<Outputs, Failure> {
     match catch_unwind(AssertUnwindSafe(|| f(dev, &mut out))) {
         Ok(Ok(())) => Ok(out),
         Ok(Err(e)) => Err(Failure::error(check, e)),
-        Err(p) => Err(Failure::new(check, format!("panic: {}", panic_message(&*p)))),
+        Err(p) => Err(Failure::new(
+            check,
+            format!("panic: {}", panic_message(&*p)),
+        )),
     }
 }
 

@@ -62,7 +62,8 @@ impl Input {
             _ => {}
         }
         let n = base_shape.iter().product();
-        let base = Tensor::from_vec(values(n, self.seed), &base_shape, dev)?.to_dtype(self.dtype)?;
+        let base =
+            Tensor::from_vec(values(n, self.seed), &base_shape, dev)?.to_dtype(self.dtype)?;
         match self.view {
             View::Transposed if r >= 2 => base.transpose(-1, -2),
             View::Sliced if r >= 1 => base.slice(0, 1, base_shape[0], 2),
@@ -135,12 +136,13 @@ pub fn run_cases<S: Strategy>(
     let config = Config {
         cases,
         failure_persistence: None,
-        max_shrink_iters: 256,
+        max_shrink_iters: 1024,
         ..Config::default()
     };
     let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
     let mut runner = TestRunner::new_with_rng(config, rng);
-    match runner.run(&strategy, |v| f(v).map_err(|e| TestCaseError::fail(e.to_string()))) {
+    let fail = |e: Failure| TestCaseError::fail(format!("case `{}`: {}", e.check, e.detail));
+    match runner.run(&strategy, |v| f(v).map_err(fail)) {
         Ok(()) => Ok(()),
         Err(TestError::Fail(reason, value)) => Err(Failure::new(
             check,
@@ -167,8 +169,16 @@ where
     G: Fn(&[Tensor<B>]) -> Result<Tensor<B>>,
 {
     let err = |e| Failure::error(what, e);
-    let c: Vec<Tensor<Cpu>> = inputs.iter().map(|i| i.build(&Cpu)).collect::<Result<_>>().map_err(err)?;
-    let d: Vec<Tensor<B>> = inputs.iter().map(|i| i.build(dev)).collect::<Result<_>>().map_err(err)?;
+    let c: Vec<Tensor<Cpu>> = inputs
+        .iter()
+        .map(|i| i.build(&Cpu))
+        .collect::<Result<_>>()
+        .map_err(err)?;
+    let d: Vec<Tensor<B>> = inputs
+        .iter()
+        .map(|i| i.build(dev))
+        .collect::<Result<_>>()
+        .map_err(err)?;
     let want = on_cpu(&c).map_err(|e| Failure::error(format!("{what} on cpu"), e))?;
     let got = on_dev(&d).map_err(|e| Failure::error(format!("{what} on {}", dev.name()), e))?;
     compare_tensors(what, &want, &got, tol.get(want.dtype(), family))
@@ -195,9 +205,13 @@ fn unary_ops<B: Backend>() -> [(&'static str, Op<B>); 12] {
 }
 
 /// Unary ops on random shapes, views and float dtypes.
-pub fn check_unary_props<B: Backend>(dev: &B, tol: &ToleranceTable, cases: u32) -> std::result::Result<(), Failure> {
-    let strategy = (shape(), float_dtype(), 0usize..12)
-        .prop_flat_map(|(s, d, op)| (input_of(s, d), Just(op)));
+pub fn check_unary_props<B: Backend>(
+    dev: &B,
+    tol: &ToleranceTable,
+    cases: u32,
+) -> std::result::Result<(), Failure> {
+    let strategy =
+        (shape(), float_dtype(), 0usize..12).prop_flat_map(|(s, d, op)| (input_of(s, d), Just(op)));
     run_cases("props/unary", cases, strategy, |(x, op)| {
         let (name, fc) = unary_ops::<Cpu>()[op];
         let fd = unary_ops::<B>()[op].1;
@@ -213,7 +227,9 @@ pub fn check_unary_props<B: Backend>(dev: &B, tol: &ToleranceTable, cases: u32) 
     })
 }
 
-fn binary_ops<B: Backend>() -> [(&'static str, fn(&Tensor<B>, &Tensor<B>) -> Result<Tensor<B>>); 6] {
+type BinOp<B> = fn(&Tensor<B>, &Tensor<B>) -> Result<Tensor<B>>;
+
+fn binary_ops<B: Backend>() -> [(&'static str, BinOp<B>); 6] {
     [
         ("add", |a, b| a.add(b)),
         ("sub", |a, b| a.sub(b)),
@@ -225,7 +241,11 @@ fn binary_ops<B: Backend>() -> [(&'static str, fn(&Tensor<B>, &Tensor<B>) -> Res
 }
 
 /// Binary ops with broadcasting (either operand may be the smaller one) on random views.
-pub fn check_broadcast_props<B: Backend>(dev: &B, tol: &ToleranceTable, cases: u32) -> std::result::Result<(), Failure> {
+pub fn check_broadcast_props<B: Backend>(
+    dev: &B,
+    tol: &ToleranceTable,
+    cases: u32,
+) -> std::result::Result<(), Failure> {
     let strategy = (broadcast_pair(), float_dtype(), 0usize..6, any::<bool>()).prop_flat_map(
         |((a, b), d, op, swap)| {
             let (a, b) = if swap { (b, a) } else { (a, b) };
