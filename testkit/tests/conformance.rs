@@ -6,8 +6,8 @@ use tessera_tensor::Cpu;
 use tessera_testkit::backends::Counting;
 use tessera_testkit::{assert_pass, gradients, ops, props, steps, ToleranceTable};
 
-/// Property cases per check: 5 checks × this many cases per backend.
-const CASES: u32 = 48;
+/// Property cases per check: 8 property checks × this many cases.
+const CASES: u32 = 256;
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();

@@ -230,6 +230,9 @@ fn a_wrong_exp_fails_the_op_and_property_checks() {
     assert!(f.detail.contains("minimal failing case"), "{f}");
     // Exact checks inside a family fail too, even where the CPU comparison would not run.
     assert!(ops::check_family(&dev, "softmax", &tol).is_err());
+    // Softmax runs through exp: the DINO step's loss is already off.
+    let e = steps::check_dino_vit_step(&dev, &tol).expect_err("dino step");
+    assert!(e.check.ends_with("/loss"), "{e}");
 }
 
 #[test]

@@ -267,7 +267,9 @@ pub fn check_broadcast_props<B: Backend>(
     })
 }
 
+mod images;
 mod reductions;
+pub use images::*;
 pub use reductions::*;
 
 /// Every property check with `cases` cases each; all failures.
@@ -282,6 +284,9 @@ pub fn check_props<B: Backend>(
         check_reduction_props(dev, tol, cases),
         check_matmul_props(dev, tol, cases),
         check_softmax_norm_props(dev, tol, cases),
+        check_conv_props(dev, tol, cases),
+        check_pool_props(dev, tol, cases),
+        check_indexing_props(dev, tol, cases),
     ]
     .into_iter()
     .filter_map(|r| r.err())
