@@ -164,3 +164,44 @@ pub fn to_backend<B: Backend>(t: &Tensor<Cpu>, dev: &B) -> TResult<Tensor<B>> {
 pub fn is_float(dtype: DType) -> bool {
     matches!(dtype, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_first_bad_element() {
+        let e = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let a = [1.0, 2.0, 3.0, 4.5, 5.0, 7.0];
+        let f = compare_values("x", &[2, 3], &e, &a, Tolerance::new(0.1, 0.0)).unwrap_err();
+        assert_eq!(f.check, "x");
+        assert!(
+            f.detail
+                .starts_with("element [1, 0] (flat 3) of shape [2, 3]: expected 4e0, actual 4.5e0"),
+            "{f}"
+        );
+        assert!(f.detail.contains("(2 of 6 elements mismatch)"), "{f}");
+        assert!(compare_values("x", &[2, 3], &e, &a, Tolerance::new(1.0, 0.0)).is_ok());
+        let f = compare_values("x", &[2], &e[..2], &e, Tolerance::EXACT).unwrap_err();
+        assert!(f.detail.contains("2 expected elements, 6 actual"), "{f}");
+    }
+
+    #[test]
+    fn tensors_differ_in_shape_dtype_or_values() {
+        let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2], &Cpu).unwrap();
+        let tol = Tolerance::EXACT;
+        assert!(compare_tensors("t", &a, &a.t().unwrap().t().unwrap(), tol).is_ok());
+        let f = compare_tensors("t", &a, &a.reshape(&[4]).unwrap(), tol).unwrap_err();
+        assert!(f.detail.starts_with("shape"), "{f}");
+        let f = compare_tensors("t", &a, &a.to_dtype(DType::F64).unwrap(), tol).unwrap_err();
+        assert!(f.detail.starts_with("dtype"), "{f}");
+        let f = compare_tensors("t", &a, &a.t().unwrap().contiguous().unwrap(), tol).unwrap_err();
+        assert!(f.detail.starts_with("element [0, 1]"), "{f}");
+        assert_eq!(
+            to_cpu(&a.t().unwrap()).unwrap().to_f64_vec().unwrap(),
+            vec![1.0, 3.0, 2.0, 4.0]
+        );
+        assert_eq!(unravel(5, &[2, 3]), vec![1, 2]);
+        assert_eq!(f.to_string(), format!("check `t` failed: {}", f.detail));
+    }
+}

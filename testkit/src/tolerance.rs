@@ -46,7 +46,10 @@ impl Tolerance {
         if expected.is_nan() || actual.is_nan() {
             return expected.is_nan() && actual.is_nan();
         }
-        // Same infinity (or same value) passes even where the difference is NaN.
+        if expected.is_infinite() || actual.is_infinite() {
+            // Only the same infinity (the bound of an infinite value would be infinite too).
+            return expected == actual;
+        }
         expected == actual || (actual - expected).abs() <= self.bound(expected)
     }
 
@@ -186,5 +189,76 @@ impl ToleranceTable {
             }
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_loosens_with_precision_and_op_size() {
+        for fam in OpFamily::ALL {
+            let t: Vec<Tolerance> = FLOAT_DTYPES.iter().map(|&d| tolerance(d, fam)).collect();
+            assert!(
+                t.windows(2)
+                    .all(|w| w[0].atol < w[1].atol && w[0].rtol < w[1].rtol),
+                "{fam:?}: {t:?}"
+            );
+        }
+        for d in FLOAT_DTYPES {
+            let el = tolerance(d, OpFamily::Elementwise);
+            assert!(OpFamily::ALL
+                .iter()
+                .all(|&f| tolerance(d, f).atol >= el.atol));
+            assert!(
+                tolerance(d, OpFamily::WholeStep).rtol >= tolerance(d, OpFamily::MatmulConv).rtol
+            );
+        }
+        assert_eq!(tolerance(DType::I64, OpFamily::WholeStep), Tolerance::EXACT);
+        assert_eq!(tolerance(DType::U8, OpFamily::Reduction), Tolerance::EXACT);
+        assert_eq!(
+            tolerance(DType::F32, OpFamily::MatmulConv),
+            Tolerance::new(1e-4, 1e-4)
+        );
+    }
+
+    #[test]
+    fn accepts_nan_inf_and_the_bound() {
+        let t = Tolerance::new(1e-3, 1e-2);
+        assert!(
+            t.accepts(f64::NAN, f64::NAN) && !t.accepts(f64::NAN, 0.0) && !t.accepts(0.0, f64::NAN)
+        );
+        assert!(
+            t.accepts(f64::INFINITY, f64::INFINITY) && !t.accepts(f64::INFINITY, f64::NEG_INFINITY)
+        );
+        assert!(t.accepts(100.0, 101.0) && !t.accepts(100.0, 101.01));
+        assert!(t.accepts(0.0, 1e-3) && !t.accepts(0.0, 1.1e-3));
+        assert!(!Tolerance::EXACT.accepts(1.0, 1.0 + f64::EPSILON));
+    }
+
+    #[test]
+    fn tables_can_be_edited() {
+        let mut t = ToleranceTable::default();
+        t.set(DType::F32, OpFamily::MatmulConv, Tolerance::new(1e-3, 1e-3));
+        assert_eq!(
+            t.get(DType::F32, OpFamily::MatmulConv),
+            Tolerance::new(1e-3, 1e-3)
+        );
+        assert_eq!(
+            t.get(DType::F16, OpFamily::MatmulConv),
+            tolerance(DType::F16, OpFamily::MatmulConv)
+        );
+        t.set(DType::I64, OpFamily::Elementwise, Tolerance::new(1.0, 1.0));
+        assert_eq!(t.get(DType::I64, OpFamily::Elementwise), Tolerance::EXACT);
+        let s = ToleranceTable::default().scaled(10.0);
+        assert_eq!(
+            s.get(DType::F64, OpFamily::Elementwise),
+            Tolerance::new(1e-11, 1e-11)
+        );
+        assert_eq!(
+            ToleranceTable::exact().get(DType::BF16, OpFamily::WholeStep),
+            Tolerance::EXACT
+        );
     }
 }
