@@ -1,10 +1,11 @@
 //! Families of indexing, joining and padding: index_select/gather/scatter_add,
 //! cat/stack/split/chunk and pad.
 
-use crate::support::*;
+use super::support::*;
 use tessera_tensor::{Backend, DType, Error, Result, Tensor};
 
-pub(crate) fn index_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// `index_select`, `gather` and `scatter_add`, with out-of-range indices as errors.
+pub fn index_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = iota(b, &[3, 4])?;
     let rows = x.index_select(0, &i64t(b, &[2, 0], &[2])?)?;
     exact(&rows, &[8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
@@ -57,7 +58,8 @@ pub(crate) fn index_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn concat_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// `cat`, `stack`, `split` and `chunk`.
+pub fn concat_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let a = iota(b, &[2, 3])?;
     let c = f32t(b, &[-1.0, -2.0, -3.0], &[1, 3])?;
     let r = Tensor::cat(&[a.clone(), c.clone()], 0)?;
@@ -119,7 +121,8 @@ pub(crate) fn concat_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn pad_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Constant padding of the trailing axes.
+pub fn pad_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = iota(b, &[1, 2, 3])?;
     let p = x.pad(&[1, 2], -1.0)?;
     assert_eq!(p.shape(), &[1, 2, 6]);

@@ -9,8 +9,6 @@
 //! reduction axes are sorted and distinct) and that each primitive returns a storage of the
 //! right size, so a front end that hands a backend a bad view fails here loudly.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tessera_tensor::{
@@ -45,6 +43,7 @@ impl PartialEq for Counting {
 }
 
 impl Counting {
+    /// A fresh device with all counters at zero.
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,9 +1,10 @@
 //! Families of NCHW image ops: convolution, pooling and bicubic interpolation.
 
-use crate::support::*;
+use super::support::*;
 use tessera_tensor::{Backend, ConvOptions, DType, Error, Pool2dOptions, Result, Tensor};
 
-pub(crate) fn conv_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Convolutions (stride, padding, dilation, groups, bias) and their input and weight gradients.
+pub fn conv_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     // By hand: a 2x2 box filter over 0..9.
     let x = iota(b, &[1, 1, 3, 3])?;
     let ones = Tensor::ones(&[1, 1, 2, 2], DType::F32, b)?;
@@ -82,7 +83,8 @@ pub(crate) fn conv_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn pool_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Max, average and adaptive average pooling and their backward.
+pub fn pool_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = iota(b, &[1, 1, 4, 4])?;
     let o = Pool2dOptions::new(2, 2, 0);
     let (v, i) = x.max_pool2d(&o)?;
@@ -169,7 +171,8 @@ pub(crate) fn pool_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn interpolate_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Bicubic interpolation and its backward.
+pub fn interpolate_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let c = Tensor::full(&[1, 2, 3, 3], 2.5, DType::F64, b)?;
     // Bicubic weights sum to one and borders clamp: a constant image stays constant.
     let up = c.interpolate_bicubic(Some([5, 7]), None, false)?;

@@ -1,59 +1,24 @@
 //! Runs every family on both backends and compares them: one test per family, and one over
 //! the whole suite that checks every primitive of the trait was exercised.
 
-use crate::opaque_backend::Counting;
-use crate::support::Outputs;
-use crate::{elementwise::*, images::*, indexing::*, reductions::*};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use tessera_tensor::{Backend, Cpu, DType, Result};
-
-type Family<B> = fn(&B, &mut Outputs) -> Result<()>;
+use tessera_tensor::{Backend, Cpu, DType};
+use tessera_testkit::backends::Counting;
+use tessera_testkit::ops::{run_family, Outputs, FAMILIES};
 
 /// A family's outputs, or why it failed (an error or a panic).
 type FamilyResult = std::result::Result<Outputs, String>;
 
-/// Every family, by name, for one backend.
-fn families<B: Backend>() -> Vec<(&'static str, Family<B>)> {
-    vec![
-        ("unary", unary_family::<B>),
-        ("binary", binary_family::<B>),
-        ("reduce", reduce_family::<B>),
-        ("matmul", matmul_family::<B>),
-        ("softmax", softmax_family::<B>),
-        ("norm", norm_family::<B>),
-        ("conv", conv_family::<B>),
-        ("pool", pool_family::<B>),
-        ("index", index_family::<B>),
-        ("concat", concat_family::<B>),
-        ("pad", pad_family::<B>),
-        ("interpolate", interpolate_family::<B>),
-        ("copy", copy_family::<B>),
-        ("rng", rng_family::<B>),
-    ]
-}
-
 /// Runs the whole suite on `b`: each family's outputs, or why it failed (an error or a
 /// panic), so that one unfinished family does not hide the others.
 fn suite<B: Backend>(b: &B) -> Vec<(&'static str, FamilyResult)> {
-    families::<B>()
-        .into_iter()
-        .map(|(name, f)| (name, run(b, f)))
+    FAMILIES
+        .iter()
+        .map(|(name, _)| (*name, run(b, name)))
         .collect()
 }
 
-fn run<B: Backend>(b: &B, f: Family<B>) -> FamilyResult {
-    let mut out = Outputs::new();
-    match catch_unwind(AssertUnwindSafe(|| f(b, &mut out))) {
-        Ok(Ok(())) => Ok(out),
-        Ok(Err(e)) => Err(format!("error: {e}")),
-        Err(p) => Err(format!(
-            "panic: {}",
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default()
-        )),
-    }
+fn run<B: Backend>(b: &B, family: &str) -> FamilyResult {
+    run_family(b, family).map_err(|f| f.detail)
 }
 
 /// Families whose CPU path is a fused override of a composite op (softmax, layer norm): the
@@ -93,17 +58,9 @@ fn assert_same(family: &str, a: &Outputs, b: &Outputs) {
 
 /// Runs one family on both backends and compares.
 fn both(family: &str) {
-    let (_, fc) = families::<Cpu>()
-        .into_iter()
-        .find(|(n, _)| *n == family)
-        .unwrap();
-    let (_, fo) = families::<Counting>()
-        .into_iter()
-        .find(|(n, _)| *n == family)
-        .unwrap();
-    let cpu = run(&Cpu, fc).unwrap_or_else(|e| panic!("{family} on cpu: {e}"));
+    let cpu = run(&Cpu, family).unwrap_or_else(|e| panic!("{family} on cpu: {e}"));
     let counting = Counting::new();
-    let opaque = run(&counting, fo).unwrap_or_else(|e| panic!("{family} on counting: {e}"));
+    let opaque = run(&counting, family).unwrap_or_else(|e| panic!("{family} on counting: {e}"));
     assert!(!cpu.is_empty());
     assert_same(family, &cpu, &opaque);
     // Results left the opaque backend only through `to_host`.

@@ -1,9 +1,10 @@
 //! Families of reductions and the ops built on them: reduce, matmul, softmax, norms.
 
-use crate::support::*;
+use super::support::*;
 use tessera_tensor::{Backend, DType, Error, Result};
 
-pub(crate) fn reduce_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Sum, mean, max, min, argmax and variance over axis sets, with `keepdim`, on views.
+pub fn reduce_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = iota(b, &[2, 3, 4])?;
     exact(&x.sum_all()?, &[276.0]);
     assert_eq!(x.sum_all()?.shape(), &[] as &[usize]);
@@ -57,7 +58,8 @@ pub(crate) fn reduce_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn matmul_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Matrix products: 2-d, batched, broadcast batch dims, transposed operands.
+pub fn matmul_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let a = iota(b, &[2, 3])?;
     let m = a.matmul(&a.t()?)?;
     exact(&m, &[5.0, 14.0, 14.0, 50.0]);
@@ -109,7 +111,8 @@ pub(crate) fn matmul_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn softmax_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Softmax and log-softmax along every axis, with large values (stability).
+pub fn softmax_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = f32t(b, &[1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3])?;
     let s = x.softmax(-1)?;
     close(
@@ -153,7 +156,8 @@ pub(crate) fn softmax_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()>
     Ok(())
 }
 
-pub(crate) fn norm_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Layer norm and batch norm (training statistics and evaluation).
+pub fn norm_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = f32t(b, &[1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 6.0], &[2, 4])?;
     let r = 1.0 / (1.25f64 + 1e-5).sqrt();
     let y = x.layer_norm(&[4], None, None, 1e-5)?;

@@ -2,8 +2,8 @@
 //! is reachable only through transfers, and that errors are caught by the front end.
 
 use crate::harness::ulps_close;
-use crate::opaque_backend::Counting;
 use tessera_tensor::{Backend, ConvOptions, Cpu, DType, Error, Result, Tensor};
+use tessera_testkit::backends::Counting;
 
 fn input(c: &Counting, shape: &[usize]) -> Tensor<Counting> {
     let n: usize = shape.iter().product();

@@ -3,32 +3,37 @@
 use tessera_tensor::{Backend, DType, HostBuffer, Result, Tensor};
 
 /// Named results of one family, in order: shape and the host copy.
-pub(crate) type Outputs = Vec<(String, Vec<usize>, HostBuffer)>;
+pub type Outputs = Vec<(String, Vec<usize>, HostBuffer)>;
 
-pub(crate) fn rec<B: Backend>(out: &mut Outputs, name: &str, t: &Tensor<B>) -> Result<()> {
+/// Records `t` as output `name`: its shape and a host copy.
+pub fn rec<B: Backend>(out: &mut Outputs, name: &str, t: &Tensor<B>) -> Result<()> {
     out.push((name.to_string(), t.shape().to_vec(), t.to_host()?));
     Ok(())
 }
 
-pub(crate) fn f32t<B: Backend>(b: &B, v: &[f64], shape: &[usize]) -> Result<Tensor<B>> {
+/// An F32 tensor of `shape` from f64 values.
+pub fn f32t<B: Backend>(b: &B, v: &[f64], shape: &[usize]) -> Result<Tensor<B>> {
     Tensor::from_vec(v.iter().map(|&x| x as f32).collect(), shape, b)
 }
 
-pub(crate) fn f64t<B: Backend>(b: &B, v: &[f64], shape: &[usize]) -> Result<Tensor<B>> {
+/// An F64 tensor of `shape`.
+pub fn f64t<B: Backend>(b: &B, v: &[f64], shape: &[usize]) -> Result<Tensor<B>> {
     Tensor::from_vec(v.to_vec(), shape, b)
 }
 
-pub(crate) fn i64t<B: Backend>(b: &B, v: &[i64], shape: &[usize]) -> Result<Tensor<B>> {
+/// An I64 tensor of `shape`.
+pub fn i64t<B: Backend>(b: &B, v: &[i64], shape: &[usize]) -> Result<Tensor<B>> {
     Tensor::from_vec(v.to_vec(), shape, b)
 }
 
 /// `0, 1, .., n-1` as f32 in `shape`.
-pub(crate) fn iota<B: Backend>(b: &B, shape: &[usize]) -> Result<Tensor<B>> {
+pub fn iota<B: Backend>(b: &B, shape: &[usize]) -> Result<Tensor<B>> {
     Tensor::arange(shape.iter().product(), DType::F32, b)?.reshape(shape)
 }
 
+/// Asserts that `t` is within `tol · (1 + |expected|)` of `expected`, elementwise.
 #[track_caller]
-pub(crate) fn close<B: Backend>(t: &Tensor<B>, expected: &[f64], tol: f64) {
+pub fn close<B: Backend>(t: &Tensor<B>, expected: &[f64], tol: f64) {
     let got = t.to_f64_vec().unwrap();
     assert_eq!(got.len(), expected.len(), "{t:?}: {got:?} vs {expected:?}");
     for (g, e) in got.iter().zip(expected) {
@@ -39,13 +44,15 @@ pub(crate) fn close<B: Backend>(t: &Tensor<B>, expected: &[f64], tol: f64) {
     }
 }
 
+/// Asserts that `t` equals `expected` exactly.
 #[track_caller]
-pub(crate) fn exact<B: Backend>(t: &Tensor<B>, expected: &[f64]) {
+pub fn exact<B: Backend>(t: &Tensor<B>, expected: &[f64]) {
     assert_eq!(t.to_f64_vec().unwrap(), expected, "{t:?}");
 }
 
 /// `sin`-like deterministic weights without a sin op: `tanh(x) - x/3`.
-pub(crate) trait SinLike: Sized {
+pub trait SinLike: Sized {
+    /// `tanh(self) - self/3`.
     fn sin_like(&self) -> Result<Self>;
 }
 impl<B: Backend> SinLike for Tensor<B> {

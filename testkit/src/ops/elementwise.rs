@@ -1,10 +1,11 @@
 //! Families of elementwise ops, copies and random fills: unary, binary (with compare and
 //! `where_cond`), casts/copies/views and the RNG.
 
-use crate::support::*;
+use super::support::*;
 use tessera_tensor::{Backend, DType, Error, Result, Rng, Tensor};
 
-pub(crate) fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// The unary family: every `UnaryOp`, scalar affine ops, clamp and GELU, on views and in f64/f16/bf16; integer inputs are dtype errors.
+pub fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = f32t(b, &[-2.0, -0.5, 0.0, 0.5, 1.0, 3.0], &[2, 3])?;
     let pos = x.abs()?.add_scalar(1.0)?;
     exact(&x.relu()?, &[0.0, 0.0, 0.0, 0.5, 1.0, 3.0]);
@@ -70,7 +71,8 @@ pub(crate) fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn binary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// The binary family: arithmetic with broadcasting, comparisons (U8 results) and `where_cond`, on views and in several dtypes.
+pub fn binary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let a = f32t(b, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
     let row = f32t(b, &[10.0, 20.0, 30.0], &[3])?;
     let col = f32t(b, &[2.0, 4.0], &[2, 1])?;
@@ -146,7 +148,8 @@ pub(crate) fn binary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn copy_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Casts, contiguous copies, reshapes, views (select, slice, broadcast, as_strided) and constructors.
+pub fn copy_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = f32t(b, &[-1.5, 0.25, 2.75, 300.0, -0.0, 1e-8], &[2, 3])?;
     assert!(x.to_dtype(DType::F32)?.shares_storage_with(&x));
     exact(&x.to_dtype(DType::I64)?, &[-1.0, 0.0, 2.0, 300.0, 0.0, 0.0]);
@@ -230,7 +233,8 @@ pub(crate) fn copy_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn rng_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
+/// Random fills (uniform, normal, truncated normal): ranges, moments, and the same stream from the same seed.
+pub fn rng_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let mut rng = Rng::new(7);
     let u = Tensor::rand_uniform(&[3, 4], -2.0, 3.0, DType::F32, &mut rng, b)?;
     let n = Tensor::randn(&[500], 1.0, 2.0, DType::F64, &mut rng, b)?;
