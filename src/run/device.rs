@@ -106,6 +106,20 @@ mod tests {
     }
 
     #[test]
+    fn cpu_runs_the_program_on_the_cpu_backend() {
+        struct Probe<'a>(&'a std::cell::Cell<&'static str>);
+        impl Program for Probe<'_> {
+            fn run<B: Backend>(self, backend: B) -> Result<()> {
+                self.0.set(backend.name());
+                Ok(())
+            }
+        }
+        let name = std::cell::Cell::new("");
+        Device::default().run(Probe(&name)).unwrap();
+        assert_eq!(name.get(), Cpu.name());
+    }
+
+    #[test]
     fn cuda_is_refused_in_this_build() {
         struct Never;
         impl Program for Never {
