@@ -22,11 +22,12 @@
 //! learned structure.
 
 use std::path::PathBuf;
-use tessera::run::args::{self, Flag, Outcome};
-use tessera::run::{ctx, exit_on_error, images, model, Result, RunError};
+use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::device::DEVICE_FLAG;
+use tessera::run::{ctx, exit_on_error, images, model, Device, Program, Result, RunError};
 use tessera::ssl::augment::stack_images;
 use tessera::ssl::eval::cls_attention_maps;
-use tessera::tensor::Cpu;
+use tessera::tensor::Backend;
 
 const ABOUT: &str =
     "Per-head CLS attention maps of the last ViT block over a photo, as a PNG grid (DINO)";
@@ -74,6 +75,7 @@ const FLAGS: &[Flag] = &[
         "PNG to write [default: runs/attention_maps/attention.png]",
     ),
     Flag::value("seed", "N", "Seed of the random model [default: 0]"),
+    DEVICE_FLAG,
     Flag::value("embed-dim", "N", "Random model width [default: 384]").hide(),
     Flag::value("depth", "N", "Random model blocks [default: 12]").hide(),
     Flag::value("heads", "N", "Random model heads [default: 6]").hide(),
@@ -129,17 +131,29 @@ fn entropy(map: &[f32]) -> f64 {
 }
 
 fn main() {
-    exit_on_error(run)
+    exit_on_error(|| {
+        let p = match args::parse(std::env::args().skip(1), "attention_maps", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        Device::from_args(&p)?.run(AttentionMaps(p))
+    })
 }
 
-fn run() -> Result<()> {
-    let p = match args::parse(std::env::args().skip(1), "attention_maps", ABOUT, FLAGS)? {
-        Outcome::Help(h) => {
-            print!("{h}");
-            return Ok(());
-        }
-        Outcome::Run(p) => p,
-    };
+/// The program for the parsed flags.
+struct AttentionMaps(Parsed);
+
+impl Program for AttentionMaps {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        run(&self.0, &dev)
+    }
+}
+
+/// The maps, with the model and the input on `dev` (the PNG is drawn on the host).
+fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let checkpoint: Option<PathBuf> = p.get("checkpoint")?;
     let network = p.raw("network").unwrap_or("teacher").to_string();
     model::check_network(&network)?;
@@ -169,7 +183,7 @@ fn run() -> Result<()> {
                     )));
                 }
             }
-            let bb = model::load_backbone(path, &network)?;
+            let bb = model::load_backbone(path, &network, dev)?;
             let cp = bb.model.config.patch_size;
             if let Some(ps) = patch_flag.filter(|&ps| ps != cp) {
                 return Err(RunError::new(format!(
@@ -189,7 +203,7 @@ fn run() -> Result<()> {
                 num_heads: p.get_or("heads", 6)?,
                 ..tessera::nn::models::vit::VitConfig::small(patch)
             };
-            model::random_backbone(vit, p.get_or("seed", 0)?)?
+            model::random_backbone(vit, p.get_or("seed", 0)?, dev)?
         }
     };
     let vit = &bb.model;
@@ -206,7 +220,7 @@ fn run() -> Result<()> {
 
     let photo = images::load_square(&image_path, size)?;
     let input = images::to_input(&photo, vit.config.in_chans)?;
-    let x = bb.prepare(stack_images(&[&input], &Cpu).map_err(ctx("the input"))?)?;
+    let x = bb.prepare(stack_images(&[&input], dev).map_err(ctx("the input"))?)?;
     let maps = cls_attention_maps(vit, &x).map_err(ctx("attention"))?;
     let (heads, g) = (maps.shape()[1], maps.shape()[2]);
     let values = maps.to_vec::<f32>().map_err(ctx("attention"))?;

@@ -14,16 +14,19 @@ use tessera::autograd::Var;
 use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::resnet::{ResNet, ResNetConfig};
 use tessera::nn::module::Module;
-use tessera::run::args::{self, Flag, Outcome};
+use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::device::DEVICE_FLAG;
 use tessera::run::metrics::{self, EpochMetrics};
 use tessera::run::progress::Progress;
 use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
-use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Device, Result, RunError};
+use tessera::run::{
+    ckpt, ctx, data, exit_on_error, mix, signal, Device, Program, Result, RunError,
+};
 use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image};
 use tessera::ssl::data::Dataset;
 use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{Backbone, ByolConfig, ByolTrainer};
-use tessera::tensor::{Cpu, DType, Rng, Tensor};
+use tessera::tensor::{Backend, DType, Rng, Tensor};
 
 const ABOUT: &str = "BYOL self-supervised training of a ResNet-50 on Fashion-MNIST (or --data), \
 with k-NN evaluation before and after training";
@@ -62,7 +65,7 @@ const FLAGS: &[Flag] = &[
         "N",
         "k-NN test images (0 = all) [default: 200]",
     ),
-    Flag::value("device", "cpu|cuda", "Device [default: cpu]"),
+    DEVICE_FLAG,
     Flag::value("seed", "N", "Random seed [default: 0]"),
     Flag::value("output-dir", "DIR", "Outputs [default: runs/byol_resnet50]"),
     Flag::switch(
@@ -72,11 +75,22 @@ const FLAGS: &[Flag] = &[
 ];
 
 fn main() {
-    exit_on_error(run)
+    exit_on_error(|| {
+        let p = match args::parse(std::env::args().skip(1), "byol_resnet50", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        // Fails here, before any work, for a device this build has no backend for.
+        Device::from_args(&p)?.run(Byol(p))
+    })
 }
 
-/// Pooled features of a copy of the backbone in evaluation mode (BatchNorm running stats).
-fn features(model: &ResNet<Cpu>, ds: &Dataset) -> Result<Tensor<Cpu>> {
+/// Pooled features of a copy of the backbone in evaluation mode (BatchNorm running stats);
+/// the images go to the model's backend `dev` in batches of 128.
+fn features<B: Backend>(model: &ResNet<B>, ds: &Dataset, dev: &B) -> Result<Tensor<B>> {
     let mut m = model.clone();
     m.set_training(false);
     let mut rows = Vec::new();
@@ -86,16 +100,16 @@ fn features(model: &ResNet<Cpu>, ds: &Dataset) -> Result<Tensor<Cpu>> {
             .collect::<std::result::Result<_, _>>()
             .map_err(ctx("features"))?;
         let refs: Vec<&Image> = imgs.iter().collect();
-        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
+        let x = stack_images(&refs, dev).map_err(ctx("features"))?;
         let f = Backbone::forward_features(&mut m, &Var::constant(x)).map_err(ctx("features"))?;
         rows.push(f.value().clone());
     }
     Tensor::cat(&rows, 0).map_err(ctx("features"))
 }
 
-fn knn_top1(model: &ResNet<Cpu>, bank: &Dataset, test: &Dataset) -> Result<f64> {
-    let tr = features(model, bank)?;
-    let te = features(model, test)?;
+fn knn_top1<B: Backend>(model: &ResNet<B>, bank: &Dataset, test: &Dataset, dev: &B) -> Result<f64> {
+    let tr = features(model, bank, dev)?;
+    let te = features(model, test, dev)?;
     let classes = bank.num_classes.max(test.num_classes);
     let cfg = KnnConfig::with_k(20.min(bank.len()));
     let r =
@@ -103,14 +117,17 @@ fn knn_top1(model: &ResNet<Cpu>, bank: &Dataset, test: &Dataset) -> Result<f64> 
     Ok(r[0].top1)
 }
 
-fn run() -> Result<()> {
-    let p = match args::parse(std::env::args().skip(1), "byol_resnet50", ABOUT, FLAGS)? {
-        Outcome::Help(h) => {
-            print!("{h}");
-            return Ok(());
-        }
-        Outcome::Run(p) => p,
-    };
+/// The training run for the parsed flags.
+struct Byol(Parsed);
+
+impl Program for Byol {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        train(&self.0, &dev)
+    }
+}
+
+/// The training run, with every model tensor on `dev`.
+fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let tiny = match p.raw("preset").unwrap_or("default") {
         "default" => false,
         "tiny" => true,
@@ -131,7 +148,6 @@ fn run() -> Result<()> {
     let out_dir: PathBuf = p
         .get("output-dir")?
         .unwrap_or_else(|| PathBuf::from("runs/byol_resnet50"));
-    Device::parse(p.raw("device").unwrap_or("cpu"))?.check_available()?;
     if batch_size < 2 || epochs == 0 {
         return Err(RunError::usage(
             "--batch-size must be >= 2 and --epochs positive",
@@ -171,7 +187,7 @@ fn run() -> Result<()> {
         rcfg.small_stem
     );
     let mut rng = Rng::new(seed);
-    let online = ResNet::new(rcfg, DType::F32, &mut rng, &Cpu).map_err(ctx("the model"))?;
+    let online = ResNet::new(rcfg, DType::F32, &mut rng, dev).map_err(ctx("the model"))?;
     let target = online.clone();
     let bcfg = ByolConfig {
         base_lr: lr,
@@ -201,8 +217,8 @@ fn run() -> Result<()> {
 
     let files = RunFiles::create(&out_dir)?;
     let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
-    let knn_before = |t: &mut ByolTrainer<Cpu, ResNet<Cpu>>| -> Result<f64> {
-        let top1 = knn_top1(t.target_backbone(), &bank, &test)?;
+    let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<f64> {
+        let top1 = knn_top1(t.target_backbone(), &bank, &test, dev)?;
         println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
         Ok(top1)
     };
@@ -210,6 +226,7 @@ fn run() -> Result<()> {
         position: pos,
         mut history,
     } = session::start_or_resume(
+        dev,
         &files,
         p.switch("resume"),
         (&arch, seed),
@@ -235,7 +252,7 @@ fn run() -> Result<()> {
         };
         pos.metadata(&arch)
     };
-    let save = |trainer: &ByolTrainer<Cpu, ResNet<Cpu>>, md: Metadata| -> Result<()> {
+    let save = |trainer: &ByolTrainer<B, ResNet<B>>, md: Metadata| -> Result<()> {
         let sd = trainer.state_dict().map_err(ctx("state dict"))?;
         ckpt::save(ck_path, sd, md)
     };
@@ -258,8 +275,8 @@ fn run() -> Result<()> {
                 v1.push(a);
                 v2.push(b);
             }
-            let x1 = stack_images(&v1.iter().collect::<Vec<_>>(), &Cpu).map_err(ctx("batch"))?;
-            let x2 = stack_images(&v2.iter().collect::<Vec<_>>(), &Cpu).map_err(ctx("batch"))?;
+            let x1 = stack_images(&v1.iter().collect::<Vec<_>>(), dev).map_err(ctx("batch"))?;
+            let x2 = stack_images(&v2.iter().collect::<Vec<_>>(), dev).map_err(ctx("batch"))?;
             let stats = trainer.train_step(&x1, &x2).map_err(ctx("training step"))?;
             if !stats.loss.is_finite() {
                 return Err(RunError::new(format!("the loss is {}", stats.loss)));
@@ -278,7 +295,7 @@ fn run() -> Result<()> {
         }
         bar.finish();
         let ips = ((niter - first_step) * batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
-        let knn = knn_top1(trainer.target_backbone(), &bank, &test)?;
+        let knn = knn_top1(trainer.target_backbone(), &bank, &test, dev)?;
         let m = EpochMetrics {
             epoch: epoch + 1,
             loss: loss_sum / niter as f64,

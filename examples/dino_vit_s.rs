@@ -15,17 +15,20 @@ use std::time::Instant;
 use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::device::DEVICE_FLAG;
 use tessera::run::metrics::{self, EpochMetrics};
 use tessera::run::progress::Progress;
 use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
-use tessera::run::{ckpt, ctx, data, exit_on_error, mix, model, signal, Device, Result, RunError};
+use tessera::run::{
+    ckpt, ctx, data, exit_on_error, mix, model, signal, Device, Program, Result, RunError,
+};
 use tessera::ssl::augment::{
     batch_by_resolution, DataAugmentationDino, DinoAugConfig, Image, Normalize,
 };
 use tessera::ssl::data::Dataset;
 use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{DinoConfig, DinoTrainer};
-use tessera::tensor::{Cpu, DType, Rng, Tensor};
+use tessera::tensor::{Backend, DType, Rng, Tensor};
 
 const ABOUT: &str = "DINO self-supervised training of a ViT-S on Fashion-MNIST (or --data), \
 with k-NN evaluation before and after training";
@@ -52,7 +55,7 @@ const FLAGS: &[Flag] = &[
     Flag::value("eval-train", "N", "Train-split images for the k-NN bank (class-balanced; 0 = all)"),
     Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)"),
     Flag::value("knn-every", "N", "Also run the k-NN evaluation after every N-th epoch (0: only after the last) [default: 0]"),
-    Flag::value("device", "cpu|cuda", "Device [default: cpu]"),
+    DEVICE_FLAG,
     Flag::value("seed", "N", "Random seed [default: 0]"),
     Flag::value("output-dir", "DIR", "Where metrics, the plot and the checkpoint go [default: runs/dino_vit_s]"),
     Flag::switch("resume", "Continue from <output-dir>/checkpoint.safetensors"),
@@ -197,7 +200,7 @@ impl Config {
             eval_train: p.get_or("eval-train", c.eval_train)?,
             eval_test: p.get_or("eval-test", c.eval_test)?,
             knn_every: p.get_or("knn-every", c.knn_every)?,
-            device: Device::parse(p.raw("device").unwrap_or("cpu"))?,
+            device: Device::from_args(p)?,
             seed: p.get_or("seed", c.seed)?,
             output_dir: p.get("output-dir")?.unwrap_or(c.output_dir),
             resume: p.switch("resume"),
@@ -212,22 +215,34 @@ impl Config {
 }
 
 fn main() {
-    exit_on_error(run)
+    exit_on_error(|| {
+        let parsed = match args::parse(std::env::args().skip(1), "dino_vit_s", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        let cfg = Config::from_args(&parsed)?;
+        // Fails here, before any work, for a device this build has no backend for.
+        cfg.device.run(cfg)
+    })
 }
 
 /// k-NN top-1 (k = 20, T = 0.07) of the backbone's features.
-fn knn_top1(
-    vit: &VisionTransformer<Cpu>,
+fn knn_top1<B: Backend>(
+    vit: &VisionTransformer<B>,
     bank: &Dataset,
     test: &Dataset,
     size: usize,
     norm: &Normalize,
+    dev: &B,
 ) -> Result<f64> {
-    // Training and evaluation use different tensor sizes: give the CPU buffer cache's blocks
-    // back to the system between the two, so that peak memory is the larger phase, not both.
-    tessera::tensor::cpu::pool::empty_cache();
-    let tr = model::cls_features(vit, bank, size, Some(norm))?;
-    let te = model::cls_features(vit, test, size, Some(norm))?;
+    // Training and evaluation use different tensor sizes: give the backend's cached blocks
+    // back between the two, so that peak memory is the larger phase, not both.
+    dev.empty_cache();
+    let tr = model::cls_features(vit, bank, size, Some(norm), dev)?;
+    let te = model::cls_features(vit, test, size, Some(norm), dev)?;
     let classes = bank.num_classes.max(test.num_classes);
     let k = 20.min(bank.len());
     let r = knn_classifier(
@@ -239,20 +254,18 @@ fn knn_top1(
         &KnnConfig::with_k(k),
     )
     .map_err(ctx("k-NN"))?;
-    tessera::tensor::cpu::pool::empty_cache();
+    dev.empty_cache();
     Ok(r[0].top1)
 }
 
-fn run() -> Result<()> {
-    let parsed = match args::parse(std::env::args().skip(1), "dino_vit_s", ABOUT, FLAGS)? {
-        Outcome::Help(h) => {
-            print!("{h}");
-            return Ok(());
-        }
-        Outcome::Run(p) => p,
-    };
-    let cfg = Config::from_args(&parsed)?;
-    cfg.device.check_available()?;
+impl Program for Config {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        train(self, &dev)
+    }
+}
+
+/// The training run, with every model tensor on `dev`.
+fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
     signal::install();
 
     // Data.
@@ -350,7 +363,7 @@ fn run() -> Result<()> {
     );
     let mut rng = Rng::new(seed);
     let student =
-        VisionTransformer::new(vit, DType::F32, &mut rng, &Cpu).map_err(ctx("the model"))?;
+        VisionTransformer::new(vit, DType::F32, &mut rng, dev).map_err(ctx("the model"))?;
     let teacher = student.clone();
     let dcfg = DinoConfig {
         head_hidden_dim: cfg.head_hidden,
@@ -384,9 +397,9 @@ fn run() -> Result<()> {
     // Output and resume.
     let files = RunFiles::create(&cfg.output_dir)?;
     let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
-    let knn_before = |t: &mut DinoTrainer<Cpu, VisionTransformer<Cpu>>| -> Result<f64> {
+    let knn_before = |t: &mut DinoTrainer<B, VisionTransformer<B>>| -> Result<f64> {
         let s = Instant::now();
-        let top1 = knn_top1(t.teacher_backbone(), &bank, &test, img_size, &norm)?;
+        let top1 = knn_top1(t.teacher_backbone(), &bank, &test, img_size, &norm, dev)?;
         println!(
             "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
             100.0 * top1,
@@ -398,6 +411,7 @@ fn run() -> Result<()> {
         position: pos,
         mut history,
     } = session::start_or_resume(
+        dev,
         &files,
         cfg.resume,
         (&arch, seed),
@@ -427,7 +441,7 @@ fn run() -> Result<()> {
         m.insert("config".into(), format!("{cfg:?}"));
         m
     };
-    let save = |trainer: &DinoTrainer<Cpu, VisionTransformer<Cpu>>, md: Metadata| -> Result<()> {
+    let save = |trainer: &DinoTrainer<B, VisionTransformer<B>>, md: Metadata| -> Result<()> {
         let sd = trainer.state_dict().map_err(ctx("state dict"))?;
         ckpt::save(ck_path, sd, md)
     };
@@ -447,7 +461,7 @@ fn run() -> Result<()> {
                 .map(|&i| train.image(i).and_then(|im| aug.apply(&im, &mut rng)))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(ctx("augmentation"))?;
-            let groups: Vec<Tensor<Cpu>> = batch_by_resolution(&views, &Cpu)
+            let groups: Vec<Tensor<B>> = batch_by_resolution(&views, dev)
                 .map_err(ctx("batching"))?
                 .into_iter()
                 .map(|g| g.batch)
@@ -497,6 +511,7 @@ fn run() -> Result<()> {
                 &test,
                 img_size,
                 &norm,
+                dev,
             )?)
         } else {
             None

@@ -28,10 +28,13 @@ use tessera::autograd::Var;
 use tessera::nn::checkpoint::{Checkpoint, Metadata, StateDict};
 use tessera::nn::models::vit::VitConfig;
 use tessera::run::args::{self, Flag, Outcome, Parsed};
-use tessera::run::{ckpt, ctx, data, exit_on_error, images, mix, model, Result, RunError};
+use tessera::run::device::DEVICE_FLAG;
+use tessera::run::{
+    ckpt, ctx, data, exit_on_error, images, mix, model, Device, Program, Result, RunError,
+};
 use tessera::ssl::augment::{resize_crop, stack_images, CropBox, Image};
 use tessera::ssl::eval::cls_attention_maps;
-use tessera::tensor::{Cpu, DType, Tensor};
+use tessera::tensor::{Backend, DType, Tensor};
 
 const ABOUT: &str =
     "Export CLS features and last-block CLS attention of images to safetensors (DINO ViT)";
@@ -95,6 +98,7 @@ const FLAGS: &[Flag] = &[
         "N",
         "Seed of the dataset subset and of the random model [default: 0]",
     ),
+    DEVICE_FLAG,
     Flag::value("embed-dim", "N", "Random model width [default: 384]").hide(),
     Flag::value("depth", "N", "Random model blocks [default: 12]").hide(),
     Flag::value("heads", "N", "Random model heads [default: 6]").hide(),
@@ -103,23 +107,24 @@ const FLAGS: &[Flag] = &[
 /// Images per forward pass.
 const CHUNK: usize = 64;
 
-/// The inputs: a `[b, c, h, w]` f32 batch, labels if known, a description and file names.
-struct Inputs {
-    x: Tensor<Cpu>,
+/// The inputs: a `[b, c, h, w]` f32 batch on the model's backend, labels if known, a
+/// description and file names.
+struct Inputs<B: Backend> {
+    x: Tensor<B>,
     labels: Option<Vec<i64>>,
     source: String,
     files: Vec<String>,
 }
 
-/// `--tensor FILE [--key NAME]`: the batch, checked for rank and dtype, as f32.
-fn tensor_input(path: &Path, key: Option<&str>) -> Result<Inputs> {
+/// `--tensor FILE [--key NAME]`: the batch, checked for rank and dtype, as f32 on `dev`.
+fn tensor_input<B: Backend>(path: &Path, key: Option<&str>, dev: &B) -> Result<Inputs<B>> {
     if !path.is_file() {
         return Err(RunError::new(format!(
             "no tensor file at {}",
             path.display()
         )));
     }
-    let ck = Checkpoint::load(path, &Cpu).map_err(ctx(&format!(
+    let ck = Checkpoint::load(path, dev).map_err(ctx(&format!(
         "cannot read the safetensors file {}",
         path.display()
     )))?;
@@ -172,15 +177,20 @@ fn tensor_input(path: &Path, key: Option<&str>) -> Result<Inputs> {
     })
 }
 
-/// `--images`: every file resized and cropped to `size`, with `channels` planes.
-fn image_input(paths: &[&str], size: usize, channels: usize) -> Result<Inputs> {
+/// `--images`: every file resized and cropped to `size`, with `channels` planes, on `dev`.
+fn image_input<B: Backend>(
+    paths: &[&str],
+    size: usize,
+    channels: usize,
+    dev: &B,
+) -> Result<Inputs<B>> {
     let files = images::expand_paths(paths)?;
     let imgs: Vec<Image> = files
         .iter()
         .map(|f| images::load_square(f, size).and_then(|rgb| images::to_input(&rgb, channels)))
         .collect::<Result<_>>()?;
     let refs: Vec<&Image> = imgs.iter().collect();
-    let x = stack_images(&refs, &Cpu).map_err(ctx("the images"))?;
+    let x = stack_images(&refs, dev).map_err(ctx("the images"))?;
     Ok(Inputs {
         x,
         labels: None,
@@ -189,14 +199,16 @@ fn image_input(paths: &[&str], size: usize, channels: usize) -> Result<Inputs> {
     })
 }
 
-/// The test split of `dir`: `limit` class-balanced images, resized to `size` if needed.
-fn dataset_input(
+/// The test split of `dir`: `limit` class-balanced images, resized to `size` if needed, on
+/// `dev`.
+fn dataset_input<B: Backend>(
     dir: &Path,
     resize: Option<usize>,
     limit: usize,
     size: Option<usize>,
     seed: u64,
-) -> Result<Inputs> {
+    dev: &B,
+) -> Result<Inputs<B>> {
     let (_, test) = data::load_splits(dir, resize)?;
     let n = if limit == 0 { usize::MAX } else { limit };
     let ds = data::balanced_prefix(&test, n, mix(&[seed, 3]))?;
@@ -218,7 +230,7 @@ fn dataset_input(
         .collect::<std::result::Result<_, _>>()
         .map_err(ctx("the dataset"))?;
     let refs: Vec<&Image> = imgs.iter().collect();
-    let x = stack_images(&refs, &Cpu).map_err(ctx("the dataset"))?;
+    let x = stack_images(&refs, dev).map_err(ctx("the dataset"))?;
     Ok(Inputs {
         x,
         labels: Some(ds.labels.iter().map(|&l| i64::from(l)).collect()),
@@ -227,8 +239,13 @@ fn dataset_input(
     })
 }
 
-/// The random model for inputs of `chans` channels and `size` pixels.
-fn random_model(p: &Parsed, chans: usize, size: usize) -> Result<model::Backbone> {
+/// The random model for inputs of `chans` channels and `size` pixels, on `dev`.
+fn random_model<B: Backend>(
+    p: &Parsed,
+    chans: usize,
+    size: usize,
+    dev: &B,
+) -> Result<model::Backbone<B>> {
     let vit = VitConfig {
         img_size: size,
         in_chans: chans,
@@ -237,21 +254,33 @@ fn random_model(p: &Parsed, chans: usize, size: usize) -> Result<model::Backbone
         num_heads: p.get_or("heads", 6)?,
         ..VitConfig::small(p.get_or("patch-size", 7)?)
     };
-    model::random_backbone(vit, p.get_or("seed", 0)?)
+    model::random_backbone(vit, p.get_or("seed", 0)?, dev)
 }
 
 fn main() {
-    exit_on_error(run)
+    exit_on_error(|| {
+        let p = match args::parse(std::env::args().skip(1), "features", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        Device::from_args(&p)?.run(Features(p))
+    })
 }
 
-fn run() -> Result<()> {
-    let p = match args::parse(std::env::args().skip(1), "features", ABOUT, FLAGS)? {
-        Outcome::Help(h) => {
-            print!("{h}");
-            return Ok(());
-        }
-        Outcome::Run(p) => p,
-    };
+/// The export for the parsed flags.
+struct Features(Parsed);
+
+impl Program for Features {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        run(&self.0, &dev)
+    }
+}
+
+/// The export, with the model and the inputs on `dev` (the file is written from the host).
+fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let checkpoint: Option<PathBuf> = p.get("checkpoint")?;
     let network = p.raw("network").unwrap_or("teacher").to_string();
     model::check_network(&network)?;
@@ -279,7 +308,7 @@ fn run() -> Result<()> {
                     )));
                 }
             }
-            Some(model::load_backbone(path, &network)?)
+            Some(model::load_backbone(path, &network, dev)?)
         }
         None => None,
     };
@@ -292,10 +321,10 @@ fn run() -> Result<()> {
                 "--img-size resizes images; a --tensor batch is used as is",
             ));
         }
-        tensor_input(t, p.raw("key"))?
+        tensor_input(t, p.raw("key"), dev)?
     } else if !image_args.is_empty() {
         let size = size_flag.or(model_size).unwrap_or(224);
-        image_input(&image_args, size, model_chans.unwrap_or(3))?
+        image_input(&image_args, size, model_chans.unwrap_or(3), dev)?
     } else {
         let dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
         dataset_input(
@@ -304,6 +333,7 @@ fn run() -> Result<()> {
             limit,
             size_flag.or(model_size),
             seed,
+            dev,
         )?
     };
     let [b, c, h, w] = <[usize; 4]>::try_from(inputs.x.shape()).expect("rank 4");
@@ -315,7 +345,7 @@ fn run() -> Result<()> {
                 "warning: no --checkpoint: the features of a randomly initialized ViT are not \
                  meaningful"
             );
-            random_model(&p, c, h)?
+            random_model(p, c, h, dev)?
         }
     };
     let vit = &bb.model;
@@ -351,7 +381,7 @@ fn run() -> Result<()> {
     if let Some(l) = &inputs.labels {
         tensors.insert(
             "labels".into(),
-            Tensor::from_vec(l.clone(), &[b], &Cpu).map_err(ctx("labels"))?,
+            Tensor::from_vec(l.clone(), &[b], dev).map_err(ctx("labels"))?,
         );
     }
     let mut md = Metadata::new();

@@ -6,10 +6,11 @@
 //! ```
 
 use std::path::PathBuf;
-use tessera::run::args::{self, Flag, Outcome};
-use tessera::run::{ctx, data, exit_on_error, mix, model, Result};
+use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::device::DEVICE_FLAG;
+use tessera::run::{ctx, data, exit_on_error, mix, model, Device, Program, Result};
 use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
-use tessera::tensor::Cpu;
+use tessera::tensor::Backend;
 
 const ABOUT: &str = "k-NN evaluation of the ViT backbone in a dino_vit_s checkpoint";
 
@@ -47,20 +48,33 @@ const FLAGS: &[Flag] = &[
         "N",
         "Seed of the subsets, as in training [default: 0]",
     ),
+    DEVICE_FLAG,
 ];
 
 fn main() {
-    exit_on_error(run)
+    exit_on_error(|| {
+        let p = match args::parse(std::env::args().skip(1), "knn_eval", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        Device::from_args(&p)?.run(KnnEval(p))
+    })
 }
 
-fn run() -> Result<()> {
-    let p = match args::parse(std::env::args().skip(1), "knn_eval", ABOUT, FLAGS)? {
-        Outcome::Help(h) => {
-            print!("{h}");
-            return Ok(());
-        }
-        Outcome::Run(p) => p,
-    };
+/// The evaluation for the parsed flags.
+struct KnnEval(Parsed);
+
+impl Program for KnnEval {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        run(&self.0, &dev)
+    }
+}
+
+/// The evaluation, with the model and the features on `dev`.
+fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let path: PathBuf = p
         .get("checkpoint")?
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
@@ -78,7 +92,7 @@ fn run() -> Result<()> {
         arch,
         normalize,
         ..
-    } = model::load_backbone(&path, &network)?;
+    } = model::load_backbone(&path, &network, dev)?;
     let img_size = vit.config.img_size;
 
     let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
@@ -91,9 +105,9 @@ fn run() -> Result<()> {
         temperature,
         chunk_size: 256,
     };
-    let raw = raw_pixel_knn(&bank, &test, None, &cfg, &Cpu).map_err(ctx("raw-pixel k-NN"))?;
-    let tr = model::cls_features(&vit, &bank, img_size, normalize.as_ref())?;
-    let te = model::cls_features(&vit, &test, img_size, normalize.as_ref())?;
+    let raw = raw_pixel_knn(&bank, &test, None, &cfg, dev).map_err(ctx("raw-pixel k-NN"))?;
+    let tr = model::cls_features(&vit, &bank, img_size, normalize.as_ref(), dev)?;
+    let te = model::cls_features(&vit, &test, img_size, normalize.as_ref(), dev)?;
     let classes = bank.num_classes.max(test.num_classes);
     let r =
         knn_classifier(&tr, &bank.labels, &te, &test.labels, classes, &cfg).map_err(ctx("k-NN"))?;

@@ -1,6 +1,7 @@
-//! Runs the built `dino_vit_s` example binary: one-line errors and exit codes for bad input,
-//! and an exact resume after a SIGKILL or Ctrl-C on a tiny configuration. Plain `cargo test`
-//! builds the example first (`cargo test --test examples_cli` alone does not).
+//! Runs the built `dino_vit_s` example binary: one-line errors and exit codes for bad input
+//! (also `--device` on every example that builds a model), and an exact resume after a
+//! SIGKILL or Ctrl-C on a tiny configuration. Plain `cargo test` builds the example first
+//! (`cargo test --test examples_cli` alone does not).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -154,11 +155,65 @@ fn image_folder_of_mixed_sizes_needs_resize() {
     assert_fails(&out, "--resize applies to image folders");
 }
 
+/// The examples that build a model, each with `--device`.
+const DEVICE_EXAMPLES: [&str; 5] = [
+    "dino_vit_s",
+    "byol_resnet50",
+    "knn_eval",
+    "attention_maps",
+    "features",
+];
+
+/// Runs `example` with `args` in the empty directory `dir` (where default outputs would go).
+fn run_in(dir: &Path, example: &str, args: &[&str]) -> Output {
+    Command::new(named_example(example))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running the example")
+}
+
 #[test]
 fn cuda_is_not_available() {
-    let d = temp_dir("cuda");
-    let out = run(&args_ref(&tiny(&d, &["--device", "cuda"])));
-    assert_fails(&out, "no CUDA support");
+    for example in DEVICE_EXAMPLES {
+        for (flag, shown) in [("cuda", "cuda:0"), ("cuda:1", "cuda:1")] {
+            let d = temp_dir(&format!("cuda-{example}-{shown}"));
+            let out = run_in(&d, example, &["--device", flag]);
+            assert_fails(
+                &out,
+                &format!(
+                    "--device {shown}: built without CUDA support (rebuild with --features cuda)"
+                ),
+            );
+            // Refused before any work: nothing written (no output folder, no checkpoint).
+            let written: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+            assert!(written.is_empty(), "{example} wrote {written:?}");
+        }
+    }
+}
+
+#[test]
+fn unknown_device_lists_the_choices() {
+    for example in DEVICE_EXAMPLES {
+        let d = temp_dir(&format!("tpu-{example}"));
+        for bad in ["tpu", "cuda:x"] {
+            let out = run_in(&d, example, &["--device", bad]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{example}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{example}: {stderr}");
+            let want = if bad == "tpu" {
+                "error: --device: expected cpu, cuda or cuda:N, got \"tpu\""
+            } else {
+                "expected a GPU index after cuda:"
+            };
+            assert!(
+                stderr.contains(want),
+                "{example}: {stderr:?} lacks {want:?}"
+            );
+        }
+        let written: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert!(written.is_empty(), "{example} wrote {written:?}");
+    }
 }
 
 #[test]
@@ -300,7 +355,14 @@ fn knn_eval_reproduces_the_training_runs_knn() {
     let ck = d.join("checkpoint.safetensors");
     let out = Command::new(named_example("knn_eval"))
         .args(["--checkpoint", ck.to_str().unwrap()])
-        .args(["--eval-train", "100", "--eval-test", "50"])
+        .args([
+            "--eval-train",
+            "100",
+            "--eval-test",
+            "50",
+            "--device",
+            "cpu",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

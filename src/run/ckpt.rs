@@ -4,28 +4,29 @@
 use super::{Result, RunError};
 use std::path::Path;
 use tessera_nn::checkpoint::{Checkpoint, Metadata, StateDict};
-use tessera_tensor::Cpu;
+use tessera_tensor::Backend;
 
 /// The metadata key holding the architecture description.
 pub const ARCH_KEY: &str = "arch";
 
-/// Saves `tensors` and `metadata` to `path` atomically.
-pub fn save(path: &Path, tensors: StateDict<Cpu>, metadata: Metadata) -> Result<()> {
+/// Saves `tensors` (on any backend: copied to the host) and `metadata` to `path` atomically.
+pub fn save<B: Backend>(path: &Path, tensors: StateDict<B>, metadata: Metadata) -> Result<()> {
     let ck = Checkpoint { tensors, metadata };
     ck.save(path)
         .map_err(|e| RunError::new(format!("writing the checkpoint {}: {e}", path.display())))
 }
 
 /// Loads a checkpoint and checks that it was written for architecture `arch` (the value of
-/// [`ARCH_KEY`]), so that resuming another model fails with one clear line.
-pub fn load_checked(path: &Path, arch: &str) -> Result<Checkpoint<Cpu>> {
+/// [`ARCH_KEY`]), so that resuming another model fails with one clear line. The tensors are
+/// created on `backend`.
+pub fn load_checked<B: Backend>(path: &Path, arch: &str, backend: &B) -> Result<Checkpoint<B>> {
     if !path.is_file() {
         return Err(RunError::new(format!(
             "--resume: no checkpoint at {}",
             path.display()
         )));
     }
-    let ck = Checkpoint::load(path, &Cpu).map_err(|e| {
+    let ck = Checkpoint::load(path, backend).map_err(|e| {
         RunError::new(format!(
             "cannot read the checkpoint {}: {e}",
             path.display()

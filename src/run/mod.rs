@@ -1,21 +1,44 @@
 //! Machinery shared by the examples (`examples/dino_vit_s.rs`, ...): command-line flags
-//! ([`args`]), dataset loading with clear errors ([`data`]), photos as model inputs
-//! ([`images`]), per-epoch metrics as JSON lines and a PNG plot ([`metrics`]), the ViT
-//! backbone of a checkpoint ([`model`]), a progress line ([`progress`]), Ctrl-C handling
-//! ([`signal`]), checkpoints with metadata ([`ckpt`]) and the one-line error reporting of
-//! `main` ([`RunError`], [`exit_on_error`]).
+//! ([`args`]), the `--device` choice and the dispatch to a backend ([`device`]), dataset
+//! loading with clear errors ([`data`]), photos as model inputs ([`images`]), per-epoch
+//! metrics as JSON lines and a PNG plot ([`metrics`]), the ViT backbone of a checkpoint
+//! ([`model`]), a progress line ([`progress`]), Ctrl-C handling ([`signal`]), checkpoints
+//! with metadata ([`ckpt`]), the start or resume of a training run ([`session`]) and the
+//! one-line error reporting of `main` ([`RunError`], [`exit_on_error`]).
+//!
+//! # Backends
+//!
+//! Nothing here names a backend: every function that builds models, tensors, checkpoints,
+//! trainers or evaluations is generic over [`tessera_tensor::Backend`] and takes the handle
+//! `&B` on which the model's tensors live (host-side data, such as decoded images and their
+//! augmentations, stays on the host until `stack_images` moves a batch to `B`). Checkpoints
+//! go through the state dict on any backend: [`tessera_nn::Checkpoint`] copies every tensor
+//! to the host to write it and creates the tensors on `B` when it reads.
+//!
+//! Each example writes its body once as a [`Program`] (`fn run<B: Backend>(self, backend:
+//! B)`), and `main` calls [`Device::run`] with the parsed `--device`, which builds the
+//! backend handle and runs the body on it. A new backend plugs in with:
+//!
+//! 1. a variant of [`Device`] and its spelling in [`Device::parse`] (`cuda[:N]` is already
+//!    parsed);
+//! 2. one match arm in [`Device::run`] that builds the handle and calls `program.run(handle)`
+//!    (behind the backend's cargo feature; without it the arm is the error, as `--device
+//!    cuda` is today: [`device::NO_CUDA`]).
 //!
 //! Needs the `std` feature.
 
 pub mod args;
 pub mod ckpt;
 pub mod data;
+pub mod device;
 pub mod images;
 pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod session;
 pub mod signal;
+
+pub use device::{Device, Program};
 
 use std::fmt;
 
@@ -83,34 +106,4 @@ pub fn mix(values: &[u64]) -> u64 {
         h = z ^ (z >> 31);
     }
     h
-}
-
-/// The device a run asks for. Only the CPU exists in this build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
-
-impl Device {
-    /// Parses `cpu` or `cuda`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda),
-            other => Err(RunError::usage(format!(
-                "--device: expected cpu or cuda, got {other:?}"
-            ))),
-        }
-    }
-    /// Fails for devices this build cannot use.
-    pub fn check_available(self) -> Result<()> {
-        match self {
-            Device::Cpu => Ok(()),
-            Device::Cuda => Err(RunError::new(
-                "--device cuda: this build has no CUDA support (the tessera-cuda backend is \
-                 not implemented yet); use --device cpu",
-            )),
-        }
-    }
 }

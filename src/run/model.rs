@@ -9,7 +9,7 @@ use tessera_nn::models::vit::{VisionTransformer, VitConfig};
 use tessera_nn::ModuleExt;
 use tessera_ssl::augment::{resize_crop, stack_images, CropBox, Image, Normalize};
 use tessera_ssl::data::Dataset;
-use tessera_tensor::{Cpu, DType, Rng, Tensor};
+use tessera_tensor::{Backend, DType, Rng, Tensor};
 
 /// The number after `key ` in an architecture string such as
 /// `vit(embed 384, depth 12, heads 6, patch 7, img 28, chans 1) + dino head(...)`.
@@ -58,9 +58,9 @@ pub fn check_network(network: &str) -> Result<()> {
     }
 }
 
-/// A ViT backbone and where it came from.
-pub struct Backbone {
-    pub model: VisionTransformer<Cpu>,
+/// A ViT backbone (its tensors on `B`) and where it came from.
+pub struct Backbone<B: Backend> {
+    pub model: VisionTransformer<B>,
     /// The checkpoint's architecture string, or a description of the random model.
     pub arch: String,
     /// Whether the weights came from a checkpoint (else: random initialization).
@@ -69,9 +69,10 @@ pub struct Backbone {
     pub normalize: Option<Normalize>,
 }
 
-impl Backbone {
-    /// Standardizes a `[b, c, h, w]` batch of `[0, 1]` pixels as in training.
-    pub fn prepare(&self, x: Tensor<Cpu>) -> Result<Tensor<Cpu>> {
+impl<B: Backend> Backbone<B> {
+    /// Standardizes a `[b, c, h, w]` batch of `[0, 1]` pixels as in training (on the batch's
+    /// backend).
+    pub fn prepare(&self, x: Tensor<B>) -> Result<Tensor<B>> {
         let Some(n) = &self.normalize else {
             return Ok(x);
         };
@@ -83,7 +84,7 @@ impl Backbone {
                 n.mean.len()
             )));
         }
-        let per_channel = |v: &[f32]| Tensor::from_slice(v, &[1, c, 1, 1], &Cpu);
+        let per_channel = |v: &[f32]| Tensor::from_slice(v, &[1, c, 1, 1], x.backend());
         let (mean, std) = (per_channel(&n.mean), per_channel(&n.std));
         mean.and_then(|m| x.to_dtype(DType::F32)?.sub(&m)?.div(&std?))
             .map_err(ctx("normalizing the input"))
@@ -92,8 +93,8 @@ impl Backbone {
 
 /// Loads the `network` (`teacher` or `student`) backbone of a checkpoint written by
 /// `dino_vit_s`; every failure (missing file, other architecture, missing or misshapen
-/// tensors) is one line naming the file.
-pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
+/// tensors) is one line naming the file. The weights are created on `backend`.
+pub fn load_backbone<B: Backend>(path: &Path, network: &str, backend: &B) -> Result<Backbone<B>> {
     check_network(network)?;
     if !path.is_file() {
         return Err(RunError::new(format!(
@@ -101,7 +102,7 @@ pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
             path.display()
         )));
     }
-    let ck = Checkpoint::load(path, &Cpu).map_err(ctx(&format!(
+    let ck = Checkpoint::load(path, backend).map_err(ctx(&format!(
         "cannot read the checkpoint {}",
         path.display()
     )))?;
@@ -117,7 +118,8 @@ pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
         "the checkpoint {} describes an invalid ViT",
         path.display()
     )))?;
-    let mut model = VisionTransformer::zeroed(vit, DType::F32, &Cpu).map_err(ctx("the model"))?;
+    let mut model =
+        VisionTransformer::zeroed(vit, DType::F32, backend).map_err(ctx("the model"))?;
     let sd = select_prefix(&ck.tensors, &format!("{network}.backbone."));
     model
         .load_state_dict(&sd)
@@ -132,10 +134,10 @@ pub fn load_backbone(path: &Path, network: &str) -> Result<Backbone> {
     })
 }
 
-/// A randomly initialized backbone (DINO's initialization, seeded).
-pub fn random_backbone(vit: VitConfig, seed: u64) -> Result<Backbone> {
+/// A randomly initialized backbone (DINO's initialization, seeded) on `backend`.
+pub fn random_backbone<B: Backend>(vit: VitConfig, seed: u64, backend: &B) -> Result<Backbone<B>> {
     vit.validate().map_err(ctx("the model"))?;
-    let model = VisionTransformer::new(vit, DType::F32, &mut Rng::new(seed), &Cpu)
+    let model = VisionTransformer::new(vit, DType::F32, &mut Rng::new(seed), backend)
         .map_err(ctx("the model"))?;
     Ok(Backbone {
         model,
@@ -164,14 +166,16 @@ pub fn resized(img: Image, size: usize) -> Image {
 
 /// The backbone's CLS features `[n, D]` of every image of `ds` (resized to `size`,
 /// standardized with `norm`), in batches of 64 without building a graph: what DINO's k-NN
-/// evaluation extracts.
-pub fn cls_features(
-    model: &VisionTransformer<Cpu>,
+/// evaluation extracts. The images are decoded and standardized on the host; each batch is
+/// then moved to `backend`, where `model` lives.
+pub fn cls_features<B: Backend>(
+    model: &VisionTransformer<B>,
     ds: &Dataset,
     size: usize,
     norm: Option<&Normalize>,
-) -> Result<Tensor<Cpu>> {
-    let mut rows: Vec<Tensor<Cpu>> = Vec::new();
+    backend: &B,
+) -> Result<Tensor<B>> {
+    let mut rows: Vec<Tensor<B>> = Vec::new();
     for start in (0..ds.len()).step_by(64) {
         let imgs: Vec<Image> = (start..(start + 64).min(ds.len()))
             .map(|i| {
@@ -184,7 +188,7 @@ pub fn cls_features(
             .collect::<std::result::Result<_, tessera_ssl::Error>>()
             .map_err(ctx("features"))?;
         let refs: Vec<&Image> = imgs.iter().collect();
-        let x = stack_images(&refs, &Cpu).map_err(ctx("features"))?;
+        let x = stack_images(&refs, backend).map_err(ctx("features"))?;
         let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
         rows.push(f.value().clone());
     }

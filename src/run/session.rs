@@ -11,7 +11,7 @@ use std::time::Instant;
 use tessera_nn::checkpoint::StateDict;
 use tessera_ssl::data::Dataset;
 use tessera_ssl::eval::{raw_pixel_knn, KnnConfig};
-use tessera_tensor::Cpu;
+use tessera_tensor::Backend;
 
 /// The files a training run writes in its output directory.
 #[derive(Clone, Debug)]
@@ -54,17 +54,18 @@ pub struct FreshStart<'a, T> {
 }
 
 /// Starts a run afresh, or with `resume` restores `trainer` from the run's checkpoint (which
-/// must be for `arch` and written with `seed`) through `load`.
-pub fn start_or_resume<T>(
+/// must be for `arch` and written with `seed`, read onto `backend`) through `load`.
+pub fn start_or_resume<B: Backend, T>(
+    backend: &B,
     files: &RunFiles,
     resume: bool,
     (arch, seed): (&str, u64),
     trainer: &mut T,
-    load: impl FnOnce(&mut T, &StateDict<Cpu>) -> core::result::Result<(), String>,
+    load: impl FnOnce(&mut T, &StateDict<B>) -> core::result::Result<(), String>,
     fresh: FreshStart<'_, T>,
 ) -> Result<RunStart> {
     if resume {
-        let ck = ckpt::load_checked(&files.checkpoint, arch)?;
+        let ck = ckpt::load_checked(&files.checkpoint, arch, backend)?;
         load(trainer, &ck.tensors).map_err(|e| {
             RunError::new(format!(
                 "the checkpoint {} does not fit this model: {e}",
@@ -82,7 +83,7 @@ pub fn start_or_resume<T>(
         return Ok(RunStart { position, history });
     }
     metrics::write_jsonl(&files.metrics, &[])?;
-    let knn_raw = raw_pixel_floor(fresh.bank, fresh.test)?;
+    let knn_raw = raw_pixel_floor(fresh.bank, fresh.test, backend)?;
     let knn_before = (fresh.knn_before)(trainer)?;
     let position = RunPosition {
         epoch: 0,
@@ -100,15 +101,15 @@ pub fn start_or_resume<T>(
 }
 
 /// Prints and returns the k-NN top-1 of raw pixels (k = 20, T = 0.07): the floor a learned
-/// representation should beat.
-pub fn raw_pixel_floor(bank: &Dataset, test: &Dataset) -> Result<f64> {
+/// representation should beat, computed on `backend`.
+pub fn raw_pixel_floor<B: Backend>(bank: &Dataset, test: &Dataset, backend: &B) -> Result<f64> {
     let t = Instant::now();
     let raw = raw_pixel_knn(
         bank,
         test,
         None,
         &KnnConfig::with_k(20.min(bank.len())),
-        &Cpu,
+        backend,
     )
     .map_err(ctx("raw-pixel k-NN"))?;
     let top1 = raw[0].top1;

@@ -3,8 +3,8 @@
 //! and the first mismatching element.
 
 use tessera_tensor::{
-    Backend, BinaryOp, CmpOp, Conv2dParams, Cpu, DType, HostBuffer, Layout, PoolParams, ReduceOp,
-    ResizeParams, Result, UnaryOp,
+    Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, Cpu, CpuStorage, DType, HostBuffer,
+    Layout, PoolParams, ReduceOp, ResizeParams, Result, UnaryOp,
 };
 use tessera_testkit::{gradients, ops, props, steps, Failure, ToleranceTable};
 
@@ -22,37 +22,38 @@ enum Fault {
 #[derive(Clone, Debug, PartialEq)]
 struct Faulty(Fault);
 
-fn scaled(x: HostBuffer, k: f64) -> Result<HostBuffer> {
+fn scaled(x: CpuStorage, k: f64) -> Result<CpuStorage> {
     let dtype = x.dtype();
     let v: Vec<f64> = x.to_f64_vec().iter().map(|v| v * k).collect();
     let n = v.len();
-    Cpu.cast(&HostBuffer::from_vec(v), &Layout::contiguous(&[n]), dtype)
+    let v = Cpu.from_host(HostBuffer::from_vec(v))?;
+    Cpu.cast(&v, &Layout::contiguous(&[n]), dtype)
 }
 
 impl Backend for Faulty {
-    type Storage = HostBuffer;
+    type Storage = CpuStorage;
     fn name(&self) -> &'static str {
         "faulty"
     }
-    fn from_host(&self, d: HostBuffer) -> Result<HostBuffer> {
+    fn from_host(&self, d: HostBuffer) -> Result<CpuStorage> {
         Cpu.from_host(d)
     }
-    fn to_host(&self, s: &HostBuffer, l: &Layout) -> Result<HostBuffer> {
+    fn to_host(&self, s: &CpuStorage, l: &Layout) -> Result<HostBuffer> {
         Cpu.to_host(s, l)
     }
     fn copy_into(
         &self,
-        s: &HostBuffer,
+        s: &CpuStorage,
         sl: &Layout,
-        d: &mut HostBuffer,
+        d: &mut CpuStorage,
         dl: &Layout,
     ) -> Result<()> {
         Cpu.copy_into(s, sl, d, dl)
     }
-    fn cast(&self, s: &HostBuffer, l: &Layout, dtype: DType) -> Result<HostBuffer> {
+    fn cast(&self, s: &CpuStorage, l: &Layout, dtype: DType) -> Result<CpuStorage> {
         Cpu.cast(s, l, dtype)
     }
-    fn unary(&self, op: UnaryOp, x: &HostBuffer, l: &Layout) -> Result<HostBuffer> {
+    fn unary(&self, op: UnaryOp, x: &CpuStorage, l: &Layout) -> Result<CpuStorage> {
         let y = Cpu.unary(op, x, l)?;
         if self.0 == Fault::ExpScale && op == UnaryOp::Exp {
             return scaled(y, 1.001);
@@ -62,50 +63,50 @@ impl Backend for Faulty {
     fn binary(
         &self,
         op: BinaryOp,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.binary(op, a, al, b, bl)
     }
     fn compare(
         &self,
         op: CmpOp,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.compare(op, a, al, b, bl)
     }
     fn where_cond(
         &self,
-        c: &HostBuffer,
+        c: &CpuStorage,
         cl: &Layout,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.where_cond(c, cl, a, al, b, bl)
     }
     fn reduce(
         &self,
         op: ReduceOp,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         axes: &[usize],
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.reduce(op, x, l, axes)
     }
     fn matmul(
         &self,
-        a: &HostBuffer,
+        a: &CpuStorage,
         al: &Layout,
-        b: &HostBuffer,
+        b: &CpuStorage,
         bl: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         if self.0 == Fault::MatmulIgnoresStrides && !bl.is_contiguous() && !bl.has_zero_stride() {
             return Cpu.matmul(a, al, b, &Layout::contiguous(bl.shape()));
         }
@@ -113,41 +114,41 @@ impl Backend for Faulty {
     }
     fn index_select(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         axis: usize,
-        i: &HostBuffer,
+        i: &CpuStorage,
         il: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.index_select(x, l, axis, i, il)
     }
     fn gather(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         axis: usize,
-        i: &HostBuffer,
+        i: &CpuStorage,
         il: &Layout,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.gather(x, l, axis, i, il)
     }
     #[allow(clippy::too_many_arguments)]
     fn scatter_add(
         &self,
-        d: &mut HostBuffer,
+        d: &mut CpuStorage,
         ds: &[usize],
         axis: usize,
-        i: &HostBuffer,
+        i: &CpuStorage,
         il: &Layout,
-        s: &HostBuffer,
+        s: &CpuStorage,
         sl: &Layout,
     ) -> Result<()> {
         Cpu.scatter_add(d, ds, axis, i, il, s, sl)
     }
-    fn im2col(&self, x: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+    fn im2col(&self, x: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
         Cpu.im2col(x, l, p)
     }
-    fn col2im(&self, c: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+    fn col2im(&self, c: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
         let y = Cpu.col2im(c, l, p)?;
         if self.0 == Fault::Col2imScale {
             return scaled(y, 1.01);
@@ -156,53 +157,53 @@ impl Backend for Faulty {
     }
     fn max_pool2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         p: &PoolParams,
-    ) -> Result<(HostBuffer, HostBuffer)> {
+    ) -> Result<(CpuStorage, CpuStorage)> {
         Cpu.max_pool2d(x, l, p)
     }
-    fn avg_pool2d(&self, x: &HostBuffer, l: &Layout, p: &PoolParams) -> Result<HostBuffer> {
+    fn avg_pool2d(&self, x: &CpuStorage, l: &Layout, p: &PoolParams) -> Result<CpuStorage> {
         Cpu.avg_pool2d(x, l, p)
     }
     fn avg_pool2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         p: &PoolParams,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.avg_pool2d_backward(g, l, p)
     }
     fn adaptive_avg_pool2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         hw: [usize; 2],
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.adaptive_avg_pool2d(x, l, hw)
     }
     fn adaptive_avg_pool2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         hw: [usize; 2],
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.adaptive_avg_pool2d_backward(g, l, hw)
     }
     fn upsample_bicubic2d(
         &self,
-        x: &HostBuffer,
+        x: &CpuStorage,
         l: &Layout,
         p: &ResizeParams,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.upsample_bicubic2d(x, l, p)
     }
     fn upsample_bicubic2d_backward(
         &self,
-        g: &HostBuffer,
+        g: &CpuStorage,
         l: &Layout,
         p: &ResizeParams,
-    ) -> Result<HostBuffer> {
+    ) -> Result<CpuStorage> {
         Cpu.upsample_bicubic2d_backward(g, l, p)
     }
 }

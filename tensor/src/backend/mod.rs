@@ -41,7 +41,7 @@
 //! | kind | methods | PyTorch counterpart |
 //! |---|---|---|
 //! | must implement | transfers, `copy_into`, `cast`, `unary`, `binary`, `compare`, `where_cond`, `reduce`, `matmul`, indexing, im2col/col2im, pooling, bicubic | the `at::native` kernels of a dispatch key |
-//! | may override (device) | `device_name`, `synchronize`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.empty`, `torch.full` |
+//! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
 //! | may override (composites) | softmax, log-softmax, GELU, layer/batch norm, conv | `CompositeImplicitAutograd` ops, fused kernels |
@@ -181,6 +181,10 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Returns the memory this backend keeps cached for reuse to the system (PyTorch:
+    /// `torch.cuda.empty_cache()`); tensors alive are not touched. Default: nothing cached.
+    fn empty_cache(&self) {}
 
     /// A contiguous storage of `len` elements whose contents are unspecified, for outputs a
     /// kernel overwrites completely (PyTorch: `torch.empty`). Default: a zero fill.

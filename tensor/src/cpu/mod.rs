@@ -101,6 +101,10 @@ impl Backend for Cpu {
         }))
     }
 
+    fn empty_cache(&self) {
+        pool::empty_cache();
+    }
+
     fn alloc_uninit(&self, len: usize, dtype: DType) -> Result<CpuStorage> {
         // Safe Rust has no uninitialized floats: a cached block is zero-filled (a memset,
         // no page faults once the block has been used), which is what `full` does.
