@@ -141,6 +141,13 @@ impl<B: Backend> Var<B> {
         &self.node.value
     }
 
+    /// The value for writing in place, if no other `Var` (a clone, or a graph node that used
+    /// it as an input) shares this node; `None` otherwise. An optimizer updates parameters
+    /// through it once the step's graph is gone.
+    pub fn value_mut(&mut self) -> Option<&mut Tensor<B>> {
+        Arc::get_mut(&mut self.node).map(|n| &mut n.value)
+    }
+
     /// True for leaves and for results of ops on them.
     pub fn requires_grad(&self) -> bool {
         !matches!(self.node.origin, Origin::Constant)

@@ -70,6 +70,24 @@ impl<B: Backend> Param<B> {
         Ok(())
     }
 
+    /// The value for writing in place (an optimizer step, an EMA update). If a graph or a
+    /// clone still shares this parameter's node, the parameter first gets a node of its own
+    /// (same value; the storage is then copied on the first write, so the graph's view of
+    /// the old value stays intact).
+    pub fn value_mut(&mut self) -> &mut Tensor<B> {
+        if self.var.value_mut().is_none() {
+            let v = self.value().clone();
+            self.var = if self.frozen {
+                Var::constant(v)
+            } else {
+                Var::leaf(v)
+            };
+        }
+        self.var
+            .value_mut()
+            .expect("a fresh Var is not shared with anything")
+    }
+
     /// Stops (or restarts) gradient computation for this parameter.
     pub fn set_frozen(&mut self, frozen: bool) {
         self.frozen = frozen;

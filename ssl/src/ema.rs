@@ -30,7 +30,8 @@ use tessera_tensor::{arg_err, Backend, Tensor};
 /// The two modules must have the same parameter names with the same shapes: otherwise the
 /// error is a [`tessera_nn::Error::StateDict`] listing every missing (in the teacher, not in
 /// the student), unexpected and mis-shaped name, and nothing is changed. Dtypes must match as
-/// well. `momentum` must be in `[0, 1]`. All-or-nothing: on error no parameter is updated.
+/// well. `momentum` must be in `[0, 1]`. These are checked before any parameter changes; the
+/// update then runs in place (only a failure of the backend itself can stop it midway).
 pub fn ema_update<B, T, S>(teacher: &mut T, student: &S, momentum: f64) -> tessera_nn::Result<()>
 where
     B: Backend,
@@ -84,20 +85,16 @@ where
             mismatched,
         });
     }
-    // Compute every new value before writing any.
-    let mut updated: BTreeMap<String, Tensor<B>> = BTreeMap::new();
-    for (name, t) in &teacher_params {
-        let s = &student_params[name];
-        // One fused in-place pass (`Backend::ema_update`) over a private copy of the value.
-        let mut new = t.contiguous()?;
-        new.ema_update_(s, momentum)?;
-        updated.insert(name.clone(), new);
-    }
+    // Everything a caller can get wrong was checked above; now one fused in-place pass per
+    // parameter (`Backend::ema_update`), where the teacher's values already are.
+    drop(teacher_params);
     let mut failure = None;
     teacher.visit_mut("", &mut |name, e| {
-        if let (EntryMut::Param(p), Some(v)) = (e, updated.remove(name)) {
-            if let Err(err) = p.set(v) {
-                failure.get_or_insert(err);
+        if let (EntryMut::Param(p), Some(s)) = (e, student_params.get(name)) {
+            if failure.is_none() {
+                if let Err(err) = p.value_mut().ema_update_(s, momentum) {
+                    failure = Some(err);
+                }
             }
         }
     });

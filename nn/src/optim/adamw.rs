@@ -1,6 +1,6 @@
 //! Adam with decoupled weight decay (PyTorch: `torch.optim.AdamW`), DINO's optimizer.
 
-use super::state::{ParamState, State};
+use super::state::State;
 use super::{check_groups, check_hparam, Optimizer, ParamGroup};
 use crate::checkpoint::StateDict;
 use crate::Result;
@@ -87,23 +87,19 @@ impl<B: Backend> Optimizer<B> for AdamW<B> {
 
     fn step_some(&mut self, params: &mut [Tensor<B>], grads: &[Option<Tensor<B>>]) -> Result<()> {
         let c = self.config;
-        let known = &self.steps;
-        let mut counted = Vec::new();
+        let steps = &mut self.steps;
         self.state.apply(
             "AdamW",
             &self.groups,
             params,
             grads,
             |name, group, p, g, st| {
-                let (mut m, mut v, step) = match st {
-                    Some(s) => {
-                        let step = match known.get(name) {
-                            Some((n, t)) if t.shares_storage_with(&s["step"]) => *n,
-                            _ => s["step"].item()? as u64,
-                        };
-                        (s["exp_avg"].clone(), s["exp_avg_sq"].clone(), step)
-                    }
-                    None => (p.zeros_like()?, p.zeros_like()?, 0),
+                // The step count lives on the host; the device's `step` tensor is read only
+                // when it is not the one written here (a loaded state dict).
+                let done = match (st.get("step"), steps.get(name)) {
+                    (None, _) => 0,
+                    (Some(t), Some((n, mine))) if t.shares_storage_with(mine) => *n,
+                    (Some(t), _) => t.item()? as u64,
                 };
                 let step = AdamWStep {
                     lr: group.lr,
@@ -111,22 +107,27 @@ impl<B: Backend> Optimizer<B> for AdamW<B> {
                     beta1: c.beta1,
                     beta2: c.beta2,
                     eps: c.eps,
-                    step: step + 1,
+                    step: done + 1,
                 };
-                let mut p = p.clone();
-                p.adamw_update_(g, &mut m, &mut v, &step)?;
-                let mut s = ParamState::new();
-                // A fill on the device, not an upload: `Backend::full`.
+                let mut m = match st.remove("exp_avg") {
+                    Some(m) => m,
+                    None => p.zeros_like()?,
+                };
+                let mut v = match st.remove("exp_avg_sq") {
+                    Some(v) => v,
+                    None => p.zeros_like()?,
+                };
+                let r = p.adamw_update_(g, &mut m, &mut v, &step);
+                st.insert("exp_avg", m);
+                st.insert("exp_avg_sq", v);
+                r?;
+                // A fill on the device, not an upload (`Backend::full`).
                 let t = Tensor::scalar(step.step as f64, DType::F64, p.backend())?;
-                counted.push((String::from(name), (step.step, t.clone())));
-                s.insert("step", t);
-                s.insert("exp_avg", m);
-                s.insert("exp_avg_sq", v);
-                Ok((p, s))
+                steps.insert(String::from(name), (step.step, t.clone()));
+                st.insert("step", t);
+                Ok(())
             },
-        )?;
-        self.steps.extend(counted);
-        Ok(())
+        )
     }
 
     fn state_dict(&self) -> StateDict<B> {

@@ -2,12 +2,12 @@
 //! `add_weight_decay` → `scale_by_lars` → `scale(-lr)`).
 
 use super::clip::l2_norm_tensor;
-use super::state::{ParamState, State};
+use super::state::State;
 use super::{check_groups, check_hparam, Optimizer, ParamGroup};
 use crate::checkpoint::StateDict;
 use crate::Result;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, CmpOp, Tensor};
+use tessera_tensor::{Backend, CmpOp, SgdStep, Tensor};
 
 /// LARS's group-independent hyper-parameters. [`Default`] is BYOL's: momentum 0.9,
 /// eta 1e-3.
@@ -109,14 +109,23 @@ impl<B: Backend> Optimizer<B> for Lars<B> {
                         .where_cond(&ratio, &one)?;
                     u = u.mul(&ratio.to_dtype(u.dtype())?)?;
                 }
-                let buf = match st.and_then(|s| s.get("momentum_buffer")) {
-                    Some(b) => b.mul_scalar(c.momentum)?.add(&u)?,
-                    None => u,
+                // SGD with momentum on the adapted update (no dampening, no further decay).
+                let mut buf = st.remove("momentum_buffer");
+                let step = SgdStep {
+                    lr: group.lr,
+                    weight_decay: 0.0,
+                    momentum: c.momentum,
+                    dampening: 0.0,
+                    nesterov: false,
+                    first_step: buf.is_none(),
                 };
-                let p = p.sub(&buf.mul_scalar(group.lr)?)?;
-                let mut s = ParamState::new();
-                s.insert("momentum_buffer", buf);
-                Ok((p, s))
+                let mut b = match buf.take() {
+                    Some(b) => b,
+                    None => p.zeros_like()?,
+                };
+                let r = p.sgd_update_(&u, Some(&mut b), &step);
+                st.insert("momentum_buffer", b);
+                Ok(r?)
             },
         )
     }

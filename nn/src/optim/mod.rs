@@ -34,7 +34,9 @@ pub use lars::{Lars, LarsConfig};
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::checkpoint::StateDict;
+use crate::module::{EntryMut, Module};
 use crate::Result;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use tessera_tensor::{Backend, Tensor};
@@ -173,6 +175,51 @@ pub trait Optimizer<B: Backend> {
         Ok(())
     }
 
+    /// One update of `module`'s parameters in place (PyTorch: `optimizer.step()` after
+    /// `loss.backward()`), with gradients by name: a parameter without one is skipped, a
+    /// gradient for an unknown name is an error. The parameters' tensors are moved into the
+    /// step (each `Param` holds a 0-element placeholder meanwhile) and always put back, so an
+    /// update writes where the values already are: no copy of the model per step.
+    fn step_module<M: Module<B> + ?Sized>(
+        &mut self,
+        module: &mut M,
+        grads: &StateDict<B>,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let names: Vec<String> = self.param_names().into_iter().map(String::from).collect();
+        let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let mut taken: BTreeMap<String, Tensor<B>> = BTreeMap::new();
+        let mut failure: Option<tessera_tensor::Error> = None;
+        module.visit_mut("", &mut |name, e| {
+            if let EntryMut::Param(p) = e {
+                if wanted.contains(name) && failure.is_none() {
+                    let slot = p.value_mut();
+                    match Tensor::zeros(&[0], slot.dtype(), slot.backend()) {
+                        Ok(placeholder) => {
+                            taken.insert(String::from(name), core::mem::replace(slot, placeholder));
+                        }
+                        Err(e) => failure = Some(e),
+                    }
+                }
+            }
+        });
+        let result = match failure {
+            Some(e) => Err(e.into()),
+            None => step_taken(self, &names, &mut taken, grads),
+        };
+        // Always put every value back, stepped or not.
+        module.visit_mut("", &mut |name, e| {
+            if let EntryMut::Param(p) = e {
+                if let Some(t) = taken.remove(name) {
+                    *p.value_mut() = t;
+                }
+            }
+        });
+        result
+    }
+
     /// Every parameter name in the flat order.
     fn param_names(&self) -> Vec<&str> {
         self.groups()
@@ -187,6 +234,32 @@ pub trait Optimizer<B: Backend> {
             g.lr = lr;
         }
     }
+}
+
+/// [`Optimizer::step_module`]'s step over the moved-out tensors.
+fn step_taken<B: Backend, O: Optimizer<B> + ?Sized>(
+    opt: &mut O,
+    names: &[String],
+    taken: &mut BTreeMap<String, Tensor<B>>,
+    grads: &StateDict<B>,
+) -> Result<()> {
+    let missing: Vec<&String> = names.iter().filter(|n| !taken.contains_key(*n)).collect();
+    let unexpected: Vec<&String> = grads.keys().filter(|k| !names.contains(k)).collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        return Err(tessera_tensor::arg_err!(
+            "step_module",
+            "parameters not in the module: {missing:?}; gradients of unknown parameters: \
+             {unexpected:?}"
+        )
+        .into());
+    }
+    let mut flat: Vec<Tensor<B>> = names.iter().filter_map(|n| taken.remove(n)).collect();
+    let g: Vec<Option<Tensor<B>>> = names.iter().map(|n| grads.get(n).cloned()).collect();
+    let result = opt.step_some(&mut flat, &g);
+    for (n, t) in names.iter().zip(flat) {
+        taken.insert(n.clone(), t);
+    }
+    result
 }
 
 /// Checks a hyper-parameter; `what` names it in the error.

@@ -1,11 +1,11 @@
 //! Stochastic gradient descent with momentum (PyTorch: `torch.optim.SGD`).
 
-use super::state::{ParamState, State};
+use super::state::State;
 use super::{check_groups, check_hparam, Optimizer, ParamGroup};
 use crate::checkpoint::StateDict;
 use crate::Result;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, Tensor};
+use tessera_tensor::{Backend, SgdStep, Tensor};
 
 /// SGD's group-independent hyper-parameters (PyTorch's defaults: all zero / false).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -89,27 +89,27 @@ impl<B: Backend> Optimizer<B> for Sgd<B> {
             params,
             grads,
             |_name, group, p, g, st| {
-                let mut d = g.clone();
-                if group.weight_decay != 0.0 {
-                    d = d.add(&p.mul_scalar(group.weight_decay)?)?;
+                let mut step = SgdStep {
+                    lr: group.lr,
+                    weight_decay: group.weight_decay,
+                    momentum: c.momentum,
+                    dampening: c.dampening,
+                    nesterov: c.nesterov,
+                    first_step: false,
+                };
+                if c.momentum == 0.0 {
+                    return Ok(p.sgd_update_(g, None, &step)?);
                 }
-                let mut new_state = ParamState::new();
-                if c.momentum != 0.0 {
-                    let buf = match st.and_then(|s| s.get("momentum_buffer")) {
-                        None => d.clone(),
-                        Some(b) if c.dampening == 0.0 => b.mul_scalar(c.momentum)?.add(&d)?,
-                        Some(b) => b
-                            .mul_scalar(c.momentum)?
-                            .add(&d.mul_scalar(1.0 - c.dampening)?)?,
-                    };
-                    d = if c.nesterov {
-                        d.add(&buf.mul_scalar(c.momentum)?)?
-                    } else {
-                        buf.clone()
-                    };
-                    new_state.insert("momentum_buffer", buf);
-                }
-                Ok((p.sub(&d.mul_scalar(group.lr)?)?, new_state))
+                let mut buf = match st.remove("momentum_buffer") {
+                    Some(b) => b,
+                    None => {
+                        step.first_step = true;
+                        p.zeros_like()?
+                    }
+                };
+                let r = p.sgd_update_(g, Some(&mut buf), &step);
+                st.insert("momentum_buffer", buf);
+                Ok(r?)
             },
         )
     }

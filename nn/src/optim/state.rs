@@ -87,9 +87,11 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 
-    /// Runs `update(group, param, grad, state)` for every parameter with a gradient and commits
-    /// the new parameters and states only if all succeed. Shapes, dtypes and backends of the
-    /// gradients and of the existing state are checked first.
+    /// Runs `update(name, group, param, grad, state)` for every parameter with a gradient,
+    /// in place: `state` is the parameter's entry (empty before its first step), and the
+    /// update writes the parameter and its state where they are. Everything a caller can get
+    /// wrong (counts, shapes, dtypes, backends of gradients and of loaded state) is checked
+    /// before the first write; only a failure of the backend itself can stop a step midway.
     pub(crate) fn apply<F>(
         &mut self,
         op: &'static str,
@@ -99,13 +101,7 @@ impl<B: Backend> State<B> {
         mut update: F,
     ) -> Result<()>
     where
-        F: FnMut(
-            &str,
-            &ParamGroup,
-            &Tensor<B>,
-            &Tensor<B>,
-            Option<&ParamState<B>>,
-        ) -> Result<Update<B>>,
+        F: FnMut(&str, &ParamGroup, &mut Tensor<B>, &Tensor<B>, &mut ParamState<B>) -> Result<()>,
     {
         let n: usize = groups.iter().map(|g| g.names.len()).sum();
         if params.len() != n || grads.len() != n {
@@ -142,16 +138,11 @@ impl<B: Backend> State<B> {
                 }
             }
         }
-        let mut updates = Vec::new();
         for (i, (group, name)) in flat().enumerate() {
             if let Some(g) = &grads[i] {
-                let u = update(name, group, &params[i], g, self.map.get(name.as_str()))?;
-                updates.push((i, name, u));
+                let st = self.map.entry(name.clone()).or_default();
+                update(name, group, &mut params[i], g, st)?;
             }
-        }
-        for (i, name, (p, st)) in updates {
-            params[i] = p;
-            self.map.insert(name.clone(), st);
         }
         Ok(())
     }
@@ -187,6 +178,3 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 }
-
-/// What an update returns: the new parameter and its new state.
-pub(crate) type Update<B> = (Tensor<B>, ParamState<B>);

@@ -3,8 +3,7 @@
 
 use super::common::{
     check_ema_rate, check_no_unexpected, check_run_lengths, counter_tensor, decay_groups,
-    dtype_backend, init_frozen_copy, read_counter, scheduled, trainable_params, two_part_module,
-    without_classifiers,
+    dtype_backend, init_frozen_copy, read_counter, scheduled, two_part_module, without_classifiers,
 };
 use super::Backbone;
 use crate::byol::{byol_loss, MlpHead, MlpHeadConfig};
@@ -223,9 +222,10 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
             .into());
         }
         let tau = byol_momentum(self.config.base_tau, it, total);
-        // Work on copies so that an error leaves the trainer as it was.
-        let mut online = self.online.clone();
-        let mut target = self.target.clone();
+        // The step runs in place on the trainer's networks and optimizer state (no copy of
+        // the model per step): the inputs were checked above, so only a failure of the
+        // backend itself can stop it midway.
+        let (online, target) = (&mut self.online, &mut self.target);
         let (v1, v2) = (Var::constant(view1.clone()), Var::constant(view2.clone()));
         let z1_online = online.net.forward(&v1)?;
         let z2_online = online.net.forward(&v2)?;
@@ -243,15 +243,10 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         drop((z1_online, z2_online, p1, p2, v1, v2));
         let grads = loss.backward_consume()?;
         let grads = online.grads_by_name(&grads);
-        let mut optimizer = self.optimizer.clone();
-        optimizer.set_lr(lr);
-        let mut params = trainable_params(&online);
-        optimizer.step_named(&mut params, &grads)?;
-        online.assign(&params)?;
-        ema_update(&mut target, &online.net, tau)?;
-        self.online = online;
-        self.target = target;
-        self.optimizer = optimizer;
+        self.optimizer.set_lr(lr);
+        self.optimizer.step_module(online, &grads)?;
+        drop(grads);
+        ema_update(target, &online.net, tau)?;
         self.iteration += 1;
         Ok(ByolStepStats {
             loss: loss_value,

@@ -113,15 +113,6 @@ pub(crate) fn scheduled<const N: usize>(
     Ok(out)
 }
 
-/// The named values of a module's trainable (not frozen) parameters.
-pub(crate) fn trainable_params<B: Backend, M: Module<B> + ?Sized>(m: &M) -> StateDict<B> {
-    m.named_params()
-        .into_iter()
-        .filter(|(_, p)| !p.is_frozen())
-        .map(|(n, p)| (n, p.value().clone()))
-        .collect()
-}
-
 /// Freezes every parameter of `m` (a teacher / target network).
 pub(crate) fn freeze_all<B: Backend, M: Module<B> + ?Sized>(m: &mut M) {
     m.visit_mut("", &mut |_, e| {

@@ -2,8 +2,7 @@
 
 use super::common::{
     check_ema_rate, check_no_unexpected, check_run_lengths, counter_tensor, decay_groups,
-    dtype_backend, init_frozen_copy, read_counter, scheduled, trainable_params, two_part_module,
-    without_classifiers,
+    dtype_backend, init_frozen_copy, read_counter, scheduled, two_part_module, without_classifiers,
 };
 use super::Backbone;
 use crate::dino::{
@@ -342,7 +341,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         // Only the loss holds the graph now, so backward frees it layer by layer.
         drop((inputs, student_out));
         let grads = loss.backward_consume()?;
-        let raw = self.student.grads_by_name(&grads);
+        let mut raw = self.student.grads_by_name(&grads);
         drop(grads);
         let names: Vec<String> = raw.keys().cloned().collect();
         let mut flat: Vec<Tensor<B>> = raw.values().cloned().collect();
@@ -357,18 +356,19 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         }
         let mut clipped: StateDict<B> = names.into_iter().zip(flat).collect();
         cancel_gradients_last_layer(epoch, &mut clipped, self.config.freeze_last_layer);
-        let mut optimizer = self.optimizer.clone();
-        for (i, g) in optimizer.groups_mut().iter_mut().enumerate() {
+        // The updates run in place (no copy of the model or of the optimizer state): the
+        // inputs were checked above, so only a failure of the backend can stop them midway.
+        if !self.record_gradients {
+            drop(raw);
+            raw = StateDict::new();
+        }
+        for (i, g) in self.optimizer.groups_mut().iter_mut().enumerate() {
             g.lr = lr;
             if i == 0 {
                 g.weight_decay = wd;
             }
         }
-        let mut params = trainable_params(&self.student);
-        optimizer.step_named(&mut params, &clipped)?;
-        // Everything that can fail on user input has run; commit.
-        self.student.assign(&params)?;
-        self.optimizer = optimizer;
+        self.optimizer.step_module(&mut self.student, &clipped)?;
         self.loss = loss_fresh;
         ema_update(&mut self.teacher, &self.student, m)?;
         self.iteration += 1;
