@@ -330,9 +330,10 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     // ---------------------------------------------------------------- composite ops
     // Defaults are in `composite.rs`, written with tensor ops; override with fused kernels.
 
-    /// A contiguous buffer of `len` copies of `value`. Default: a host fill and a transfer.
+    /// A contiguous buffer of `len` copies of `value`. Default: a host fill and a transfer;
+    /// a size over the memory budget ([`crate::memory::check_alloc`]) is an error.
     fn full(&self, len: usize, value: f64, dtype: DType) -> Result<Self::Storage> {
-        self.from_host(HostBuffer::filled(dtype, len, value))
+        self.from_host(HostBuffer::try_filled("full", dtype, len, value)?)
     }
 
     /// Softmax along `axis`, numerically stable (the max is subtracted first).

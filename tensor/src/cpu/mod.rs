@@ -2,6 +2,7 @@
 //! op's front end in `ops/<op>/cpu.rs`, and this file only routes the [`Backend`] methods to
 //! them.
 
+mod checks;
 pub mod parallel;
 pub(crate) mod strided;
 
@@ -63,6 +64,7 @@ impl Backend for Cpu {
     }
 
     fn to_host(&self, storage: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
+        checks::input("to_host", storage, layout, storage.dtype())?;
         Ok(strided::gather_view(storage, layout))
     }
 
@@ -73,10 +75,13 @@ impl Backend for Cpu {
         dst: &mut HostBuffer,
         dst_layout: &Layout,
     ) -> Result<()> {
+        checks::copy_into(src, src_layout, dst, dst_layout)?;
         strided::copy_into(src, src_layout, dst, dst_layout)
     }
 
     fn cast(&self, storage: &HostBuffer, layout: &Layout, dtype: DType) -> Result<HostBuffer> {
+        checks::input("cast", storage, layout, storage.dtype())?;
+        checks::output("cast", layout.shape(), dtype)?;
         let view = strided::gather_view(storage, layout);
         Ok(if view.dtype() == dtype {
             view
@@ -86,6 +91,7 @@ impl Backend for Cpu {
     }
 
     fn unary(&self, op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<HostBuffer> {
+        checks::input("unary", x, layout, x.dtype())?;
         ops::unary::cpu::unary(op, x, layout)
     }
 
@@ -97,6 +103,7 @@ impl Backend for Cpu {
         b: &HostBuffer,
         bl: &Layout,
     ) -> Result<HostBuffer> {
+        checks::same_shapes("binary", &[(a, al), (b, bl)], a.dtype())?;
         ops::binary::cpu::binary(op, a, al, b, bl)
     }
 
@@ -108,6 +115,7 @@ impl Backend for Cpu {
         b: &HostBuffer,
         bl: &Layout,
     ) -> Result<HostBuffer> {
+        checks::same_shapes("compare", &[(a, al), (b, bl)], DType::U8)?;
         ops::binary::cpu::compare(op, a, al, b, bl)
     }
 
@@ -120,6 +128,7 @@ impl Backend for Cpu {
         b: &HostBuffer,
         bl: &Layout,
     ) -> Result<HostBuffer> {
+        checks::same_shapes("where", &[(c, cl), (a, al), (b, bl)], a.dtype())?;
         ops::binary::cpu::where_cond(c, cl, a, al, b, bl)
     }
 
@@ -130,6 +139,7 @@ impl Backend for Cpu {
         layout: &Layout,
         axes: &[usize],
     ) -> Result<HostBuffer> {
+        checks::reduce(op, x, layout, axes)?;
         ops::reduce::cpu::reduce(op, x, layout, axes)
     }
 
@@ -140,6 +150,7 @@ impl Backend for Cpu {
         b: &HostBuffer,
         bl: &Layout,
     ) -> Result<HostBuffer> {
+        let (al, bl) = &checks::matmul(a, al, b, bl)?;
         ops::matmul::cpu::matmul(a, al, b, bl)
     }
 
@@ -151,6 +162,7 @@ impl Backend for Cpu {
         idx: &HostBuffer,
         il: &Layout,
     ) -> Result<HostBuffer> {
+        checks::index_select(x, l, axis, idx, il)?;
         ops::index::cpu::index_select(x, l, axis, idx, il)
     }
 
@@ -162,6 +174,7 @@ impl Backend for Cpu {
         idx: &HostBuffer,
         il: &Layout,
     ) -> Result<HostBuffer> {
+        checks::gather(x, l, idx, il)?;
         ops::index::cpu::gather(x, l, axis, idx, il)
     }
 
@@ -175,14 +188,17 @@ impl Backend for Cpu {
         src: &HostBuffer,
         sl: &Layout,
     ) -> Result<()> {
+        checks::scatter_add(dst, dst_shape, idx, il, src, sl)?;
         ops::index::cpu::scatter_add(dst, dst_shape, axis, idx, il, src, sl)
     }
 
     fn im2col(&self, x: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+        checks::im2col(x, l, p)?;
         ops::conv::cpu::im2col(x, l, p)
     }
 
     fn col2im(&self, cols: &HostBuffer, l: &Layout, p: &Conv2dParams) -> Result<HostBuffer> {
+        checks::col2im(cols, l, p)?;
         ops::conv::cpu::col2im(cols, l, p)
     }
 
@@ -192,10 +208,12 @@ impl Backend for Cpu {
         l: &Layout,
         p: &PoolParams,
     ) -> Result<(HostBuffer, HostBuffer)> {
+        checks::pool("max_pool2d", x, l, p, false)?;
         ops::pool::cpu::max_pool2d(x, l, p)
     }
 
     fn avg_pool2d(&self, x: &HostBuffer, l: &Layout, p: &PoolParams) -> Result<HostBuffer> {
+        checks::pool("avg_pool2d", x, l, p, false)?;
         ops::pool::cpu::avg_pool2d(x, l, p)
     }
 
@@ -205,6 +223,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &PoolParams,
     ) -> Result<HostBuffer> {
+        checks::pool("avg_pool2d_backward", g, l, p, true)?;
         ops::pool::cpu::avg_pool2d_backward(g, l, p)
     }
 
@@ -214,6 +233,7 @@ impl Backend for Cpu {
         l: &Layout,
         out_hw: [usize; 2],
     ) -> Result<HostBuffer> {
+        checks::adaptive("adaptive_avg_pool2d", x, l, out_hw)?;
         ops::pool::cpu::adaptive_avg_pool2d(x, l, out_hw)
     }
 
@@ -223,6 +243,7 @@ impl Backend for Cpu {
         l: &Layout,
         in_hw: [usize; 2],
     ) -> Result<HostBuffer> {
+        checks::adaptive("adaptive_avg_pool2d_backward", g, l, in_hw)?;
         ops::pool::cpu::adaptive_avg_pool2d_backward(g, l, in_hw)
     }
 
@@ -232,6 +253,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &ResizeParams,
     ) -> Result<HostBuffer> {
+        checks::resize("upsample_bicubic2d", x, l, p, false)?;
         ops::interpolate::cpu::upsample_bicubic2d(x, l, p)
     }
 
@@ -241,6 +263,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &ResizeParams,
     ) -> Result<HostBuffer> {
+        checks::resize("upsample_bicubic2d_backward", g, l, p, true)?;
         ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p)
     }
 
