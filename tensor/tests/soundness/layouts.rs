@@ -46,7 +46,8 @@ proptest! {
             (Ok(v), Naive::Offsets(o)) => {
                 let got = v.to_f64_vec().unwrap();
                 let d = naive::data(len);
-                Ok(prop_assert_eq!(got, o.iter().map(|&i| d[i]).collect::<Vec<_>>()))
+                let want: Vec<f64> = o.iter().map(|&i| d[i]).collect();
+                if got == want { Ok(()) } else { Err("read the wrong elements") }
             }
             (Ok(_), Naive::OutOfBounds) => Err("accepted a view out of bounds"),
             (Err(_), Naive::Offsets(_)) => Err("rejected a view in bounds"),
