@@ -31,7 +31,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A row-major layout of `shape` starting at offset 0.
+    /// A row-major layout of `shape` starting at offset 0. The shape must be valid (see the
+    /// module docs), as the shape of every existing tensor is; for a shape a caller passed,
+    /// use [`Layout::try_contiguous`].
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
             shape: SmallVec::from_slice(shape),
