@@ -319,6 +319,44 @@ pub(crate) fn resize(
     output(op, &[n, l.shape()[1], make[0], make[1]], work(x.dtype()))
 }
 
+/// The fused composites (softmax, GELU, layer norm) take tensors, whose layouts are valid
+/// and fit by construction; their outputs and temporaries have the input's shape, in the
+/// compute dtype, which a huge broadcast input could make too large to allocate.
+pub(crate) fn fused(op: &'static str, shape: &[usize], dtype: DType) -> Result<()> {
+    output(op, shape, work(dtype))
+}
+
+/// Softmax along `axis`: the kernel moves `axis` last, so it must be a dim.
+pub(crate) fn softmax(op: &'static str, shape: &[usize], axis: usize, dtype: DType) -> Result<()> {
+    if axis >= shape.len() {
+        return Err(Error::Axis {
+            op,
+            axis: axis as isize,
+            rank: shape.len(),
+        });
+    }
+    fused(op, shape, dtype)
+}
+
+/// Layer norm over the last `k` dims: `weight` and `bias` (indexed per position of a row)
+/// have exactly those dims.
+pub(crate) fn layer_norm(
+    shape: &[usize],
+    dtype: DType,
+    params: [Option<&[usize]>; 2],
+    k: usize,
+) -> Result<()> {
+    let op = "layer_norm";
+    let r = shape.len();
+    if k == 0 || k > r || params.iter().flatten().any(|p| *p != &shape[r - k..]) {
+        return Err(crate::shape_err!(
+            op,
+            "cannot normalize the last {k} dims of {shape:?} with weight/bias {params:?}"
+        ));
+    }
+    fused(op, shape, dtype)
+}
+
 /// `copy_into`: both views fit (the kernel checks shapes and dtypes).
 pub(crate) fn copy_into(
     src: &HostBuffer,

@@ -270,14 +270,17 @@ impl Backend for Cpu {
     // ------------------------------------------------------------ fused composite overrides
 
     fn softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        checks::softmax("softmax", x.shape(), axis, x.dtype())?;
         ops::softmax::cpu::softmax(x, axis)
     }
 
     fn log_softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        checks::softmax("log_softmax", x.shape(), axis, x.dtype())?;
         ops::softmax::cpu::log_softmax(x, axis)
     }
 
     fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        checks::fused("gelu", x.shape(), x.dtype())?;
         match ops::unary::cpu::gelu(x.storage(), x.layout()) {
             Some(s) => Tensor::from_host(s, x.shape(), self),
             None => crate::backend::composite::gelu(x),
@@ -285,6 +288,12 @@ impl Backend for Cpu {
     }
 
     fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let (xs, gs) = (&**x.storage(), &**grad.storage());
+        checks::same_shapes(
+            "gelu_backward",
+            &[(xs, x.layout()), (gs, grad.layout())],
+            x.dtype(),
+        )?;
         match ops::unary::cpu::gelu_backward(x.storage(), x.layout(), grad.storage(), grad.layout())
         {
             Some(s) => Tensor::from_host(s, x.shape(), self),
@@ -300,6 +309,8 @@ impl Backend for Cpu {
         normalized_rank: usize,
         eps: f64,
     ) -> Result<(Tensor<Self>, Tensor<Self>, Tensor<Self>)> {
+        let params = [weight.map(|w| w.shape()), bias.map(|b| b.shape())];
+        checks::layer_norm(x.shape(), x.dtype(), params, normalized_rank)?;
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
 }

@@ -111,3 +111,22 @@ fn index_kernels_check_index_values_themselves() {
         .scatter_add(&mut dst, &[usize::MAX, 2], 0, &idx, &il, &src, &il)
         .is_err());
 }
+
+#[test]
+fn fused_composites_check_their_arguments() {
+    let _g = serial();
+    let x = Tensor::from_vec(vec![1.0f32; 6], &[2, 3], &Cpu).unwrap();
+    let g = Tensor::from_vec(vec![1.0f32; 2], &[2], &Cpu).unwrap();
+    // Called directly, bypassing the front ends' checks.
+    assert!(Cpu.gelu_backward(&x, &g).is_err());
+    assert!(Cpu.softmax(&x, 2).is_err());
+    assert!(Cpu.log_softmax(&x, 7).is_err());
+    assert!(Cpu.layer_norm(&x, Some(&g), None, 1, 1e-5).is_err());
+    assert!(Cpu.layer_norm(&x, None, None, 3, 1e-5).is_err());
+    assert!(Cpu.layer_norm(&x, None, None, 0, 1e-5).is_err());
+    // Valid calls still work.
+    let w = Tensor::from_vec(vec![1.0f32; 3], &[3], &Cpu).unwrap();
+    assert!(Cpu.layer_norm(&x, Some(&w), Some(&w), 1, 1e-5).is_ok());
+    assert!(Cpu.softmax(&x, 1).is_ok());
+    assert!(Cpu.gelu_backward(&x, &x).is_ok());
+}
