@@ -108,6 +108,13 @@ impl HostBuffer {
         Self::filled(dtype, len, 0.0)
     }
 
+    /// [`HostBuffer::filled`], or an error (naming `op`) if `len` elements of `dtype` exceed
+    /// the memory budget ([`crate::memory`]) instead of an allocator abort.
+    pub fn try_filled(op: &'static str, dtype: DType, len: usize, value: f64) -> Result<Self> {
+        crate::memory::check_alloc(op, len, dtype)?;
+        Ok(Self::filled(dtype, len, value))
+    }
+
     /// A buffer of `len` copies of `value` converted to `dtype`.
     pub fn filled(dtype: DType, len: usize, value: f64) -> Self {
         fn fill<T: HostElement>(len: usize, value: f64) -> HostBuffer {

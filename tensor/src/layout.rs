@@ -4,8 +4,21 @@
 //! (transpose, narrow, broadcast, ...) only compute a new layout over the same storage, so they
 //! are free; every kernel therefore accepts arbitrary layouts (PyTorch: `tensor.stride()`,
 //! `tensor.storage_offset()`).
+//!
+//! # Validity
+//!
+//! Kernels do unchecked index arithmetic over layouts, so every layout this module builds
+//! satisfies, in release builds too (see [`Layout::try_from_parts`]):
+//! - shape and strides have the same rank;
+//! - the product of the non-zero dims fits in `usize` (so no element count overflows);
+//! - if it has elements, `offset + sum((shape[d] - 1) * strides[d])`, its largest offset,
+//!   fits in `usize`. Kernels walk views without ever stepping past the last index of a dim,
+//!   so no offset they compute exceeds it; a size-1 dim's stride is never followed, so it may
+//!   be anything (as in PyTorch).
+//!
+//! Whether a layout fits a particular storage is a separate check, [`Layout::check_fits`].
 
-use crate::shape::{contiguous_strides, numel, Dims};
+use crate::shape::{checked_numel, contiguous_strides, numel, Dims};
 use crate::{Error, Result};
 use smallvec::SmallVec;
 
@@ -18,7 +31,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A row-major layout of `shape` starting at offset 0.
+    /// A row-major layout of `shape` starting at offset 0. The shape must be valid (see the
+    /// module docs), as the shape of every existing tensor is; for a shape a caller passed,
+    /// use [`Layout::try_contiguous`].
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
             shape: SmallVec::from_slice(shape),
@@ -27,14 +42,59 @@ impl Layout {
         }
     }
 
-    /// A layout from raw parts. The caller guarantees every element lies inside the storage.
-    pub fn from_parts(shape: &[usize], strides: &[usize], offset: usize) -> Self {
-        debug_assert_eq!(shape.len(), strides.len());
-        Layout {
+    /// A row-major layout of `shape`, or an error if the shape is too large to be a valid
+    /// layout (see the module docs). For shapes that come from a caller.
+    pub fn try_contiguous(op: &'static str, shape: &[usize]) -> Result<Self> {
+        crate::shape::try_numel(op, shape)?;
+        let l = Self::contiguous(shape);
+        l.validate(op)?;
+        Ok(l)
+    }
+
+    /// A layout from raw parts, checked to be valid (see the module docs) with overflow-checked
+    /// arithmetic. Whether it fits a storage is checked separately ([`Layout::check_fits`]).
+    pub fn try_from_parts(shape: &[usize], strides: &[usize], offset: usize) -> Result<Self> {
+        let l = Layout {
             shape: SmallVec::from_slice(shape),
             strides: SmallVec::from_slice(strides),
             offset,
+        };
+        l.validate("layout")?;
+        Ok(l)
+    }
+
+    /// A layout from raw parts. The caller guarantees every element lies inside the storage.
+    ///
+    /// # Panics
+    /// If the parts do not make a valid layout (see [`Layout::try_from_parts`], which returns
+    /// the error instead). A panic, not a wrapped offset that a kernel would later follow.
+    pub fn from_parts(shape: &[usize], strides: &[usize], offset: usize) -> Self {
+        match Self::try_from_parts(shape, strides, offset) {
+            Ok(l) => l,
+            Err(e) => panic!("Layout::from_parts: {e}"),
         }
+    }
+
+    /// Checks the validity rules of the module docs; the error names `op`.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        if self.shape.len() != self.strides.len() {
+            return Err(crate::shape_err!(
+                op,
+                "shape {:?} and strides {:?} differ in rank",
+                self.shape,
+                self.strides
+            ));
+        }
+        if checked_numel(&self.shape).is_none() || self.checked_required_len().is_none() {
+            return Err(crate::shape_err!(
+                op,
+                "layout {:?} / {:?} + {} addresses more elements than fit in a usize",
+                self.shape,
+                self.strides,
+                self.offset
+            ));
+        }
+        Ok(())
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -77,19 +137,24 @@ impl Layout {
     }
 
     /// One past the largest storage index this layout touches (0 if it has no elements):
-    /// the storage length a view needs.
+    /// the storage length a view needs. `usize::MAX` if that overflows (never for a valid
+    /// layout; the saturated value fits no storage, so [`Layout::check_fits`] rejects it).
     pub fn required_len(&self) -> usize {
-        if self.numel() == 0 {
-            return 0;
+        self.checked_required_len().unwrap_or(usize::MAX)
+    }
+
+    /// [`Layout::required_len`] with overflow-checked arithmetic: `None` if it overflows.
+    pub fn checked_required_len(&self) -> Option<usize> {
+        if checked_numel(&self.shape)? == 0 {
+            return Some(0);
         }
-        self.offset
-            + self
-                .shape
-                .iter()
-                .zip(&self.strides)
-                .map(|(d, s)| (d - 1) * s)
-                .sum::<usize>()
-            + 1
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .try_fold(self.offset, |acc, (&d, &s)| {
+                acc.checked_add((d - 1).checked_mul(s)?)
+            })?
+            .checked_add(1)
     }
 
     /// True if some dim of size > 1 has stride 0 (a broadcast view: one element, many places).
@@ -149,7 +214,11 @@ impl Layout {
         }
         let mut l = self.clone();
         if len > 0 {
-            l.offset += start * self.strides[axis];
+            // Checked: an empty layout's strides and offset are unconstrained.
+            l.offset = start
+                .checked_mul(self.strides[axis])
+                .and_then(|o| o.checked_add(self.offset))
+                .ok_or_else(|| crate::shape_err!("narrow", "offset of {self:?} overflows"))?;
         }
         l.shape[axis] = len;
         Ok(l)
@@ -165,7 +234,14 @@ impl Layout {
         let len = (end - start).div_ceil(step);
         let mut l = self.narrow(axis, start, end - start)?;
         l.shape[axis] = len;
-        l.strides[axis] *= step;
+        // A dim of 0 or 1 elements never steps, so its stride is kept rather than
+        // multiplied by a possibly huge `step`; otherwise the result is checked.
+        if len > 1 {
+            l.strides[axis] = l.strides[axis]
+                .checked_mul(step)
+                .ok_or_else(|| crate::shape_err!("slice", "stride of {self:?} overflows"))?;
+        }
+        l.validate("slice")?;
         Ok(l)
     }
 
@@ -197,17 +273,19 @@ impl Layout {
                 return Err(err());
             }
         }
-        Ok(Layout {
+        let l = Layout {
             shape: SmallVec::from_slice(shape),
             strides,
             offset: self.offset,
-        })
+        };
+        l.validate("broadcast_to")?;
+        Ok(l)
     }
 
     /// A layout of a new shape over the same elements, if one exists without copying
     /// (PyTorch: `view`); `None` when the elements would have to move (then `reshape` copies).
     pub fn reshape(&self, shape: &[usize]) -> Option<Layout> {
-        if numel(shape) != self.numel() {
+        if checked_numel(shape) != Some(self.numel()) {
             return None;
         }
         if self.is_contiguous() || self.numel() == 0 {
@@ -296,12 +374,14 @@ impl Layout {
     pub fn unsqueeze(&self, axis: usize) -> Layout {
         let mut l = self.clone();
         let stride = if axis < self.rank() {
-            self.strides[axis] * self.shape[axis]
+            self.strides[axis].checked_mul(self.shape[axis])
         } else {
-            1
+            Some(1)
         };
         l.shape.insert(axis, 1);
-        l.strides.insert(axis, stride);
+        l.strides.insert(axis, stride.unwrap_or(0));
+        // The new dim has one element, so its stride is never followed: PyTorch's choice is
+        // kept unless it overflows (only on an empty view), then 0 is as good.
         l
     }
 
@@ -310,18 +390,23 @@ impl Layout {
         StridedOffsets::new(self)
     }
 
-    /// Checks that this layout fits in a storage of `len` elements.
+    /// Checks that this layout is valid (see the module docs) and fits in a storage of `len`
+    /// elements; an error, never a wrapped length, if the arithmetic overflows.
     pub fn check_fits(&self, op: &'static str, len: usize) -> Result<()> {
-        if self.required_len() > len {
-            return Err(Error::Index {
+        self.validate(op)?;
+        match self.checked_required_len() {
+            Some(need) if need <= len => Ok(()),
+            need => Err(Error::Index {
                 op,
                 msg: crate::__format!(
                     "layout {self:?} needs {} elements, storage has {len}",
-                    self.required_len()
+                    need.map_or_else(
+                        || "more than usize::MAX".into(),
+                        |n| crate::__format!("{n}")
+                    )
                 ),
-            });
+            }),
         }
-        Ok(())
     }
 }
 

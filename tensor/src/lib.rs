@@ -36,6 +36,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Soundness and memory
+//! Safe code never reads or writes out of bounds: every [`Layout`] is checked with
+//! overflow-checked arithmetic when it is built, and every [`Cpu`] backend method checks its
+//! layouts, shapes, parameters and index values itself (an `Err`, never a panic), so direct
+//! backend calls are as safe as the [`Tensor`] front end. Allocations whose size comes from a
+//! caller go through [`memory::check_alloc`]: a request beyond `isize::MAX` bytes, or beyond
+//! a process-wide limit set with [`set_memory_limit`], is an [`Error::Device`], not an abort.
+//!
 //! ## Where to read
 //! - `layout.rs`: how views work (every op accepts any strides).
 //! - `backend/mod.rs`: the contract a device implements; `backend/composite.rs`: the composite
@@ -52,6 +60,7 @@ pub mod cpu;
 mod dtype;
 mod error;
 pub mod layout;
+pub mod memory;
 pub mod ops;
 pub mod rng;
 pub mod shape;
@@ -67,6 +76,7 @@ pub use cpu::{Cpu, CpuStorage};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use memory::{check_alloc, memory_limit, set_memory_limit};
 pub use ops::conv::ConvOptions;
 pub use ops::norm::BatchNormOutput;
 pub use ops::pool::Pool2dOptions;

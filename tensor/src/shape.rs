@@ -8,18 +8,45 @@ use smallvec::SmallVec;
 /// shape ever allocates.
 pub type Dims = SmallVec<[usize; 6]>;
 
-/// Number of elements of a shape (1 for a scalar of rank 0).
+/// Number of elements of a shape (1 for a scalar of rank 0). Saturates at `usize::MAX`
+/// instead of wrapping or panicking; every [`Layout`](crate::Layout) has a count that fits
+/// (it is checked when the layout is built), and code handling a shape a caller passed
+/// checks it with [`try_numel`] first.
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    if shape.contains(&0) {
+        return 0;
+    }
+    shape.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
+}
+
+/// Number of elements of a shape, or `None` if the shape is too large: the product of its
+/// non-zero dims must fit in `usize`. That rule (not just "the element count fits") is what
+/// every [`Layout`](crate::Layout) guarantees, so that no partial product a kernel computes
+/// over any subset of the dims can overflow, even for an empty shape like `[2^40, 2^40, 0]`.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
+}
+
+/// [`checked_numel`] as a shape error naming `op`, for shapes that come from a caller.
+pub fn try_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    checked_numel(shape).ok_or_else(|| {
+        crate::shape_err!(op, "shape {shape:?} has more elements than fit in a usize")
+    })
 }
 
 /// Row-major (C-order) strides of a contiguous tensor of this shape.
 pub fn contiguous_strides(shape: &[usize]) -> Dims {
     let mut strides: Dims = SmallVec::from_elem(0, shape.len());
-    let mut acc = 1;
+    let mut acc: usize = 1;
     for i in (0..shape.len()).rev() {
         strides[i] = acc;
-        acc *= shape[i];
+        // Saturating: only a shape with a zero dim can overflow here without its element
+        // count overflowing too, and such a view reads nothing, so its strides never matter.
+        acc = acc.saturating_mul(shape[i]);
     }
     strides
 }

@@ -4,7 +4,7 @@ use crate::backend::{Backend, BackendStorage};
 use crate::buffer::{HostBuffer, HostElement};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::shape::numel;
+use crate::shape::{numel, try_numel};
 use crate::{Error, Result};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -50,6 +50,7 @@ impl<B: Backend> Tensor<B> {
     /// Wraps a storage and a layout. For backend authors and layers above (autograd); the
     /// layout must fit inside the storage.
     pub fn from_parts(storage: Arc<B::Storage>, layout: Layout, backend: B) -> Result<Self> {
+        // Validity (overflow-checked) and fit: kernels index storages through this layout.
         layout.check_fits("from_parts", storage.len())?;
         Ok(Tensor {
             storage,
@@ -88,6 +89,8 @@ impl<B: Backend> Tensor<B> {
 
     /// Copies a host buffer to `backend` as a tensor of `shape`.
     pub fn from_host(data: HostBuffer, shape: &[usize], backend: &B) -> Result<Self> {
+        // Checked: a wrapped element count could match `data.len()` by accident.
+        Layout::try_contiguous("from_host", shape)?;
         if data.len() != numel(shape) {
             return Err(crate::shape_err!(
                 "from_host",
@@ -111,8 +114,13 @@ impl<B: Backend> Tensor<B> {
 
     /// A tensor of `shape` filled with `value`.
     pub fn full(shape: &[usize], value: f64, dtype: DType, backend: &B) -> Result<Self> {
+        // Size checks before any backend sees the request: an overflowing shape or one over
+        // the memory budget is an error, not a wrapped (tiny) or aborting allocation.
+        Layout::try_contiguous("full", shape)?;
+        let n = try_numel("full", shape)?;
+        crate::memory::check_alloc("full", n, dtype)?;
         Ok(Self::from_storage(
-            backend.full(numel(shape), value, dtype)?,
+            backend.full(n, value, dtype)?,
             shape,
             backend,
         ))
@@ -135,6 +143,8 @@ impl<B: Backend> Tensor<B> {
 
     /// `0, 1, .., n-1` (PyTorch: `torch.arange(n)`).
     pub fn arange(n: usize, dtype: DType, backend: &B) -> Result<Self> {
+        // The f64 staging buffer is the larger of the two allocations.
+        crate::memory::check_alloc("arange", n, DType::F64)?;
         let v: Vec<f64> = (0..n).map(|i| i as f64).collect();
         Self::from_host(HostBuffer::F64(v).cast(dtype), &[n], backend)
     }

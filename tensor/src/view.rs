@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::layout::Layout;
-use crate::shape::{normalize_axis, numel};
+use crate::shape::normalize_axis;
 use crate::{Result, Tensor};
 use alloc::vec::Vec;
 
@@ -51,7 +51,9 @@ impl<B: Backend> Tensor<B> {
         match holes.as_slice() {
             [] => {}
             [i] => {
-                let known: usize = shape.iter().filter(|&&d| d != usize::MAX).product();
+                let known: Vec<usize> =
+                    shape.iter().copied().filter(|&d| d != usize::MAX).collect();
+                let known = crate::shape::checked_numel(&known).ok_or_else(err)?;
                 if known == 0 || self.numel() % known != 0 {
                     return Err(err());
                 }
@@ -59,7 +61,7 @@ impl<B: Backend> Tensor<B> {
             }
             _ => return Err(err()),
         }
-        if numel(&out) != self.numel() {
+        if crate::shape::checked_numel(&out) != Some(self.numel()) {
             return Err(err());
         }
         Ok(out)
@@ -162,7 +164,9 @@ impl<B: Backend> Tensor<B> {
                 "shape {shape:?} and strides {strides:?} differ in rank"
             ));
         }
-        let l = Layout::from_parts(shape, strides, offset);
+        // try_from_parts: huge strides or shapes are an error here, not a wrapped offset that
+        // a kernel (GEMM reads through raw pointers) would later follow.
+        let l = Layout::try_from_parts(shape, strides, offset)?;
         l.check_fits(
             "as_strided",
             crate::backend::BackendStorage::len(&**self.storage()),

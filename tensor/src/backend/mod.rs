@@ -12,7 +12,10 @@
 //!   arbitrary views (transposed, sliced, broadcast with stride 0) and returns a fresh,
 //!   contiguous storage. Inputs always have the dtype and shapes the op needs: the
 //!   [`Tensor`] front end checks them and reports errors, so a backend only
-//!   reports failures of its own (out of memory, a dtype it has no kernel for).
+//!   reports failures of its own (out of memory, a dtype it has no kernel for). These methods
+//!   are public, though, so the CPU backend checks everything its kernels rely on again
+//!   (`cpu/checks.rs`): a direct call with inconsistent arguments is an `Err`, never an
+//!   out-of-bounds access. Another backend must do the same before launching unchecked code.
 //! - **Provided methods** are composite ops (softmax, layer norm, batch norm, GELU and its
 //!   derivative, convolution and its two backward products) with a default built from the
 //!   primitives. A backend may override any of them with a fused kernel; the default stays
@@ -451,9 +454,10 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     // ---------------------------------------------------------------- composite ops
     // Defaults are in `composite.rs`, written with tensor ops; override with fused kernels.
 
-    /// A contiguous buffer of `len` copies of `value`. Default: a host fill and a transfer.
+    /// A contiguous buffer of `len` copies of `value`. Default: a host fill and a transfer;
+    /// a size over the memory budget ([`crate::memory::check_alloc`]) is an error.
     fn full(&self, len: usize, value: f64, dtype: DType) -> Result<Self::Storage> {
-        self.from_host(HostBuffer::filled(dtype, len, value))
+        self.from_host(HostBuffer::try_filled("full", dtype, len, value)?)
     }
 
     /// Softmax along `axis`, numerically stable (the max is subtracted first).

@@ -34,8 +34,24 @@ fn out_len(
             "kernel {kernel}, stride {stride} and dilation {dilation} must be positive"
         ));
     }
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + 2 * pad;
+    // Checked, and bounded by isize::MAX: the kernels compute signed pixel coordinates up to
+    // `padded`, so a geometry that overflows is an error here rather than a wrapped index.
+    let too_big = || {
+        crate::arg_err!(
+            op,
+            "input {input}, padding {pad}, kernel {kernel} and dilation {dilation} overflow"
+        )
+    };
+    let span = dilation
+        .checked_mul(kernel - 1)
+        .and_then(|s| s.checked_add(1))
+        .filter(|&s| s <= isize::MAX as usize)
+        .ok_or_else(too_big)?;
+    let padded = pad
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(input))
+        .filter(|&p| p <= isize::MAX as usize)
+        .ok_or_else(too_big)?;
     if padded < span {
         return Err(crate::shape_err!(
             op,
@@ -92,7 +108,8 @@ impl PoolParams {
     /// Output height and width.
     pub fn out_hw(&self) -> Result<[usize; 2]> {
         for i in 0..2 {
-            if self.padding[i] * 2 > self.kernel[i] {
+            // `pad > k / 2` is `2 * pad > k` for integers, without the overflow.
+            if self.padding[i] > self.kernel[i] / 2 {
                 return Err(crate::arg_err!(
                     "pool2d",
                     "padding {:?} must be at most half the kernel {:?}",

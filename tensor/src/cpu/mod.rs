@@ -2,6 +2,7 @@
 //! op's front end in `ops/<op>/cpu.rs`, and this file only routes the [`Backend`] methods to
 //! them.
 
+mod checks;
 pub mod parallel;
 pub mod pool;
 mod storage;
@@ -113,6 +114,7 @@ impl Backend for Cpu {
 
     fn to_host(&self, storage: &CpuStorage, layout: &Layout) -> Result<HostBuffer> {
         pool::count_transfer(false);
+        checks::input("to_host", storage, layout, storage.dtype())?;
         Ok(strided::gather_view(storage, layout))
     }
 
@@ -123,10 +125,13 @@ impl Backend for Cpu {
         dst: &mut CpuStorage,
         dst_layout: &Layout,
     ) -> Result<()> {
+        checks::copy_into(src, src_layout, dst, dst_layout)?;
         strided::copy_into(src, src_layout, dst, dst_layout)
     }
 
     fn cast(&self, storage: &CpuStorage, layout: &Layout, dtype: DType) -> Result<CpuStorage> {
+        checks::input("cast", storage, layout, storage.dtype())?;
+        checks::output("cast", layout.shape(), dtype)?;
         let view = strided::gather_view(storage, layout);
         Ok(CpuStorage::from(if view.dtype() == dtype {
             view
@@ -138,6 +143,7 @@ impl Backend for Cpu {
     }
 
     fn unary(&self, op: UnaryOp, x: &CpuStorage, layout: &Layout) -> Result<CpuStorage> {
+        checks::input("unary", x, layout, x.dtype())?;
         ops::unary::cpu::unary(op, x, layout).map(CpuStorage::from)
     }
 
@@ -149,6 +155,7 @@ impl Backend for Cpu {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<CpuStorage> {
+        checks::same_shapes("binary", &[(a, al), (b, bl)], a.dtype())?;
         ops::binary::cpu::binary(op, a, al, b, bl).map(CpuStorage::from)
     }
 
@@ -160,6 +167,7 @@ impl Backend for Cpu {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<CpuStorage> {
+        checks::same_shapes("compare", &[(a, al), (b, bl)], DType::U8)?;
         ops::binary::cpu::compare(op, a, al, b, bl).map(CpuStorage::from)
     }
 
@@ -172,6 +180,7 @@ impl Backend for Cpu {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<CpuStorage> {
+        checks::same_shapes("where", &[(c, cl), (a, al), (b, bl)], a.dtype())?;
         ops::binary::cpu::where_cond(c, cl, a, al, b, bl).map(CpuStorage::from)
     }
 
@@ -182,6 +191,7 @@ impl Backend for Cpu {
         layout: &Layout,
         axes: &[usize],
     ) -> Result<CpuStorage> {
+        checks::reduce(op, x, layout, axes)?;
         ops::reduce::cpu::reduce(op, x, layout, axes).map(CpuStorage::from)
     }
 
@@ -192,6 +202,7 @@ impl Backend for Cpu {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<CpuStorage> {
+        let (al, bl) = &checks::matmul(a, al, b, bl)?;
         ops::matmul::cpu::matmul(a, al, b, bl).map(CpuStorage::from)
     }
 
@@ -203,6 +214,7 @@ impl Backend for Cpu {
         idx: &CpuStorage,
         il: &Layout,
     ) -> Result<CpuStorage> {
+        checks::index_select(x, l, axis, idx, il)?;
         ops::index::cpu::index_select(x, l, axis, idx, il).map(CpuStorage::from)
     }
 
@@ -214,6 +226,7 @@ impl Backend for Cpu {
         idx: &CpuStorage,
         il: &Layout,
     ) -> Result<CpuStorage> {
+        checks::gather(x, l, idx, il)?;
         ops::index::cpu::gather(x, l, axis, idx, il).map(CpuStorage::from)
     }
 
@@ -227,14 +240,17 @@ impl Backend for Cpu {
         src: &CpuStorage,
         sl: &Layout,
     ) -> Result<()> {
+        checks::scatter_add(dst, dst_shape, idx, il, src, sl)?;
         ops::index::cpu::scatter_add(dst, dst_shape, axis, idx, il, src, sl)
     }
 
     fn im2col(&self, x: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
+        checks::im2col(x, l, p)?;
         ops::conv::cpu::im2col(x, l, p).map(CpuStorage::from)
     }
 
     fn col2im(&self, cols: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
+        checks::col2im(cols, l, p)?;
         ops::conv::cpu::col2im(cols, l, p).map(CpuStorage::from)
     }
 
@@ -244,10 +260,12 @@ impl Backend for Cpu {
         l: &Layout,
         p: &PoolParams,
     ) -> Result<(CpuStorage, CpuStorage)> {
+        checks::pool("max_pool2d", x, l, p, false)?;
         ops::pool::cpu::max_pool2d(x, l, p).map(|(v, i)| (CpuStorage::from(v), CpuStorage::from(i)))
     }
 
     fn avg_pool2d(&self, x: &CpuStorage, l: &Layout, p: &PoolParams) -> Result<CpuStorage> {
+        checks::pool("avg_pool2d", x, l, p, false)?;
         ops::pool::cpu::avg_pool2d(x, l, p).map(CpuStorage::from)
     }
 
@@ -257,6 +275,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &PoolParams,
     ) -> Result<CpuStorage> {
+        checks::pool("avg_pool2d_backward", g, l, p, true)?;
         ops::pool::cpu::avg_pool2d_backward(g, l, p).map(CpuStorage::from)
     }
 
@@ -266,6 +285,7 @@ impl Backend for Cpu {
         l: &Layout,
         out_hw: [usize; 2],
     ) -> Result<CpuStorage> {
+        checks::adaptive("adaptive_avg_pool2d", x, l, out_hw)?;
         ops::pool::cpu::adaptive_avg_pool2d(x, l, out_hw).map(CpuStorage::from)
     }
 
@@ -275,6 +295,7 @@ impl Backend for Cpu {
         l: &Layout,
         in_hw: [usize; 2],
     ) -> Result<CpuStorage> {
+        checks::adaptive("adaptive_avg_pool2d_backward", g, l, in_hw)?;
         ops::pool::cpu::adaptive_avg_pool2d_backward(g, l, in_hw).map(CpuStorage::from)
     }
 
@@ -284,6 +305,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &ResizeParams,
     ) -> Result<CpuStorage> {
+        checks::resize("upsample_bicubic2d", x, l, p, false)?;
         ops::interpolate::cpu::upsample_bicubic2d(x, l, p).map(CpuStorage::from)
     }
 
@@ -293,6 +315,7 @@ impl Backend for Cpu {
         l: &Layout,
         p: &ResizeParams,
     ) -> Result<CpuStorage> {
+        checks::resize("upsample_bicubic2d_backward", g, l, p, true)?;
         ops::interpolate::cpu::upsample_bicubic2d_backward(g, l, p).map(CpuStorage::from)
     }
 
@@ -361,14 +384,17 @@ impl Backend for Cpu {
     // ------------------------------------------------------------ fused composite overrides
 
     fn softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        checks::softmax("softmax", x.shape(), axis, x.dtype())?;
         ops::softmax::cpu::softmax(x, axis)
     }
 
     fn log_softmax(&self, x: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+        checks::softmax("log_softmax", x.shape(), axis, x.dtype())?;
         ops::softmax::cpu::log_softmax(x, axis)
     }
 
     fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        checks::fused("gelu", x.shape(), x.dtype())?;
         match ops::unary::cpu::gelu(x.storage(), x.layout()) {
             Some(s) => kernel_output(s, x.shape()),
             None => crate::backend::composite::gelu(x),
@@ -376,6 +402,12 @@ impl Backend for Cpu {
     }
 
     fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let (xs, gs) = (&**x.storage(), &**grad.storage());
+        checks::same_shapes(
+            "gelu_backward",
+            &[(xs, x.layout()), (gs, grad.layout())],
+            x.dtype(),
+        )?;
         match ops::unary::cpu::gelu_backward(x.storage(), x.layout(), grad.storage(), grad.layout())
         {
             Some(s) => kernel_output(s, x.shape()),
@@ -391,6 +423,8 @@ impl Backend for Cpu {
         normalized_rank: usize,
         eps: f64,
     ) -> Result<(Tensor<Self>, Tensor<Self>, Tensor<Self>)> {
+        let params = [weight.map(|w| w.shape()), bias.map(|b| b.shape())];
+        checks::layer_norm(x.shape(), x.dtype(), params, normalized_rank)?;
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
 }

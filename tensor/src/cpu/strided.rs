@@ -67,13 +67,16 @@ pub(crate) fn rows2_range(
             }
             d -= 1;
             idx[d] += 1;
-            oa += sa[d];
-            ob += sb[d];
+            // Step only within the dim, never one past its end: a valid layout bounds the
+            // offsets of its elements, not `offset + shape * stride` (a size-1 dim may have
+            // any stride), so stepping past the end could overflow.
             if idx[d] < outer[d] {
+                oa += sa[d];
+                ob += sb[d];
                 break;
             }
-            oa -= outer[d] * sa[d];
-            ob -= outer[d] * sb[d];
+            oa -= (outer[d] - 1) * sa[d];
+            ob -= (outer[d] - 1) * sb[d];
             idx[d] = 0;
         }
     }

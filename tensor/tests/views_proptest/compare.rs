@@ -51,6 +51,12 @@ pub(crate) fn dense(v: &T) -> T {
     c
 }
 
+/// 64 cases, or `PROPTEST_CASES` if set (`.ci/memcheck.sh` runs this binary under valgrind
+/// with fewer).
 pub(crate) fn config() -> ProptestConfig {
-    ProptestConfig::with_cases(64)
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    ProptestConfig::with_cases(cases)
 }

@@ -46,6 +46,8 @@ impl<B: Backend> Tensor<B> {
         }
         let mut shape = first.shape().to_vec();
         shape[a] = total;
+        // A shape too large to describe is an error here, before any allocation.
+        Layout::try_contiguous(op, &shape)?;
         let b = first.backend();
         // The fill value is never observed: every element is overwritten below.
         let mut out = b.full(numel(&shape), 0.0, first.dtype())?;

@@ -108,12 +108,16 @@ macro_rules! gemm_batched {
 }
 
 /// `[batch.., m, k] x [batch.., k, n]` for f32 slices.
-pub fn matmul_f32(a: &[f32], al: &Layout, b: &[f32], bl: &Layout) -> Vec<f32> {
+///
+/// Crate-private and unchecked: GEMM reads through raw pointers, so the caller guarantees
+/// what `cpu::checks::matmul` checks (valid layouts fitting the slices, rank >= 2, equal
+/// batch dims, matching inner dims, matrix strides <= isize::MAX).
+pub(crate) fn matmul_f32(a: &[f32], al: &Layout, b: &[f32], bl: &Layout) -> Vec<f32> {
     gemm_batched!(matrixmultiply::sgemm, f32, a, al, b, bl)
 }
 
-/// `[batch.., m, k] x [batch.., k, n]` for f64 slices.
-pub fn matmul_f64(a: &[f64], al: &Layout, b: &[f64], bl: &Layout) -> Vec<f64> {
+/// `[batch.., m, k] x [batch.., k, n]` for f64 slices; preconditions as [`matmul_f32`].
+pub(crate) fn matmul_f64(a: &[f64], al: &Layout, b: &[f64], bl: &Layout) -> Vec<f64> {
     gemm_batched!(matrixmultiply::dgemm, f64, a, al, b, bl)
 }
 

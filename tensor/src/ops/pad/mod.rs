@@ -43,6 +43,8 @@ impl<B: Backend> Tensor<B> {
                     crate::shape_err!(op, "padding dim {d} of {:?} overflows", self.shape())
                 })?;
         }
+        // A shape too large to describe is an error here, before any allocation.
+        Layout::try_contiguous(op, &shape)?;
         let b = self.backend();
         let mut out = b.full(numel(&shape), value, self.dtype())?;
         if self.numel() > 0 {
