@@ -89,6 +89,7 @@ impl Backend for Cpu {
     }
 
     fn full(&self, len: usize, value: f64, dtype: DType) -> Result<CpuStorage> {
+        crate::memory::check_alloc("full", len, dtype)?;
         fn fill<T: crate::HostElement>(len: usize, value: f64) -> HostBuffer {
             T::into_buffer(pool::filled(len, T::from_f64(value)))
         }
