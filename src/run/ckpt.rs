@@ -11,6 +11,11 @@ pub const ARCH_KEY: &str = "arch";
 
 /// Saves `tensors` (on any backend: copied to the host) and `metadata` to `path` atomically.
 pub fn save<B: Backend>(path: &Path, tensors: StateDict<B>, metadata: Metadata) -> Result<()> {
+    // Writing copies every tensor to the host: first give the memory the backend caches for
+    // training steps back to the system, so that the copies do not stack on top of it.
+    if let Some(t) = tensors.values().next() {
+        t.backend().empty_cache();
+    }
     let ck = Checkpoint { tensors, metadata };
     ck.save(path)
         .map_err(|e| RunError::new(format!("writing the checkpoint {}: {e}", path.display())))
