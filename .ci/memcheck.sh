@@ -4,7 +4,9 @@
 # where it happens not to crash. Run from anywhere inside a clone: `bash .ci/memcheck.sh`.
 #
 # Binaries: `soundness` (adversarial layouts, shapes, indices and parameters fed to the Cpu
-# backend directly) and `views_proptest` (every op on random views). Release builds, because
+# backend directly), `views_proptest` (every op on random views) and the crate's unit tests
+# (among them the CPU buffer cache, which rebuilds vectors from raw blocks, and the in-place
+# and fused update kernels). Release builds, because
 # that is where unchecked arithmetic used to wrap instead of panic, and because valgrind slows
 # a debug build too much. PROPTEST_CASES defaults to 64: under valgrind both binaries then run
 # in about 5 s on a 2-core dev machine (the release build before it takes ~2.5 min cold).
@@ -26,7 +28,10 @@ export TESSERA_NUM_THREADS=1 MATMUL_NUM_THREADS=1
 # Do not save failing cases into the source tree from CI.
 export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 
-command -v valgrind >/dev/null || { echo "memcheck: valgrind is not installed" >&2; exit 1; }
+if ! command -v valgrind >/dev/null; then
+    echo "memcheck: installing valgrind"
+    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
 
 start=$SECONDS
 tests=(soundness views_proptest)
@@ -34,12 +39,12 @@ args=()
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 
 # Build once and ask cargo where the test executables are.
-json=$(cargo test -p tessera-tensor --release --no-run --message-format=json "${args[@]}")
+json=$(cargo test -p tessera-tensor --release --no-run --message-format=json --lib "${args[@]}")
 status=0
-for t in "${tests[@]}"; do
+for t in tessera_tensor "${tests[@]}"; do
     # One JSON object per line; the test target's artifact line carries its executable.
     exe=$(printf '%s\n' "$json" | grep -F '"reason":"compiler-artifact"' |
-        grep -F "\"name\":\"$t\"" | grep -F '"kind":["test"]' |
+        grep -F "\"name\":\"$t\"" | grep -F '"test":true' |
         grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//' | head -n 1)
     if [[ -z "$exe" ]]; then
         echo "memcheck: no executable found for test $t" >&2

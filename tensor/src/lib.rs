@@ -21,6 +21,9 @@
 //! | [`Layout`] (shape, strides, offset) | `size()`, `stride()`, `storage_offset()` |
 //! | [`Backend`], [`Cpu`] | a device and its kernels (`device="cpu"`) |
 //! | [`Tensor::reshape`], [`Tensor::permute`], [`Tensor::narrow`], [`Tensor::broadcast_to`] | the same names (`expand` for the last) |
+//! | [`Tensor::binary_`], [`Tensor::assign_`], [`Tensor::adamw_update_`] | `x.add_(y)`, `x.copy_(y)`, `AdamW(fused=True)` |
+//! | [`Backend::synchronize`], [`Backend::empty_cache`] | `torch.cuda.synchronize()`, `torch.cuda.empty_cache()` |
+//! | [`cpu::pool::stats`] | `torch.cuda.memory_stats()` (here for the CPU's buffer cache) |
 //! | [`Rng`] | `torch.Generator` (a different algorithm: see its docs) |
 //! | `Result<Tensor>` | exceptions: shape and dtype errors are values here |
 //!
@@ -43,6 +46,13 @@
 //! backend calls are as safe as the [`Tensor`] front end. Allocations whose size comes from a
 //! caller go through [`memory::check_alloc`]: a request beyond `isize::MAX` bytes, or beyond
 //! a process-wide limit set with [`set_memory_limit`], is an [`Error::Device`], not an abort.
+//!
+//! ## Memory model
+//! Ops return new tensors, drawn from the backend's cache of freed buffers (on the CPU,
+//! [`cpu::pool`]): a training step that repeats the same shapes allocates nothing new after
+//! its first iterations. Parameters, gradients and optimizer state are updated in place
+//! (`ops/inplace`), after a copy only if another tensor shares the storage, so no value held
+//! elsewhere ever changes. Scalars travel as op arguments, never as uploaded tensors.
 //!
 //! ## Where to read
 //! - `layout.rs`: how views work (every op accepts any strides).

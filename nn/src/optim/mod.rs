@@ -3,8 +3,10 @@
 //!
 //! # Model
 //!
-//! Tensors are immutable, so a step *replaces* each parameter with its updated value. An
-//! optimizer is built from [`ParamGroup`]s, each naming its parameters (PyTorch's dotted names,
+//! A step updates each parameter and its state *in place*, with one fused backend call per
+//! parameter where the backend has one (`Backend::adamw_update`, `Backend::sgd_update`), and
+//! reads nothing from the device (step counts live on the host; clipping coefficients and
+//! LARS trust ratios stay on the device). An optimizer is built from [`ParamGroup`]s, each naming its parameters (PyTorch's dotted names,
 //! e.g. `"blocks.0.attn.qkv.weight"`) and carrying its own learning rate, weight decay and LARS
 //! exclusion flag. The parameters then have one *flat order*: the groups' names concatenated,
 //! as PyTorch indexes `optimizer.state`. Three ways to step:
@@ -14,10 +16,12 @@
 //!   parameter and its state untouched, as PyTorch skips `p.grad is None` (DINO freezes its
 //!   head's last layer during the first epoch this way);
 //! - [`Optimizer::step_named`]: parameters and gradients as name → tensor maps, so a module
-//!   can pass its named parameters in any order.
+//!   can pass its named parameters in any order;
+//! - [`Optimizer::step_module`]: a module's own parameters, moved into the step and back, so
+//!   the update writes where the values are (what the trainers use: no copy per step).
 //!
-//! A step validates every shape and dtype before it changes anything; on error nothing is
-//! updated. Optimizer state (momentum buffers, Adam moments, step counts) is exposed as named
+//! A step validates every shape and dtype before it changes anything; on such an error
+//! nothing is updated (only a failure of the backend itself can stop a step midway). Optimizer state (momentum buffers, Adam moments, step counts) is exposed as named
 //! tensors, `"<param name>.<field>"` with PyTorch's field names, for checkpoints
 //! ([`Optimizer::state_dict`], [`Optimizer::load_state_dict`]). Hyper-parameters are not state:
 //! schedules set them every iteration through [`Optimizer::groups_mut`].
@@ -123,7 +127,9 @@ pub trait Optimizer<B: Backend> {
     fn groups_mut(&mut self) -> &mut [ParamGroup];
 
     /// One update of every parameter whose gradient is `Some`; `params` and `grads` are in the
-    /// flat order (see [`Optimizer::param_names`]). All-or-nothing: on error nothing changes.
+    /// flat order (see [`Optimizer::param_names`]). Arguments are validated before anything
+    /// changes; the update then runs in place on `params` (a tensor that shares its storage
+    /// with another is copied first, so values held elsewhere never change).
     fn step_some(&mut self, params: &mut [Tensor<B>], grads: &[Option<Tensor<B>>]) -> Result<()>;
 
     /// The optimizer state as named tensors, `"<param name>.<field>"`; empty before the first

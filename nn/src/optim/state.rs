@@ -1,4 +1,5 @@
-//! Per-parameter optimizer state and the all-or-nothing step loop shared by the optimizers.
+//! Per-parameter optimizer state and the validate-then-update-in-place step loop shared by
+//! the optimizers.
 
 use super::ParamGroup;
 use crate::checkpoint::StateDict;

@@ -52,7 +52,9 @@
 //!
 //! Nothing here knows about gradients: autodiff is a layer above (`tessera-autograd`). Storage
 //! is reachable only through [`Backend::from_host`] and [`Backend::to_host`], as GPU memory is;
-//! the crate's tests run the whole op suite on a backend whose storage is opaque to prove it.
+//! the conformance kit (`tessera-testkit`, a dev-only workspace crate) runs the whole op suite,
+//! the gradient checks and whole DINO/BYOL steps on a backend whose storage is opaque and
+//! that implements only the required methods, to prove it. A new backend runs the same kit.
 //!
 //! PyTorch analogue: a dispatch key with its kernels (`at::native::*_cpu`), plus the
 //! `CompositeImplicitAutograd` ops that are written in terms of other ops.
