@@ -139,15 +139,15 @@ pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
 /// Gives a vector's allocation back to the cache (or to the system past the limit).
 pub(crate) fn give<T>(v: Vec<T>) {
     let bytes = v.capacity() * size_of::<T>();
-    if bytes == 0 {
+    // Only plain numbers are cached: anything with drop glue is dropped as usual.
+    if bytes == 0 || core::mem::needs_drop::<T>() {
         return;
     }
     if bytes > LIMIT.load(Ordering::Relaxed) {
         return; // dropped: freed now
     }
     let mut v = ManuallyDrop::new(v);
-    // Elements of host buffers are plain numbers: nothing to drop.
-    // SAFETY: `T` in a host buffer has no drop glue; the length is reset before caching.
+    // SAFETY: `T` has no drop glue (checked above), so forgetting the elements is fine.
     unsafe { v.set_len(0) };
     let ptr = v.as_mut_ptr().cast::<u8>();
     let key = (bytes, align_of::<T>());
