@@ -57,7 +57,7 @@ pub enum BinaryOp {
     Pow,
 }
 
-/// Elementwise comparisons; the result has dtype [`DType::U8`] holding 0 or 1.
+/// Elementwise comparisons; the result has dtype [`DType::U8`](crate::DType::U8) holding 0 or 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CmpOp {
     Eq,
