@@ -11,7 +11,7 @@ use crate::dtype::Float;
 use crate::layout::Layout;
 use crate::ops::binary::cpu::eval as bin;
 use crate::ops::unary::cpu::eval as un;
-use crate::HostBuffer;
+use crate::{DType, HostBuffer, HostElement};
 
 /// The contiguous range of a layout, if any.
 fn range(l: &Layout) -> Option<core::ops::Range<usize>> {
@@ -137,14 +137,15 @@ fn adamw_slice<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: &Ada
     }
 }
 
-/// Borrows the contiguous f32 or f64 data of a tensor's storage, or gives up.
-macro_rules! slices {
-    ($t:ident, $($buf:expr, $l:expr),+) => {
-        ($(match ($buf, range($l)) {
-            (HostBuffer::$t(v), Some(r)) => v.get(r)?,
-            _ => return None,
-        }),+)
-    };
+/// The elements of a contiguous view of `T`s, or `None` (another dtype, or strided).
+fn view_of<'a, T: HostElement>(b: &'a HostBuffer, l: &Layout) -> Option<&'a [T]> {
+    b.as_slice::<T>()?.get(range(l)?)
+}
+
+/// [`view_of`] for writing.
+fn view_of_mut<'a, T: HostElement>(b: &'a mut HostBuffer, l: &Layout) -> Option<&'a mut [T]> {
+    let r = range(l)?;
+    b.as_mut_slice::<T>()?.get_mut(r)
 }
 
 /// One AdamW step over contiguous f32/f64 parameter, gradient and moments.
@@ -155,33 +156,31 @@ pub(crate) fn adamw(
     (v, vl): (&mut HostBuffer, &Layout),
     s: &AdamWStep,
 ) -> Option<()> {
-    macro_rules! go {
-        ($t:ident) => {{
-            let g = slices!($t, g, gl);
-            let (p, m, v) = (
-                match (p, range(pl)) {
-                    (HostBuffer::$t(x), Some(r)) => x.get_mut(r)?,
-                    _ => return None,
-                },
-                match (m, range(ml)) {
-                    (HostBuffer::$t(x), Some(r)) => x.get_mut(r)?,
-                    _ => return None,
-                },
-                match (v, range(vl)) {
-                    (HostBuffer::$t(x), Some(r)) => x.get_mut(r)?,
-                    _ => return None,
-                },
-            );
-            if g.len() != p.len() || m.len() != p.len() || v.len() != p.len() {
-                return None;
-            }
-            adamw_slice(p, g, m, v, s);
-            Some(())
-        }};
+    fn go<T: Float + HostElement>(
+        p: &mut [T],
+        g: &[T],
+        m: &mut [T],
+        v: &mut [T],
+        s: &AdamWStep,
+    ) -> Option<()> {
+        let n = p.len();
+        (g.len() == n && m.len() == n && v.len() == n).then(|| adamw_slice(p, g, m, v, s))
     }
-    match g {
-        HostBuffer::F32(_) => go!(F32),
-        HostBuffer::F64(_) => go!(F64),
+    match g.dtype() {
+        DType::F32 => go::<f32>(
+            view_of_mut(p, pl)?,
+            view_of(g, gl)?,
+            view_of_mut(m, ml)?,
+            view_of_mut(v, vl)?,
+            s,
+        ),
+        DType::F64 => go::<f64>(
+            view_of_mut(p, pl)?,
+            view_of(g, gl)?,
+            view_of_mut(m, ml)?,
+            view_of_mut(v, vl)?,
+            s,
+        ),
         _ => None,
     }
 }
@@ -215,4 +214,48 @@ pub(crate) fn ema(
         _ => return None,
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::{update, AdamWStep};
+    use crate::{Cpu, Tensor};
+    use alloc::vec::Vec;
+
+    fn t(seed: u32, n: usize) -> Tensor<Cpu> {
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
+            .map(|k| k as f32 / 250.0 - 2.0)
+            .collect();
+        Tensor::from_vec(v, &[n], &Cpu).unwrap()
+    }
+
+    /// The fused kernels give exactly the bits of the default compositions they replace.
+    #[test]
+    fn fused_updates_match_the_default_compositions_bit_for_bit() {
+        for beta1 in [0.9, 0.3] {
+            let s = AdamWStep {
+                lr: 1e-3,
+                weight_decay: 0.04,
+                beta1,
+                beta2: 0.999,
+                eps: 1e-8,
+                step: 3,
+            };
+            let g = t(1, 37);
+            let (mut p1, mut m1, mut v1) = (t(2, 37), t(3, 37), t(4, 37).square().unwrap());
+            let (mut p2, mut m2, mut v2) =
+                (p1.copy().unwrap(), m1.copy().unwrap(), v1.copy().unwrap());
+            p1.adamw_update_(&g, &mut m1, &mut v1, &s).unwrap();
+            update::adamw(&mut p2, &g, &mut m2, &mut v2, &s).unwrap();
+            for (a, b) in [(p1, p2), (m1, m2), (v1, v2)] {
+                assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+            }
+        }
+        let (mut a, src) = (t(5, 19), t(6, 19));
+        let mut b = a.copy().unwrap();
+        a.ema_update_(&src, 0.996).unwrap();
+        update::ema(&mut b, &src, 0.996).unwrap();
+        assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
+    }
 }
