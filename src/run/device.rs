@@ -14,12 +14,15 @@ use tessera_tensor::{Backend, Cpu};
 /// The `--device` flag, shared by every example that builds a model.
 pub const DEVICE_FLAG: Flag = Flag::value(
     "device",
-    "cpu|cuda[:N]",
-    "Backend for the model's tensors [default: cpu]",
+    "cpu|cuda[:N]|cuda-sim",
+    "Backend for the model's tensors [default: cpu]; cuda-sim runs the CUDA kernels on the CPU (slow, for testing)",
 );
 
 /// The message of `--device cuda` in a build without the CUDA backend.
 pub const NO_CUDA: &str = "built without CUDA support (rebuild with --features cuda)";
+
+/// The message of `--device cuda-sim` in a build without the SIMT shim.
+pub const NO_SIM: &str = "built without the CUDA SIMT shim (rebuild with --features cuda-sim)";
 
 /// The device a run asks for (`--device`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub enum Device {
     Cpu,
     /// A CUDA GPU by index (`cuda` is `cuda:0`).
     Cuda(usize),
+    /// The CUDA backend's kernels run on the CPU by the SIMT shim (`tessera_cuda::Cuda::sim`):
+    /// the GPU code path without a GPU, slowly; for tests and for reading kernels in a debugger.
+    CudaSim,
 }
 
 impl Device {
@@ -37,6 +43,7 @@ impl Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            "cuda-sim" => Ok(Device::CudaSim),
             other => match other.strip_prefix("cuda:") {
                 Some(n) => n.parse().map(Device::Cuda).map_err(|_| {
                     RunError::usage(format!(
@@ -44,7 +51,7 @@ impl Device {
                     ))
                 }),
                 None => Err(RunError::usage(format!(
-                    "--device: expected cpu, cuda or cuda:N, got {other:?}"
+                    "--device: expected cpu, cuda, cuda:N or cuda-sim, got {other:?}"
                 ))),
             },
         }
@@ -60,8 +67,22 @@ impl Device {
     pub fn run<P: Program>(self, program: P) -> Result<()> {
         match self {
             Device::Cpu => program.run(Cpu),
-            // With a CUDA backend: `Device::Cuda(n) => program.run(Cuda::new(n)?)`.
+            #[cfg(feature = "cuda")]
+            Device::Cuda(n) => {
+                let dev = tessera_cuda::Cuda::new(n)
+                    .map_err(|e| RunError::new(format!("--device {self}: {}", device_message(&e))))?;
+                program.run(dev)
+            }
+            #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => Err(RunError::new(format!("--device {self}: {NO_CUDA}"))),
+            #[cfg(feature = "cuda-sim")]
+            Device::CudaSim => {
+                let dev = tessera_cuda::Cuda::sim()
+                    .map_err(|e| RunError::new(format!("--device {self}: {}", device_message(&e))))?;
+                program.run(dev)
+            }
+            #[cfg(not(feature = "cuda-sim"))]
+            Device::CudaSim => Err(RunError::new(format!("--device {self}: {NO_SIM}"))),
         }
     }
 }
@@ -71,6 +92,7 @@ impl fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::CudaSim => f.write_str("cuda-sim"),
         }
     }
 }
@@ -79,6 +101,15 @@ impl FromStr for Device {
     type Err = RunError;
     fn from_str(s: &str) -> Result<Self> {
         Device::parse(s)
+    }
+}
+
+/// A device error without the "device error: " prefix that `Error`'s Display adds.
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+fn device_message(e: &tessera_tensor::Error) -> String {
+    match e {
+        tessera_tensor::Error::Device { msg } => msg.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -101,7 +132,8 @@ mod tests {
         assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
         let e = Device::parse("tpu").unwrap_err();
         assert_eq!(e.code, 2);
-        assert!(e.message.contains("expected cpu, cuda or cuda:N"), "{e}");
+        assert!(e.message.contains("expected cpu, cuda, cuda:N or cuda-sim"), "{e}");
+        assert_eq!(Device::parse("cuda-sim").unwrap(), Device::CudaSim);
         assert_eq!(Device::parse("cuda:x").unwrap_err().code, 2);
     }
 

@@ -75,16 +75,46 @@ fn images<B: Backend>(dev: &B, shape: &[usize], seed: u64) -> tessera_tensor::Re
     .build(dev)
 }
 
-fn tiny_vit<B: Backend>(dev: &B) -> tessera_nn::Result<VisionTransformer<B>> {
-    let cfg = VitConfig {
-        img_size: 16,
-        in_chans: 3,
-        embed_dim: 16,
-        depth: 2,
-        num_heads: 2,
-        ..VitConfig::tiny(4)
+/// How large a whole-step check is: the tiny models (seconds, for every backend's CI) or the
+/// papers' models (ViT-S/16 with 2 × 224-px + 10 × 96-px crops; ResNet-50 at 224 px), for a
+/// device that can afford them (the GPU session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepSize {
+    /// The tiny models of [`check_dino_vit_step`] and [`check_byol_resnet_step`].
+    Tiny,
+    /// The papers' backbones and crops, at this batch size.
+    Paper {
+        /// Images per step.
+        batch: usize,
+    },
+}
+
+fn vit_for<B: Backend>(dev: &B, size: StepSize) -> tessera_nn::Result<VisionTransformer<B>> {
+    let cfg = match size {
+        StepSize::Tiny => VitConfig {
+            img_size: 16,
+            in_chans: 3,
+            embed_dim: 16,
+            depth: 2,
+            num_heads: 2,
+            ..VitConfig::tiny(4)
+        },
+        StepSize::Paper { .. } => VitConfig::small(16),
     };
     VisionTransformer::new(cfg, STEP_DTYPE, &mut Rng::new(11), dev)
+}
+
+fn dino_config_for(size: StepSize) -> DinoConfig {
+    match size {
+        StepSize::Tiny => dino_config(),
+        StepSize::Paper { batch } => DinoConfig {
+            out_dim: 65536,
+            batch_size: batch,
+            warmup_epochs: 0,
+            local_crops_number: 10,
+            ..DinoConfig::new(65536, 100)
+        },
+    }
 }
 
 fn dino_config() -> DinoConfig {
@@ -104,11 +134,14 @@ fn dino_config() -> DinoConfig {
     }
 }
 
-fn dino_trainer<B: Backend>(dev: &B) -> tessera_nn::Result<DinoTrainer<B, VisionTransformer<B>>> {
+fn dino_trainer<B: Backend>(
+    dev: &B,
+    size: StepSize,
+) -> tessera_nn::Result<DinoTrainer<B, VisionTransformer<B>>> {
     let mut t = DinoTrainer::new(
-        tiny_vit(dev)?,
-        tiny_vit(dev)?,
-        dino_config(),
+        vit_for(dev, size)?,
+        vit_for(dev, size)?,
+        dino_config_for(size),
         1,
         &mut Rng::new(12),
     )?;
@@ -122,21 +155,36 @@ fn dino_trainer<B: Backend>(dev: &B) -> tessera_nn::Result<DinoTrainer<B, Vision
 /// the loss, the gradients before and after clipping, and the trainer's whole state after
 /// the step (student, teacher, AdamW moments, center) within `tol`'s whole-step F32 cell.
 pub fn check_dino_vit_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
-    let what = format!("steps/dino_vit on {}", dev.name());
+    check_dino_vit_step_sized(dev, tol, StepSize::Tiny)
+}
+
+/// [`check_dino_vit_step`] at either [`StepSize`]. `Paper` is DINO's ViT-S/16 recipe (head
+/// 2048-256-65536, 2 global crops of 224 px and 10 local crops of 96 px per image).
+pub fn check_dino_vit_step_sized<B: Backend>(dev: &B, tol: &ToleranceTable, size: StepSize) -> R {
+    let what = format!("steps/dino_vit ({size:?}) on {}", dev.name());
     let tol = tol.get(STEP_DTYPE, OpFamily::WholeStep);
-    let mut cpu = t!(what, dino_trainer(&Cpu));
-    let mut other = t!(what, dino_trainer(dev));
+    let mut cpu = t!(what, dino_trainer(&Cpu, size));
+    let mut other = t!(what, dino_trainer(dev, size));
     let init = t!(what, cpu.state_dict());
     t!(
         what,
         other.load_state_dict(&t!(what, state_dict_to(&init, dev)))
     );
+    let cfg = dino_config_for(size);
+    let b = cfg.batch_size;
+    let global = [2 * b, 3, cfg.global_crops_size, cfg.global_crops_size];
+    let local = [
+        cfg.local_crops_number * b,
+        3,
+        cfg.local_crops_size,
+        cfg.local_crops_size,
+    ];
     let groups = |d: &B| -> tessera_tensor::Result<[Tensor<B>; 2]> {
-        Ok([images(d, &[4, 3, 16, 16], 1)?, images(d, &[4, 3, 8, 8], 2)?])
+        Ok([images(d, &global, 1)?, images(d, &local, 2)?])
     };
     let cpu_groups = [
-        t!(what, images(&Cpu, &[4, 3, 16, 16], 1)),
-        t!(what, images(&Cpu, &[4, 3, 8, 8], 2)),
+        t!(what, images(&Cpu, &global, 1)),
+        t!(what, images(&Cpu, &local, 2)),
     ];
     let want = t!(what, cpu.train_step(&cpu_groups, 0));
     let got = t!(what, other.train_step(&t!(what, groups(dev)), 0));
@@ -153,30 +201,46 @@ pub fn check_dino_vit_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
     )
 }
 
-fn tiny_resnet<B: Backend>(dev: &B) -> tessera_nn::Result<ResNet<B>> {
-    let cfg = ResNetConfig {
-        block: BlockKind::Basic,
-        layers: [1, 1, 1, 1],
-        num_classes: 0,
-        in_channels: 3,
-        small_stem: true,
-        zero_init_residual: false,
+fn resnet_for<B: Backend>(dev: &B, size: StepSize) -> tessera_nn::Result<ResNet<B>> {
+    let cfg = match size {
+        StepSize::Tiny => ResNetConfig {
+            block: BlockKind::Basic,
+            layers: [1, 1, 1, 1],
+            num_classes: 0,
+            in_channels: 3,
+            small_stem: true,
+            zero_init_residual: false,
+        },
+        StepSize::Paper { .. } => ResNetConfig::resnet50(0),
     };
     ResNet::new(cfg, STEP_DTYPE, &mut Rng::new(21), dev)
 }
 
-fn byol_trainer<B: Backend>(dev: &B) -> tessera_nn::Result<ByolTrainer<B, ResNet<B>>> {
-    let cfg = ByolConfig {
-        projector_hidden_dim: 16,
-        projection_dim: 8,
-        batch_size: 4,
-        warmup_epochs: 0,
-        ..ByolConfig::new(2)
-    };
+fn byol_config_for(size: StepSize) -> ByolConfig {
+    match size {
+        StepSize::Tiny => ByolConfig {
+            projector_hidden_dim: 16,
+            projection_dim: 8,
+            batch_size: 4,
+            warmup_epochs: 0,
+            ..ByolConfig::new(2)
+        },
+        StepSize::Paper { batch } => ByolConfig {
+            batch_size: batch,
+            warmup_epochs: 0,
+            ..ByolConfig::new(300)
+        },
+    }
+}
+
+fn byol_trainer<B: Backend>(
+    dev: &B,
+    size: StepSize,
+) -> tessera_nn::Result<ByolTrainer<B, ResNet<B>>> {
     ByolTrainer::new(
-        tiny_resnet(dev)?,
-        tiny_resnet(dev)?,
-        cfg,
+        resnet_for(dev, size)?,
+        resnet_for(dev, size)?,
+        byol_config_for(size),
         1,
         &mut Rng::new(22),
     )
@@ -208,20 +272,31 @@ fn byol_grads<B: Backend>(
 /// parameters, BatchNorm running statistics, LARS momentum) within `tol`'s whole-step F32
 /// cell.
 pub fn check_byol_resnet_step<B: Backend>(dev: &B, tol: &ToleranceTable) -> R {
-    let what = format!("steps/byol_resnet on {}", dev.name());
+    check_byol_resnet_step_sized(dev, tol, StepSize::Tiny)
+}
+
+/// [`check_byol_resnet_step`] at either [`StepSize`]. `Paper` is torchvision's ResNet-50 with
+/// BYOL's 4096-256 projector and predictor, on 224-px views.
+pub fn check_byol_resnet_step_sized<B: Backend>(
+    dev: &B,
+    tol: &ToleranceTable,
+    size: StepSize,
+) -> R {
+    let what = format!("steps/byol_resnet ({size:?}) on {}", dev.name());
     let tol = tol.get(STEP_DTYPE, OpFamily::WholeStep);
-    let mut cpu = t!(what, byol_trainer(&Cpu));
-    let mut other = t!(what, byol_trainer(dev));
+    let mut cpu = t!(what, byol_trainer(&Cpu, size));
+    let mut other = t!(what, byol_trainer(dev, size));
     let init = t!(what, cpu.state_dict());
     t!(
         what,
         other.load_state_dict(&t!(what, state_dict_to(&init, dev)))
     );
+    let shape = match size {
+        StepSize::Tiny => [4, 3, 8, 8],
+        StepSize::Paper { batch } => [batch, 3, 224, 224],
+    };
     let views = |seed| -> tessera_tensor::Result<_> {
-        Ok((
-            images(&Cpu, &[4, 3, 8, 8], seed)?,
-            images(dev, &[4, 3, 8, 8], seed)?,
-        ))
+        Ok((images(&Cpu, &shape, seed)?, images(dev, &shape, seed)?))
     };
     let ((c1, d1), (c2, d2)) = (t!(what, views(3)), t!(what, views(4)));
     let (wl, wg) = t!(what, byol_grads(&cpu, &c1, &c2));
