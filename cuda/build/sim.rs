@@ -33,7 +33,9 @@ pub fn build(out: &Path, manifest: &Path, stems: &[String]) {
         .opt_level(2)
         .file(manifest.join("sim").join("simt_runtime.cpp"));
     if asan {
-        build.flag("-fsanitize=address").flag("-fno-omit-frame-pointer");
+        build
+            .flag("-fsanitize=address")
+            .flag("-fno-omit-frame-pointer");
     }
 
     let mut anchors = String::from("extern \"C\" {\n");
@@ -49,7 +51,9 @@ pub fn build(out: &Path, manifest: &Path, stems: &[String]) {
         build.file(&wrapper);
         writeln!(anchors, "    fn simt_anchor_{stem}();").unwrap();
     }
-    anchors.push_str("}\n\n/// Keeps every kernel file's object (and its registrations) in the link.\n");
+    anchors.push_str(
+        "}\n\n/// Keeps every kernel file's object (and its registrations) in the link.\n",
+    );
     anchors.push_str("fn anchor_all_kernels() {\n    // SAFETY: the anchors are empty functions.\n    unsafe {\n");
     for stem in stems {
         writeln!(anchors, "        simt_anchor_{stem}();").unwrap();

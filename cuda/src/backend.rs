@@ -165,7 +165,16 @@ impl Backend for Cuda {
         src: &CudaStorage,
         src_layout: &Layout,
     ) -> Result<()> {
-        ops::index::scatter_add(self, dst, dst_shape, axis, index, index_layout, src, src_layout)
+        ops::index::scatter_add(
+            self,
+            dst,
+            dst_shape,
+            axis,
+            index,
+            index_layout,
+            src,
+            src_layout,
+        )
     }
 
     fn im2col(&self, x: &CudaStorage, layout: &Layout, p: &Conv2dParams) -> Result<CudaStorage> {
@@ -255,7 +264,12 @@ impl Backend for Cuda {
         ops::update::sgd_update(self, param, grad, momentum_buffer, step)
     }
 
-    fn ema_update(&self, target: &mut Tensor<Self>, source: &Tensor<Self>, momentum: f64) -> Result<()> {
+    fn ema_update(
+        &self,
+        target: &mut Tensor<Self>,
+        source: &Tensor<Self>,
+        momentum: f64,
+    ) -> Result<()> {
         ops::update::ema_update(self, target, source, momentum)
     }
 
@@ -267,7 +281,12 @@ impl Backend for Cuda {
         ops::softmax::log_softmax(self, x, axis)
     }
 
-    fn softmax_backward(&self, y: &Tensor<Self>, grad: &Tensor<Self>, axis: usize) -> Result<Tensor<Self>> {
+    fn softmax_backward(
+        &self,
+        y: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        axis: usize,
+    ) -> Result<Tensor<Self>> {
         ops::softmax::softmax_backward(self, y, grad, axis)
     }
 

@@ -36,7 +36,12 @@ impl KernelLayout {
         Self::from_dims(op, l.shape(), l.strides(), l.offset())
     }
 
-    fn from_dims(op: &'static str, shape: &[usize], strides: &[usize], offset: usize) -> Result<Self> {
+    fn from_dims(
+        op: &'static str,
+        shape: &[usize],
+        strides: &[usize],
+        offset: usize,
+    ) -> Result<Self> {
         if shape.len() > MAX_DIMS {
             return Err(Error::Unsupported {
                 op,
@@ -54,9 +59,9 @@ impl KernelLayout {
             shape: [1; MAX_DIMS],
             strides: [0; MAX_DIMS],
         };
-        for d in 0..shape.len() {
-            k.shape[d] = i64::try_from(shape[d]).map_err(|_| too_big(op, "a dim"))?;
-            k.strides[d] = i64::try_from(strides[d]).map_err(|_| too_big(op, "a stride"))?;
+        for (d, (&n, &s)) in shape.iter().zip(strides).enumerate() {
+            k.shape[d] = i64::try_from(n).map_err(|_| too_big(op, "a dim"))?;
+            k.strides[d] = i64::try_from(s).map_err(|_| too_big(op, "a stride"))?;
         }
         Ok(k)
     }
@@ -124,7 +129,9 @@ mod tests {
     #[test]
     fn too_many_unmergeable_dims_is_an_error_not_a_truncation() {
         let shape = [2usize; 9];
-        let l = Layout::contiguous(&shape).permute(&[8, 7, 6, 5, 4, 3, 2, 1, 0]).unwrap();
+        let l = Layout::contiguous(&shape)
+            .permute(&[8, 7, 6, 5, 4, 3, 2, 1, 0])
+            .unwrap();
         assert!(KernelLayout::merged("t", [&l]).is_err());
     }
 }

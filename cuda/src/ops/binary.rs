@@ -108,7 +108,10 @@ pub fn binary(
 ) -> Result<CudaStorage> {
     check_pair(dev, "binary", a, al, b, bl)?;
     if !a.dtype().is_float() {
-        return Err(unsupported("binary", format!("{:?} is not a float dtype", a.dtype())));
+        return Err(unsupported(
+            "binary",
+            format!("{:?} is not a float dtype", a.dtype()),
+        ));
     }
     let out = CudaStorage::uninit(dev, al.numel(), a.dtype())?;
     let ol = Layout::contiguous(al.shape());
@@ -126,10 +129,16 @@ pub fn binary_inplace(
 ) -> Result<()> {
     check_pair(dev, "binary_inplace", a, al, b, bl)?;
     if !a.dtype().is_float() {
-        return Err(unsupported("binary_inplace", format!("{:?} is not a float dtype", a.dtype())));
+        return Err(unsupported(
+            "binary_inplace",
+            format!("{:?} is not a float dtype", a.dtype()),
+        ));
     }
     if al.numel() > 1 && al.has_zero_stride() {
-        return Err(tessera_tensor::arg_err!("binary_inplace", "the destination view overlaps itself"));
+        return Err(tessera_tensor::arg_err!(
+            "binary_inplace",
+            "the destination view overlaps itself"
+        ));
     }
     let p = a.base();
     launch_binary(dev, op, p, al, b, bl, p, al, a.dtype())
@@ -159,7 +168,15 @@ pub fn compare(
             MODULE,
             &kernel,
             &grid_stride(dev, n),
-            &mut [arg(&ka), arg(&ap), arg(&kb), arg(&bp), arg(&outp), arg(&nn), arg(&c)],
+            &mut [
+                arg(&ka),
+                arg(&ap),
+                arg(&kb),
+                arg(&bp),
+                arg(&outp),
+                arg(&nn),
+                arg(&c),
+            ],
         )?
     };
     Ok(out)
@@ -193,7 +210,16 @@ pub fn where_cond(
             MODULE,
             &kernel,
             &grid_stride(dev, n),
-            &mut [arg(&kc), arg(&cp), arg(&ka), arg(&ap), arg(&kb), arg(&bp), arg(&outp), arg(&nn)],
+            &mut [
+                arg(&kc),
+                arg(&cp),
+                arg(&ka),
+                arg(&ap),
+                arg(&kb),
+                arg(&bp),
+                arg(&outp),
+                arg(&nn),
+            ],
         )?
     };
     Ok(out)
