@@ -111,8 +111,30 @@ macro_rules! impl_element {
 
 impl_element!(f32, F32, |x: f32| x as f64, |v: f64| v as f32);
 impl_element!(f64, F64, |x: f64| x, |v: f64| v);
-impl_element!(f16, F16, |x: f16| x.to_f64(), f16::from_f64);
-impl_element!(bf16, BF16, |x: bf16| x.to_f64(), bf16::from_f64);
+impl_element!(f16, F16, |x: f16| x.to_f64(), |v: f64| f16::from_f32(
+    f64_to_f32_round_to_odd(v)
+));
+impl_element!(bf16, BF16, |x: bf16| x.to_f64(), |v: f64| bf16::from_f32(
+    f64_to_f32_round_to_odd(v)
+));
+
+/// f64 → f32 rounding toward zero, then setting the last bit if the result is inexact
+/// ("round to odd"). Rounding that to f16/bf16 (round to nearest even) gives the correctly
+/// rounded f64 → half result, without double rounding. `half`'s own `bf16::from_f64`
+/// truncates the f64 to 32 bits first, so f32 `0x3f00_8004` became 0.5 instead of the
+/// correctly rounded 0.50390625 (PyTorch's and the CUDA kernels' answer).
+#[inline]
+pub fn f64_to_f32_round_to_odd(d: f64) -> f32 {
+    let f = d as f32;
+    if f.is_nan() || f as f64 == d {
+        return f;
+    }
+    let mut u = f.to_bits();
+    if (f as f64).abs() > d.abs() {
+        u -= 1; // rounded away from zero: step back toward zero
+    }
+    f32::from_bits(u | 1)
+}
 impl_element!(i64, I64, |x: i64| x as f64, |v: f64| v as i64);
 impl_element!(u8, U8, |x: u8| x as f64, |v: f64| v as u8);
 
@@ -173,5 +195,30 @@ impl Float for bf16 {
     #[inline(always)]
     fn erf(self) -> Self {
         bf16::from_f32(libm::erff(self.to_f32()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_casts_from_f64_are_correctly_rounded() {
+        // 0x3f00_8004: just above the midpoint between bf16 0.5 and 0.50390625.
+        let x = f32::from_bits(0x3f00_8004) as f64;
+        assert_eq!(bf16::from_f64(x).to_f32(), 0.5, "half's own rounding (the bug)");
+        assert_eq!(<bf16 as Element>::from_f64(x).to_f32(), 0.503_906_25);
+        // Every f32 value: via f64 equals the direct (correctly rounded) f32 cast.
+        for bits in (0..u32::MAX).step_by(9_973) {
+            let v = f32::from_bits(bits);
+            if v.is_nan() {
+                continue;
+            }
+            assert_eq!(<bf16 as Element>::from_f64(v as f64), bf16::from_f32(v), "{bits:#x}");
+            assert_eq!(<f16 as Element>::from_f64(v as f64), f16::from_f32(v), "{bits:#x}");
+        }
+        // f64 values between two f32s round as a whole, not twice.
+        let just_above_half_ulp = 1.0 + 2f64.powi(-8) + 2f64.powi(-40);
+        assert_eq!(<bf16 as Element>::from_f64(just_above_half_ulp).to_f64(), 1.0 + 2f64.powi(-7));
     }
 }
