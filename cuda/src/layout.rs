@@ -71,30 +71,30 @@ impl KernelLayout {
         let shape = ls[0].shape();
         let mut dims: Vec<usize> = Vec::with_capacity(shape.len());
         let mut strides: [Vec<usize>; N] = core::array::from_fn(|_| Vec::new());
-        for d in 0..shape.len() {
-            if shape[d] == 1 {
+        for (d, &n) in shape.iter().enumerate() {
+            if n == 1 {
                 continue; // a size-1 dim never moves the index
             }
             let mergeable = !dims.is_empty()
-                && (0..N).all(|j| {
-                    let prev = *strides[j].last().expect("same length as dims");
-                    Some(prev) == ls[j].strides()[d].checked_mul(shape[d])
+                && strides.iter().zip(&ls).all(|(s, l)| {
+                    let prev = *s.last().expect("same length as dims");
+                    Some(prev) == l.strides()[d].checked_mul(n)
                 });
             if mergeable {
-                *dims.last_mut().expect("non-empty") *= shape[d];
-                for j in 0..N {
-                    *strides[j].last_mut().expect("non-empty") = ls[j].strides()[d];
+                *dims.last_mut().expect("non-empty") *= n;
+                for (s, l) in strides.iter_mut().zip(&ls) {
+                    *s.last_mut().expect("non-empty") = l.strides()[d];
                 }
             } else {
-                dims.push(shape[d]);
-                for j in 0..N {
-                    strides[j].push(ls[j].strides()[d]);
+                dims.push(n);
+                for (s, l) in strides.iter_mut().zip(&ls) {
+                    s.push(l.strides()[d]);
                 }
             }
         }
         let mut out = [KernelLayout::from_dims(op, &[], &[], 0)?; N];
-        for j in 0..N {
-            out[j] = Self::from_dims(op, &dims, &strides[j], ls[j].offset())?;
+        for ((o, s), l) in out.iter_mut().zip(&strides).zip(&ls) {
+            *o = Self::from_dims(op, &dims, s, l.offset())?;
         }
         Ok(out)
     }
