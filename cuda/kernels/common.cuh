@@ -34,6 +34,9 @@ struct TsLayout {
 // Storage position of the element whose row-major index among the view's elements is `i`.
 __device__ __forceinline__ long long ts_offset(const TsLayout& l, long long i) {
     long long off = l.offset;
+    // Not unrolled: the trip count is the rank, and eight unrolled 64-bit divisions per call
+    // site multiplied ptxas time (minutes for reduce.cu) for no speed-up.
+#pragma unroll 1
     for (int d = l.rank - 1; d >= 0; --d) {
         long long n = l.shape[d];
         long long q = i / n;

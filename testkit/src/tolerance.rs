@@ -14,7 +14,10 @@
 //! (each cell is `atol, rtol`). Elementwise ops allow about a few units in the last place of
 //! the dtype; reductions and matmuls may sum in a different order (or in a wider accumulator),
 //! which costs about `√n` ulps; a whole training step chains hundreds of ops and an optimizer
-//! that divides by gradient magnitudes, so it gets the loosest bound.
+//! that divides by gradient magnitudes, so it gets the loosest bound; its `atol` is also
+//! multiplied by each compared tensor's largest magnitude (when above 1), because an
+//! element's error after a whole step is a multiple of the largest terms summed into it
+//! (see `steps.rs`).
 
 use tessera_tensor::DType;
 

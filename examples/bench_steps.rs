@@ -1,0 +1,416 @@
+//! Whole training-step throughput of DINO ViT-S/16 and BYOL ResNet-50 on any backend: the
+//! Tessera side of the GPU comparison with PyTorch eager (`scripts/bench_steps.py`, same
+//! models, shapes and optimizers; `scripts/bench_steps.sh` runs both and prints a table).
+//!
+//! ```sh
+//! cargo run --release --features cuda --example bench_steps -- \
+//!     --device cuda --model dino_vit_s16 --batch 64 --steps 10 --warmup 3 --dtype f32
+//! # a quick check on the CPU (or --device cuda-sim) with tiny models and crops:
+//! cargo run --release --example bench_steps -- --model dino_vit_s16 --tiny \
+//!     --img-size 32 --local-size 16 --local-crops 2 --batch 4 --steps 2 --warmup 1
+//! ```
+//!
+//! One step is exactly one `train_step` of the library's trainers:
+//!
+//! - `dino_vit_s16`: [`DinoTrainer`] with ViT-S/16 student and teacher (patch 16, 384 dims,
+//!   12 blocks, 6 heads), DINO head 384 → 2048 → 2048 → 256 → 65536 (weight-normed last
+//!   layer, `g` frozen), 2 global crops of `--img-size` (224) and `--local-crops` (10) local
+//!   crops of `--local-size` (96) per image, grouped by resolution (teacher on the global
+//!   crops, student on all); DINO loss with centering; per-parameter gradient clipping at
+//!   3.0; AdamW (lr 0.0005·batch/256, weight decay 0.04); teacher EMA (momentum 0.996). The
+//!   last layer is not frozen (`freeze_last_layer = 0`), so every parameter is updated.
+//! - `byol_resnet50`: [`ByolTrainer`] with torchvision's ResNet-50 (no classifier) online and
+//!   target, projector and predictor MLPs 4096-256 with BatchNorm, two views of `--img-size`
+//!   (224) per image, each through the online and the target network; BYOL loss; LARS
+//!   (momentum 0.9, η 1e-3, weight decay 1.5e-6, lr 0.2·batch/256); target EMA (τ 0.996).
+//!
+//! The crops are random normal tensors made on the device before the first step. Every
+//! step is timed between two `synchronize()` calls; the result is the median over `--steps`
+//! steps after `--warmup` untimed ones, in images per second (`batch / median step`; an
+//! image is one sample of the batch, not one crop). `--time-limit S` ends the run early
+//! once the steps have taken `S` seconds (with at least one timed step), so that a slow
+//! device still reports within a fixed time. On a CUDA device the caching allocator's
+//! peak of bytes in live blocks since the device was opened (weights, optimizer state and
+//! activations) is printed too; PyTorch's `torch.cuda.max_memory_allocated` is the same
+//! measure.
+//!
+//! `--dtype bf16` makes the weights, the optimizer state and the inputs bf16 ("pure bf16"),
+//! unlike PyTorch's autocast, which keeps f32 master weights and runs only some ops in bf16.
+//!
+//! The last line is machine-readable:
+//! `RESULT model=... dtype=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`
+//! (`peak_mb=na` off CUDA).
+
+use std::any::Any;
+use std::time::Instant;
+use tessera::nn::models::resnet::{BlockKind, ResNet, ResNetConfig};
+use tessera::nn::models::vit::{VisionTransformer, VitConfig};
+use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::device::DEVICE_FLAG;
+use tessera::run::{ctx, exit_on_error, Device, Program, Result, RunError};
+use tessera::ssl::train::{ByolConfig, ByolTrainer, DinoConfig, DinoTrainer};
+use tessera::tensor::{Backend, DType, Rng, Tensor};
+
+const ABOUT: &str = "Training-step throughput of DINO ViT-S/16 and BYOL ResNet-50 (Tessera side \
+of scripts/bench_steps.sh)";
+
+const FLAGS: &[Flag] = &[
+    Flag::value("model", "NAME", "dino_vit_s16 | byol_resnet50 [default: dino_vit_s16]"),
+    Flag::value("batch", "N", "Images per step [default: 64]"),
+    Flag::value("steps", "N", "Timed steps [default: 10]"),
+    Flag::value("warmup", "N", "Untimed steps first [default: 3]"),
+    Flag::value("time-limit", "S", "Stop early once the steps have taken S seconds, keeping the timed steps so far (at least one; 0 = no limit) [default: 0]"),
+    Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast) [default: f32]"),
+    Flag::value("img-size", "PX", "Global crop / view side [default: 224]"),
+    Flag::value("local-size", "PX", "DINO local crop side [default: 96]"),
+    Flag::value("local-crops", "N", "DINO local crops per image [default: 10]"),
+    Flag::value("patch-size", "PX", "ViT patch side [default: 16; --tiny: 8]"),
+    Flag::value("out-dim", "K", "DINO head output dimension [default: 65536; --tiny: 128]"),
+    Flag::switch("tiny", "Tiny models for quick checks: ViT 32 dims, 2 blocks, 2 heads, head 64-16; ResNet with one bottleneck per stage, projector 64-16"),
+    DEVICE_FLAG,
+    Flag::value("seed", "N", "Random seed [default: 0]"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Model {
+    Dino,
+    Byol,
+}
+
+impl Model {
+    fn name(self) -> &'static str {
+        match self {
+            Model::Dino => "dino_vit_s16",
+            Model::Byol => "byol_resnet50",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    model: Model,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+    time_limit: f64,
+    dtype: DType,
+    img_size: usize,
+    local_size: usize,
+    local_crops: usize,
+    patch_size: usize,
+    out_dim: usize,
+    tiny: bool,
+    device: Device,
+    seed: u64,
+}
+
+impl Config {
+    fn from_args(p: &Parsed) -> Result<Config> {
+        let model = match p.raw("model").unwrap_or("dino_vit_s16") {
+            "dino_vit_s16" | "dino" => Model::Dino,
+            "byol_resnet50" | "byol" => Model::Byol,
+            other => {
+                return Err(RunError::usage(format!(
+                    "--model: expected dino_vit_s16 or byol_resnet50, got {other:?}"
+                )))
+            }
+        };
+        let dtype = match p.raw("dtype").unwrap_or("f32") {
+            "f32" => DType::F32,
+            "bf16" => DType::BF16,
+            other => {
+                return Err(RunError::usage(format!(
+                    "--dtype: expected f32 or bf16, got {other:?}"
+                )))
+            }
+        };
+        let tiny = p.switch("tiny");
+        let c = Config {
+            model,
+            batch: p.get_or("batch", 64)?,
+            steps: p.get_or("steps", 10)?,
+            warmup: p.get_or("warmup", 3)?,
+            time_limit: p.get_or("time-limit", 0.0)?,
+            dtype,
+            img_size: p.get_or("img-size", 224)?,
+            local_size: p.get_or("local-size", 96)?,
+            local_crops: p.get_or("local-crops", 10)?,
+            patch_size: p.get_or("patch-size", if tiny { 8 } else { 16 })?,
+            out_dim: p.get_or("out-dim", if tiny { 128 } else { 65536 })?,
+            tiny,
+            device: Device::from_args(p)?,
+            seed: p.get_or("seed", 0)?,
+        };
+        if c.batch < 2 || c.steps == 0 || c.out_dim == 0 {
+            return Err(RunError::usage(
+                "--batch must be >= 2 (BatchNorm), --steps and --out-dim > 0",
+            ));
+        }
+        if c.model == Model::Dino {
+            let p = c.patch_size;
+            for (flag, s) in [("--img-size", c.img_size), ("--local-size", c.local_size)] {
+                if p == 0 || s == 0 || s % p != 0 {
+                    return Err(RunError::usage(format!(
+                        "{flag} {s} is not a multiple of the patch size {p}"
+                    )));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn dtype_name(&self) -> &'static str {
+        match self.dtype {
+            DType::BF16 => "bf16",
+            _ => "f32",
+        }
+    }
+}
+
+fn main() {
+    exit_on_error(|| {
+        let parsed = match args::parse(std::env::args().skip(1), "bench_steps", ABOUT, FLAGS)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                return Ok(());
+            }
+            Outcome::Run(p) => p,
+        };
+        let cfg = Config::from_args(&parsed)?;
+        cfg.device.run(cfg)
+    })
+}
+
+impl Program for Config {
+    fn run<B: Backend>(self, dev: B) -> Result<()> {
+        bench(&self, &dev)
+    }
+}
+
+/// The CUDA backend behind a generic handle, if it is one (`--device cuda` or `cuda-sim`).
+fn as_cuda<B: Backend>(dev: &B) -> Option<&tessera::cuda::Cuda> {
+    (dev as &dyn Any).downcast_ref::<tessera::cuda::Cuda>()
+}
+
+/// The caching allocator's peak of bytes in live blocks, in MiB, on a CUDA device.
+fn peak_mb<B: Backend>(dev: &B) -> Option<f64> {
+    as_cuda(dev).map(|c| c.memory_stats().peak_in_use_bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let k = s.len();
+    if k % 2 == 1 {
+        s[k / 2]
+    } else {
+        (s[k / 2 - 1] + s[k / 2]) / 2.0
+    }
+}
+
+fn randn<B: Backend>(shape: &[usize], dtype: DType, rng: &mut Rng, dev: &B) -> Result<Tensor<B>> {
+    Tensor::randn(shape, 0.0, 1.0, dtype, rng, dev).map_err(ctx("making the inputs"))
+}
+
+/// One training step of either model, behind one call.
+enum Stepper<B: Backend> {
+    Dino(Box<DinoTrainer<B, VisionTransformer<B>>>, Vec<Tensor<B>>),
+    Byol(Box<ByolTrainer<B, ResNet<B>>>, Box<(Tensor<B>, Tensor<B>)>),
+}
+
+impl<B: Backend> Stepper<B> {
+    /// One step; returns the loss.
+    fn step(&mut self) -> Result<f64> {
+        match self {
+            Stepper::Dino(t, groups) => t
+                .train_step(groups, 0)
+                .map(|s| s.loss)
+                .map_err(ctx("DINO step")),
+            Stepper::Byol(t, views) => t
+                .train_step(&views.0, &views.1)
+                .map(|s| s.loss)
+                .map_err(ctx("BYOL step")),
+        }
+    }
+}
+
+/// Builds the trainer and its pre-made inputs; returns it with a description.
+fn build<B: Backend>(c: &Config, dev: &B) -> Result<(Stepper<B>, String)> {
+    let mut rng = Rng::new(c.seed);
+    let niter = c.warmup + c.steps;
+    let b = c.batch;
+    match c.model {
+        Model::Dino => {
+            let vit = VitConfig {
+                img_size: c.img_size,
+                ..if c.tiny {
+                    VitConfig {
+                        embed_dim: 32,
+                        depth: 2,
+                        num_heads: 2,
+                        ..VitConfig::small(c.patch_size)
+                    }
+                } else {
+                    VitConfig::small(c.patch_size)
+                }
+            };
+            let student =
+                VisionTransformer::new(vit, c.dtype, &mut rng, dev).map_err(ctx("the ViT"))?;
+            let teacher = student.clone();
+            let (hidden, bottleneck) = if c.tiny { (64, 16) } else { (2048, 256) };
+            let dcfg = DinoConfig {
+                head_hidden_dim: hidden,
+                head_bottleneck_dim: bottleneck,
+                batch_size: b,
+                warmup_epochs: 0,
+                freeze_last_layer: 0,
+                local_crops_number: c.local_crops,
+                global_crops_size: c.img_size,
+                local_crops_size: c.local_size,
+                ..DinoConfig::new(c.out_dim, 1)
+            };
+            let trainer = DinoTrainer::new(student, teacher, dcfg, niter, &mut rng)
+                .map_err(ctx("setting up DINO"))?;
+            let (g, l) = (c.img_size, c.local_size);
+            let mut groups = vec![randn(&[2 * b, 3, g, g], c.dtype, &mut rng, dev)?];
+            if c.local_crops > 0 {
+                groups.push(randn(
+                    &[c.local_crops * b, 3, l, l],
+                    c.dtype,
+                    &mut rng,
+                    dev,
+                )?);
+            }
+            let what = format!(
+                "DINO: ViT(embed {}, depth {}, heads {}, patch {}) + head {}-{}-{}, 2x{g}px + \
+                 {}x{l}px crops per image; AdamW, clip 3.0, teacher EMA",
+                vit.embed_dim,
+                vit.depth,
+                vit.num_heads,
+                vit.patch_size,
+                hidden,
+                bottleneck,
+                c.out_dim,
+                c.local_crops
+            );
+            Ok((Stepper::Dino(Box::new(trainer), groups), what))
+        }
+        Model::Byol => {
+            let rcfg = if c.tiny {
+                ResNetConfig {
+                    block: BlockKind::Bottleneck,
+                    layers: [1, 1, 1, 1],
+                    ..ResNetConfig::resnet50(0)
+                }
+            } else {
+                ResNetConfig::resnet50(0)
+            };
+            let online = ResNet::new(rcfg, c.dtype, &mut rng, dev).map_err(ctx("the ResNet"))?;
+            let target = online.clone();
+            let (hidden, proj) = if c.tiny { (64, 16) } else { (4096, 256) };
+            let bcfg = ByolConfig {
+                projector_hidden_dim: hidden,
+                projection_dim: proj,
+                batch_size: b,
+                warmup_epochs: 0,
+                ..ByolConfig::new(1)
+            };
+            let trainer = ByolTrainer::new(online, target, bcfg, niter, &mut rng)
+                .map_err(ctx("setting up BYOL"))?;
+            let s = c.img_size;
+            let v1 = randn(&[b, 3, s, s], c.dtype, &mut rng, dev)?;
+            let v2 = randn(&[b, 3, s, s], c.dtype, &mut rng, dev)?;
+            let what = format!(
+                "BYOL: ResNet(bottleneck, layers {:?}) + projector/predictor {hidden}-{proj} \
+                 with BatchNorm, 2 views of {s}px; LARS, target EMA",
+                rcfg.layers
+            );
+            Ok((Stepper::Byol(Box::new(trainer), Box::new((v1, v2))), what))
+        }
+    }
+}
+
+fn bench<B: Backend>(c: &Config, dev: &B) -> Result<()> {
+    let device = match as_cuda(dev) {
+        Some(cuda) => format!("{} ({})", c.device, cuda.describe()),
+        None => c.device.to_string(),
+    };
+    let t = Instant::now();
+    let (mut stepper, what) = build(c, dev)?;
+    dev.synchronize().map_err(ctx("synchronize"))?;
+    println!(
+        "bench_steps: {} on {device}, {}, batch {}, {what}; built in {:.2} s",
+        c.model.name(),
+        c.dtype_name(),
+        c.batch,
+        t.elapsed().as_secs_f64()
+    );
+    if c.dtype == DType::BF16 {
+        println!(
+            "dtype bf16: Tessera runs pure bf16 (bf16 weights, optimizer state and \
+             activations), unlike PyTorch's autocast (f32 master weights, bf16 matmuls/convs)"
+        );
+    }
+    let mut times = Vec::with_capacity(c.steps);
+    // Past --time-limit: the remaining warm-up is skipped and the run stops after the next
+    // timed step.
+    let (start, mut over) = (Instant::now(), false);
+    let mut i = 0;
+    while times.len() < c.steps {
+        let timed = i >= c.warmup || over;
+        dev.synchronize().map_err(ctx("synchronize"))?;
+        let t0 = Instant::now();
+        let loss = stepper.step()?;
+        dev.synchronize().map_err(ctx("synchronize"))?;
+        let s = t0.elapsed().as_secs_f64();
+        let kind = if timed { "step" } else { "warm-up" };
+        let mem = peak_mb(dev).map_or(String::new(), |m| format!(", peak {m:.0} MiB"));
+        println!(
+            "{kind} {i}: {:.1} ms, loss {loss:.5}, {:.1} img/s{mem}",
+            s * 1e3,
+            c.batch as f64 / s
+        );
+        if !loss.is_finite() {
+            return Err(RunError::new(format!("the loss is {loss} at step {i}")));
+        }
+        if timed {
+            times.push(s);
+        }
+        i += 1;
+        if c.time_limit > 0.0 && start.elapsed().as_secs_f64() > c.time_limit {
+            if !times.is_empty() {
+                if times.len() < c.steps {
+                    println!(
+                        "--time-limit {} s reached: {} of {} timed steps",
+                        c.time_limit,
+                        times.len(),
+                        c.steps
+                    );
+                }
+                break;
+            }
+            over = true;
+        }
+    }
+    let med = median(&times);
+    let ips = c.batch as f64 / med;
+    let peak = peak_mb(dev);
+    println!(
+        "median step {:.1} ms over {} steps -> {ips:.2} img/s{}",
+        med * 1e3,
+        times.len(),
+        peak.map_or(String::new(), |m| format!(
+            "; peak allocated {m:.0} MiB (caching allocator, live blocks)"
+        ))
+    );
+    println!(
+        "RESULT model={} dtype={} batch={} img_per_s={ips:.3} step_ms={:.2} steps={} peak_mb={}",
+        c.model.name(),
+        c.dtype_name(),
+        c.batch,
+        med * 1e3,
+        times.len(),
+        peak.map_or("na".to_string(), |m| format!("{m:.0}"))
+    );
+    Ok(())
+}
