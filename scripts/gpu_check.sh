@@ -5,7 +5,7 @@
 #      found by default; refuses to run against the CI libcuda stub);
 #   2. every test binary in the bundle with REQUIRE_GPU=1 (GPU tests fail instead of skipping),
 #      each from its package folder, like `cargo test`;
-#   3. every gpu-bundle/bench_* (the side-by-side benchmark hook);
+#   3. scripts/bench_steps.sh over gpu-bundle/bench_steps (Tessera vs PyTorch eager);
 #   4. examples/dino_vit_s --device cuda for ~2 minutes (SIGINT at the limit, so the example
 #      can stop cleanly);
 #   5. a summary table, last.
@@ -113,19 +113,22 @@ while IFS=$'\t' read -r kind path dir; do
   fi
 done < "$BUNDLE/manifest.tsv"
 
-echo "== benchmarks"
-found=0
-for b in "$BUNDLE"/bench_*; do
-  [ -x "$b" ] && [ -f "$b" ] || continue
-  found=1; name=$(basename "$b")
-  run_part "$name" "$(budget "$BENCH_TIMEOUT_S")" "$LOGS/$name.log" "$REPO" TERM "$REPO/$b"
+echo "== benchmark: Tessera vs PyTorch eager, whole DINO/BYOL steps (scripts/bench_steps.sh)"
+# ViT-S/16 DINO (2x224 + 10x96 crops) and ResNet-50 BYOL, batch 64, fp32 and bf16; the table is
+# also written to $LOGS/bench_steps.md for BENCHMARKS.md.
+PY=${PYTHON:-python3}
+if [ -x "$BUNDLE/bench_steps" ] && "$PY" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  run_part bench_steps "$(budget "${BENCH_TIMEOUT_S_ALL:-200}")" "$LOGS/bench_steps.md" "$REPO" TERM \
+    env TESSERA_BIN="$REPO/$BUNDLE/bench_steps" PYTHON="$PY" DEVICE=cuda BATCH=64 STEPS=10 WARMUP=2 \
+    TIME_LIMIT=10 TIMEOUT=40 LOG_DIR="$LOGS/bench_steps" bash "$REPO/scripts/bench_steps.sh"
   rc=$?
-  [ $rc -eq 99 ] && continue
-  echo "-- $name (exit $rc, ${PART_SECS}s):"; tail -40 "$LOGS/$name.log"
-  if [ $rc -eq 0 ]; then record "$name" ok "$PART_SECS" "see log"; else
-    FAILED=1; record "$name" FAIL "$PART_SECS" "exit $rc"; fi
-done
-[ $found -eq 1 ] || { echo "(none in the bundle)"; record "bench" none 0 "no $BUNDLE/bench_*"; }
+  cat "$LOGS/bench_steps.md"
+  if [ $rc -eq 0 ]; then record bench_steps ok "$PART_SECS" "table in bench_steps.md"; else
+    FAILED=1; record bench_steps FAIL "$PART_SECS" "exit $rc"; fi
+else
+  echo "(no $BUNDLE/bench_steps, or no PyTorch with CUDA in $PY)"
+  record bench_steps none 0 "not run"
+fi
 
 echo "== examples/dino_vit_s --device cuda (~${DINO_S}s)"
 dino="$BUNDLE/examples/dino_vit_s"
