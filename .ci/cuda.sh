@@ -7,6 +7,7 @@
 #   3. sim conformance: every kernel, run by the shim, through the conformance kit (op
 #      families, property tests, f64 gradient checks, whole DINO/BYOL steps, every thread
 #      order); prints the CONFORMANCE lines
+#      and the main job (dino_vit_s --preset tiny) end to end on --device cuda-sim
 #   4. sim under ASan: the op families and property tests again with the kernels and the
 #      shim built with -fsanitize=address (out-of-bounds global/shared/stack accesses)
 #   5. build with --features cuda: nvcc compiles every kernel to sm_80 and sm_90 SASS (ptxas
@@ -40,6 +41,13 @@ if grep -q 'test result: FAILED' "$LOG" || ! grep -q 'test result: ok' "$LOG"; t
     echo "sim conformance failed (full log: $LOG)"; exit 1
 fi
 grep -E '^CONFORMANCE' "$LOG" | sort > "$LOG.conf"
+step_done
+
+step_start "the main job through the CUDA kernels on the shim: dino_vit_s --device cuda-sim --preset tiny"
+RUN_DIR=$(mktemp -d)
+cargo run --features cuda-sim --example dino_vit_s -- --device cuda-sim --preset tiny \
+    --output-dir "$RUN_DIR" 2>&1 | grep -vE '^\s*(Compiling|Finished|Running)' | tail -12
+test -s "$RUN_DIR/checkpoint.safetensors"
 step_done
 
 step_start "sim under AddressSanitizer: op families and property tests"
