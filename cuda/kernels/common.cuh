@@ -36,7 +36,9 @@ __device__ __forceinline__ long long ts_offset(const TsLayout& l, long long i) {
     long long off = l.offset;
     // Not unrolled: the trip count is the rank, and eight unrolled 64-bit divisions per call
     // site multiplied ptxas time (minutes for reduce.cu) for no speed-up.
+#ifdef __CUDACC__
 #pragma unroll 1
+#endif
     for (int d = l.rank - 1; d >= 0; --d) {
         long long n = l.shape[d];
         long long q = i / n;

@@ -15,6 +15,13 @@ use tessera_testkit::ToleranceTable;
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 
+/// The allocation counters are per device and the tests share one shim device: they run
+/// one at a time so that `fused_updates_allocate_nothing` sees only its own allocations.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn dev() -> Cuda {
     Cuda::sim().unwrap()
 }
@@ -76,6 +83,7 @@ fn copies<B: Backend>(t: &[&Tensor<B>]) -> Vec<Tensor<B>> {
 
 #[test]
 fn adamw_matches_the_composition_and_the_cpu_bit_for_bit() {
+    let _serial = serial();
     let d = dev();
     let shape = [7, 9];
     let n = 63;
@@ -126,6 +134,7 @@ fn adamw_matches_the_composition_and_the_cpu_bit_for_bit() {
 
 #[test]
 fn sgd_every_option_matches_the_composition_and_the_cpu_bit_for_bit() {
+    let _serial = serial();
     let d = dev();
     let shape = [5, 11];
     let n = 55;
@@ -179,6 +188,7 @@ fn sgd_every_option_matches_the_composition_and_the_cpu_bit_for_bit() {
 
 #[test]
 fn ema_matches_the_composition_and_the_cpu_bit_for_bit() {
+    let _serial = serial();
     let d = dev();
     let n = 1000; // several blocks of the grid-stride loop
     for dt in FLOATS {
@@ -203,6 +213,7 @@ fn ema_matches_the_composition_and_the_cpu_bit_for_bit() {
 
 #[test]
 fn updates_write_only_their_own_storage_and_handle_edge_cases() {
+    let _serial = serial();
     let d = dev();
     let s = AdamWStep {
         lr: 0.1,
@@ -320,6 +331,7 @@ fn gelu_tol(dt: DType) -> f64 {
 
 #[test]
 fn gelu_and_backward_match_the_composite_and_the_cpu() {
+    let _serial = serial();
     let d = dev();
     let n = 6 * 50;
     let (xv, gv) = (gelu_values(n, 20), data(n, 21, 2.0));
@@ -400,6 +412,7 @@ fn pick_view<B: Backend>(t: Tensor<B>, view: usize) -> Tensor<B> {
 
 #[test]
 fn gelu_gradcheck_in_f64() {
+    let _serial = serial();
     let d = dev();
     let x = make(&data(24, 23, 3.0), &[4, 6], DType::F64, &d);
     for input in [x.clone(), x.t().unwrap()] {
@@ -409,6 +422,7 @@ fn gelu_gradcheck_in_f64() {
 
 #[test]
 fn kit_unary_family_and_properties() {
+    let _serial = serial();
     let d = dev();
     let tol = ToleranceTable::default();
     tessera_testkit::ops::check_family(&d, "unary", &tol).unwrap();
@@ -417,6 +431,7 @@ fn kit_unary_family_and_properties() {
 
 #[test]
 fn fused_updates_allocate_nothing() {
+    let _serial = serial();
     let d = dev();
     let s = AdamWStep {
         lr: 1e-3,
@@ -452,6 +467,7 @@ fn fused_updates_allocate_nothing() {
 
 #[test]
 fn sum_of_squares_over_several_tensors() {
+    let _serial = serial();
     use tessera_cuda::ops::update::sum_of_squares;
     let d = dev();
     for dt in FLOATS {
