@@ -80,6 +80,11 @@ LD_LIBRARY_PATH="$CUDA_STUB_RUNTIME_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     cargo test -p tessera-cuda --features cuda -- --nocapture 2>&1 | tee "$LOG.gpu" | grep -E '^(test |SKIP|test result)' || true
 if grep -q 'test result: FAILED' "$LOG.gpu"; then echo "GPU tests failed without a GPU"; exit 1; fi
 SKIPS=$(grep -c '^SKIP gpu:' "$LOG.gpu" || true)
+# The example's message on a machine without a GPU (the stub answers cuInit with NO_DEVICE).
+msg=$(LD_LIBRARY_PATH="$CUDA_STUB_RUNTIME_DIR" cargo run -q --features cuda --example dino_vit_s -- \
+    --device cuda --output-dir "$(mktemp -d)" 2>&1 || true)
+echo "dino_vit_s --device cuda without a GPU: $msg"
+grep -q 'no CUDA device found' <<< "$msg"
 step_done
 
 step_start "clippy -D warnings (features sim, cuda)"

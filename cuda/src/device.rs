@@ -5,7 +5,7 @@ use crate::alloc::{AllocStats, CachingAllocator};
 use crate::driver::{DevicePtr, Driver, LaunchConfig};
 use core::ffi::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tessera_tensor::{Error, Result};
+use tessera_tensor::Result;
 
 /// Which implementation runs the kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,7 +95,7 @@ impl Cuda {
         #[cfg(not(feature = "cuda"))]
         {
             let _ = ordinal;
-            Err(Error::Device {
+            Err(tessera_tensor::Error::Device {
                 msg: String::from("built without CUDA support (rebuild with --features cuda)"),
             })
         }
@@ -112,7 +112,7 @@ impl Cuda {
         }
         #[cfg(not(feature = "sim"))]
         {
-            Err(Error::Device {
+            Err(tessera_tensor::Error::Device {
                 msg: String::from("built without the SIMT shim (rebuild with --features sim)"),
             })
         }

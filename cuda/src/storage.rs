@@ -59,9 +59,11 @@ impl CudaStorage {
     /// Uninitialized storage for `len` elements (callers overwrite all of it).
     pub(crate) fn uninit(dev: &Cuda, len: usize, dtype: DType) -> Result<Self> {
         tessera_tensor::check_alloc("cuda alloc", len, dtype)?;
-        let bytes = len.checked_mul(dtype.size_in_bytes()).ok_or_else(|| Error::Device {
-            msg: format!("{len} elements of {dtype:?} overflow a byte count"),
-        })?;
+        let bytes = len
+            .checked_mul(dtype.size_in_bytes())
+            .ok_or_else(|| Error::Device {
+                msg: format!("{len} elements of {dtype:?} overflow a byte count"),
+            })?;
         let (ptr, block) = dev.alloc_bytes(bytes)?;
         Ok(CudaStorage {
             ptr,

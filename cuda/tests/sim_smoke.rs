@@ -16,8 +16,20 @@ fn round_trip_strided_copy_cast_and_elementwise() {
     let ct = c.transpose(0, 2).unwrap().contiguous().unwrap();
     assert_eq!(xt.to_vec::<f32>().unwrap(), ct.to_vec::<f32>().unwrap());
     for dt in [DType::F16, DType::BF16, DType::F64, DType::I64, DType::U8] {
-        let a = x.transpose(1, 2).unwrap().to_dtype(dt).unwrap().to_f64_vec().unwrap();
-        let b = c.transpose(1, 2).unwrap().to_dtype(dt).unwrap().to_f64_vec().unwrap();
+        let a = x
+            .transpose(1, 2)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap()
+            .to_f64_vec()
+            .unwrap();
+        let b = c
+            .transpose(1, 2)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap()
+            .to_f64_vec()
+            .unwrap();
         assert_eq!(a, b, "{dt:?}");
     }
     let y = x.exp().unwrap().add(&x.transpose(0, 0).unwrap()).unwrap();

@@ -69,16 +69,18 @@ impl Device {
             Device::Cpu => program.run(Cpu),
             #[cfg(feature = "cuda")]
             Device::Cuda(n) => {
-                let dev = tessera_cuda::Cuda::new(n)
-                    .map_err(|e| RunError::new(format!("--device {self}: {}", device_message(&e))))?;
+                let dev = tessera_cuda::Cuda::new(n).map_err(|e| {
+                    RunError::new(format!("--device {self}: {}", device_message(&e)))
+                })?;
                 program.run(dev)
             }
             #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => Err(RunError::new(format!("--device {self}: {NO_CUDA}"))),
             #[cfg(feature = "cuda-sim")]
             Device::CudaSim => {
-                let dev = tessera_cuda::Cuda::sim()
-                    .map_err(|e| RunError::new(format!("--device {self}: {}", device_message(&e))))?;
+                let dev = tessera_cuda::Cuda::sim().map_err(|e| {
+                    RunError::new(format!("--device {self}: {}", device_message(&e)))
+                })?;
                 program.run(dev)
             }
             #[cfg(not(feature = "cuda-sim"))]
@@ -132,7 +134,10 @@ mod tests {
         assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
         let e = Device::parse("tpu").unwrap_err();
         assert_eq!(e.code, 2);
-        assert!(e.message.contains("expected cpu, cuda, cuda:N or cuda-sim"), "{e}");
+        assert!(
+            e.message.contains("expected cpu, cuda, cuda:N or cuda-sim"),
+            "{e}"
+        );
         assert_eq!(Device::parse("cuda-sim").unwrap(), Device::CudaSim);
         assert_eq!(Device::parse("cuda:x").unwrap_err().code, 2);
     }

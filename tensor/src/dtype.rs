@@ -206,7 +206,11 @@ mod tests {
     fn half_casts_from_f64_are_correctly_rounded() {
         // 0x3f00_8004: just above the midpoint between bf16 0.5 and 0.50390625.
         let x = f32::from_bits(0x3f00_8004) as f64;
-        assert_eq!(bf16::from_f64(x).to_f32(), 0.5, "half's own rounding (the bug)");
+        assert_eq!(
+            bf16::from_f64(x).to_f32(),
+            0.5,
+            "half's own rounding (the bug)"
+        );
         assert_eq!(<bf16 as Element>::from_f64(x).to_f32(), 0.503_906_25);
         // Every f32 value: via f64 equals the direct (correctly rounded) f32 cast.
         for bits in (0..u32::MAX).step_by(9_973) {
@@ -214,11 +218,22 @@ mod tests {
             if v.is_nan() {
                 continue;
             }
-            assert_eq!(<bf16 as Element>::from_f64(v as f64), bf16::from_f32(v), "{bits:#x}");
-            assert_eq!(<f16 as Element>::from_f64(v as f64), f16::from_f32(v), "{bits:#x}");
+            assert_eq!(
+                <bf16 as Element>::from_f64(v as f64),
+                bf16::from_f32(v),
+                "{bits:#x}"
+            );
+            assert_eq!(
+                <f16 as Element>::from_f64(v as f64),
+                f16::from_f32(v),
+                "{bits:#x}"
+            );
         }
         // f64 values between two f32s round as a whole, not twice.
         let just_above_half_ulp = 1.0 + 2f64.powi(-8) + 2f64.powi(-40);
-        assert_eq!(<bf16 as Element>::from_f64(just_above_half_ulp).to_f64(), 1.0 + 2f64.powi(-7));
+        assert_eq!(
+            <bf16 as Element>::from_f64(just_above_half_ulp).to_f64(),
+            1.0 + 2f64.powi(-7)
+        );
     }
 }

@@ -71,7 +71,11 @@ pub fn to_host(dev: &Cuda, s: &CudaStorage, l: &Layout) -> Result<HostBuffer> {
         None => {
             let c = contiguous(dev, s, l)?;
             // SAFETY: `c` holds exactly `n` elements.
-            unsafe { dev.inner.driver.copy_dtoh(host_bytes_mut(&mut out), c.base())? };
+            unsafe {
+                dev.inner
+                    .driver
+                    .copy_dtoh(host_bytes_mut(&mut out), c.base())?
+            };
         }
     }
     Ok(out)
@@ -103,7 +107,10 @@ pub fn copy_into(
         ));
     }
     if dst_layout.numel() > 1 && dst_layout.has_zero_stride() {
-        return Err(tessera_tensor::arg_err!(OP, "the destination view overlaps itself"));
+        return Err(tessera_tensor::arg_err!(
+            OP,
+            "the destination view overlaps itself"
+        ));
     }
     let n = src_layout.numel();
     if n == 0 {

@@ -73,7 +73,10 @@ fn launch(
 
 fn check_float(op: &'static str, x: &CudaStorage) -> Result<()> {
     if !x.dtype().is_float() {
-        return Err(unsupported(op, format!("{:?} is not a float dtype", x.dtype())));
+        return Err(unsupported(
+            op,
+            format!("{:?} is not a float dtype", x.dtype()),
+        ));
     }
     Ok(())
 }
@@ -90,7 +93,10 @@ pub fn unary_inplace(dev: &Cuda, op: UnaryOp, x: &mut CudaStorage, l: &Layout) -
     check_view(dev, "unary_inplace", x, l, None)?;
     check_float("unary_inplace", x)?;
     if l.numel() > 1 && l.has_zero_stride() {
-        return Err(tessera_tensor::arg_err!("unary_inplace", "the view overlaps itself"));
+        return Err(tessera_tensor::arg_err!(
+            "unary_inplace",
+            "the view overlaps itself"
+        ));
     }
     let p = x.base();
     launch(dev, op, x, l, p, l)
