@@ -8,7 +8,7 @@
 // `red_pos(inner, j)` further (inner has offset 0); weight/bias/grad views likewise. A warp per
 // row for rows up to 1024 elements, a block per row beyond. Statistics accumulate in f64 for
 // f32/f64 (as the CPU) and in f32 for f16/bf16.
-#include "common.cuh"
+#include "rows.cuh"
 
 template <class T> struct NormAcc { typedef double A; };
 template <> struct NormAcc<ts_f16> { typedef float A; };
@@ -22,37 +22,16 @@ template <class A> struct NPair {
     A a, b;
 };
 
-// Sum over the group (a warp, or the block through shared memory); every thread gets it.
-template <bool BLOCK, class A> __device__ __forceinline__ NPair<A> norm_all(NPair<A> p, NPair<A>* smem) {
-    for (int off = 16; off > 0; off >>= 1) {
-        p.a += __shfl_xor_sync(0xffffffffu, p.a, off);
-        p.b += __shfl_xor_sync(0xffffffffu, p.b, off);
-    }
-    if (!BLOCK) return p;
-    const int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if ((threadIdx.x & 31) == 0) smem[w] = p;
-    __syncthreads();
-    p = smem[0];
-    for (int i = 1; i < nw; ++i) {
-        p.a += smem[i].a;
-        p.b += smem[i].b;
-    }
-    __syncthreads();  // smem is reused by the next pass
+// A pair of sums as a value rows.cuh can reduce.
+template <class A> __device__ __forceinline__ NPair<A> ts_shfl_xor(NPair<A> p, int off) {
+    p.a = __shfl_xor_sync(0xffffffffu, p.a, off);
+    p.b = __shfl_xor_sync(0xffffffffu, p.b, off);
     return p;
 }
-
-template <bool BLOCK> __device__ __forceinline__ void norm_group(long long& g, long long& ng, int& t, int& nt) {
-    if (BLOCK) {
-        g = blockIdx.x;
-        ng = gridDim.x;
-        t = threadIdx.x;
-        nt = blockDim.x;
-    } else {
-        g = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-        ng = (long long)gridDim.x * (blockDim.x >> 5);
-        t = threadIdx.x & 31;
-        nt = 32;
-    }
+template <class A> __device__ __forceinline__ NPair<A> ts_join(NPair<A> p, NPair<A> q) {
+    p.a += q.a;
+    p.b += q.b;
+    return p;
 }
 
 // y = (x - mean) * rstd [* w] [+ b]; mean/rstd written per row (contiguous). w/b may be null.
@@ -64,20 +43,20 @@ __device__ void layer_norm_rows(TsLayout xk, TsLayout xi, const T* x, TsLayout w
     __shared__ NPair<A> smem[32];
     long long g, ng;
     int t, nt;
-    norm_group<BLOCK>(g, ng, t, nt);
+    ts_row_group<BLOCK>(g, ng, t, nt);
     for (long long row = g; row < rows; row += ng) {
         const T* xr = x + ts_offset(xk, row);
         NPair<A> p;
         p.a = (A)0;
         p.b = (A)0;
         for (long long j = t; j < d; j += nt) p.a += (A)TsNum<T>::load(xr[red_pos(xi, j)]);
-        const A mu = norm_all<BLOCK>(p, smem).a / (A)d;
+        const A mu = ts_group_all<BLOCK>(p, smem).a / (A)d;
         p.a = (A)0;
         for (long long j = t; j < d; j += nt) {
             A c = (A)TsNum<T>::load(xr[red_pos(xi, j)]) - mu;
             p.a += c * c;
         }
-        const A var = norm_all<BLOCK>(p, smem).a / (A)d;
+        const A var = ts_group_all<BLOCK>(p, smem).a / (A)d;
         // The output uses the statistics in the compute type: for f32/f64 that is the element
         // type, as in the CPU's fused rows; halves keep f32 statistics (rounding the mean to a
         // half would cost the output its precision on near-constant rows).
@@ -106,7 +85,7 @@ __device__ void layer_norm_bwd_rows(TsLayout xk, TsLayout xi, const T* x, TsLayo
     __shared__ NPair<A> smem[32];
     long long g, ng;
     int t, nt;
-    norm_group<BLOCK>(g, ng, t, nt);
+    ts_row_group<BLOCK>(g, ng, t, nt);
     for (long long row = g; row < rows; row += ng) {
         const T* xr = x + ts_offset(xk, row);
         const T* grow = gr + ts_offset(gk, row);
@@ -122,7 +101,7 @@ __device__ void layer_norm_bwd_rows(TsLayout xk, TsLayout xi, const T* x, TsLayo
             p.a += gh;
             p.b += gh * xh;
         }
-        p = norm_all<BLOCK>(p, smem);
+        p = ts_group_all<BLOCK>(p, smem);
         const A m1 = p.a / (A)d, m2 = p.b / (A)d;
         for (long long j = t; j < d; j += nt) {
             A gh = (A)TsNum<T>::load(grow[red_pos(gi, j)]);

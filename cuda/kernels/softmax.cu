@@ -10,7 +10,7 @@
 //   (softmax over dim 0 of a row-major matrix), so that a warp's loads stay coalesced.
 // Compute in f32 for f16/bf16/f32 and f64 for f64. A row whose max is not finite (all -inf,
 // any +inf, any NaN) gives NaN everywhere, as the CPU's fused rows and the composite do.
-#include "common.cuh"
+#include "rows.cuh"
 
 // Online softmax state: running max and sum of exp(x - max).
 template <class C> struct SmState {
@@ -43,50 +43,14 @@ template <class C> __device__ __forceinline__ SmState<C> sm_combine(SmState<C> a
     return r;
 }
 
-// All-reduce within a warp (every lane gets the result).
-template <class C> __device__ __forceinline__ SmState<C> warp_all(SmState<C> a) {
-    for (int off = 16; off > 0; off >>= 1) {
-        SmState<C> b;
-        b.m = __shfl_xor_sync(0xffffffffu, a.m, off);
-        b.s = __shfl_xor_sync(0xffffffffu, a.s, off);
-        a = sm_combine(a, b);
-    }
-    return a;
+// The online-softmax state as a value rows.cuh can reduce.
+template <class C> __device__ __forceinline__ SmState<C> ts_shfl_xor(SmState<C> a, int off) {
+    SmState<C> b;
+    b.m = __shfl_xor_sync(0xffffffffu, a.m, off);
+    b.s = __shfl_xor_sync(0xffffffffu, a.s, off);
+    return b;
 }
-template <class C> __device__ __forceinline__ C warp_all(C a) {
-    for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-    return a;
-}
-template <class C> __device__ __forceinline__ SmState<C> sm_join(SmState<C> a, SmState<C> b) { return sm_combine(a, b); }
-template <class C> __device__ __forceinline__ C sm_join(C a, C b) { return a + b; }
-
-// All-reduce over the group: a warp, or the whole block (through shared memory).
-template <bool BLOCK, class A> __device__ __forceinline__ A group_all(A a, A* smem) {
-    a = warp_all(a);
-    if (!BLOCK) return a;
-    const int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if ((threadIdx.x & 31) == 0) smem[w] = a;
-    __syncthreads();
-    a = smem[0];
-    for (int i = 1; i < nw; ++i) a = sm_join(a, smem[i]);
-    __syncthreads();  // smem is reused by the next row
-    return a;
-}
-
-// The group this thread belongs to, how many there are, and its rank within the group.
-template <bool BLOCK> __device__ __forceinline__ void group_of(long long& g, long long& ng, int& t, int& nt) {
-    if (BLOCK) {
-        g = blockIdx.x;
-        ng = gridDim.x;
-        t = threadIdx.x;
-        nt = blockDim.x;
-    } else {
-        g = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-        ng = (long long)gridDim.x * (blockDim.x >> 5);
-        t = threadIdx.x & 31;
-        nt = 32;
-    }
-}
+template <class C> __device__ __forceinline__ SmState<C> ts_join(SmState<C> a, SmState<C> b) { return sm_combine(a, b); }
 
 template <class T, bool BLOCK>
 __device__ void softmax_rows(TsLayout xk, long long xs, const T* x, TsLayout ok, long long os, T* out,
@@ -95,7 +59,7 @@ __device__ void softmax_rows(TsLayout xk, long long xs, const T* x, TsLayout ok,
     __shared__ SmState<C> smem[32];
     long long g, ng;
     int t, nt;
-    group_of<BLOCK>(g, ng, t, nt);
+    ts_row_group<BLOCK>(g, ng, t, nt);
     for (long long row = g; row < rows; row += ng) {
         const T* xr = x + ts_offset(xk, row);
         T* orow = out + ts_offset(ok, row);
@@ -103,7 +67,7 @@ __device__ void softmax_rows(TsLayout xk, long long xs, const T* x, TsLayout ok,
         st.m = sm_ninf<C>();
         st.s = (C)0;
         for (long long k = t; k < n; k += nt) st = sm_push(st, TsNum<T>::load(xr[k * xs]));
-        st = group_all<BLOCK>(st, smem);
+        st = ts_group_all<BLOCK>(st, smem);
         const bool finite = st.m == st.m && st.m != sm_ninf<C>() && st.m != -sm_ninf<C>();
         const C nan = (C)NAN, inv = (C)1 / st.s, lse = st.m + log(st.s);
         for (long long k = t; k < n; k += nt) {
@@ -148,7 +112,7 @@ __device__ void softmax_bwd_rows(TsLayout yk, long long ys, const T* y, TsLayout
     __shared__ C smem[32];
     long long g, ng;
     int t, nt;
-    group_of<BLOCK>(g, ng, t, nt);
+    ts_row_group<BLOCK>(g, ng, t, nt);
     for (long long row = g; row < rows; row += ng) {
         const T* yr = y + ts_offset(yk, row);
         const T* grow = gr + ts_offset(gk, row);
@@ -156,7 +120,7 @@ __device__ void softmax_bwd_rows(TsLayout yk, long long ys, const T* y, TsLayout
         C s = (C)0;
         for (long long k = t; k < n; k += nt)
             s += bwd_term(TsNum<T>::load(yr[k * ys]), TsNum<T>::load(grow[k * gs]), log_mode);
-        s = group_all<BLOCK>(s, smem);
+        s = ts_group_all<BLOCK>(s, smem);
         for (long long k = t; k < n; k += nt) {
             C r = bwd_out(TsNum<T>::load(yr[k * ys]), TsNum<T>::load(grow[k * gs]), s, log_mode);
             orow[k * os] = TsNum<T>::store(r);
