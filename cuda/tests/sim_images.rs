@@ -4,30 +4,23 @@
 //! properties.
 #![cfg(feature = "sim")]
 
+mod common;
+use common::{dev, lcg};
 use tessera_cuda::Cuda;
 use tessera_tensor::{Backend, Conv2dParams, Cpu, DType, Layout, Pool2dOptions, Tensor};
 use tessera_testkit::{ops::check_family, props, ToleranceTable};
 
 const FLOATS: [DType; 4] = [DType::F16, DType::BF16, DType::F32, DType::F64];
 
-fn dev() -> Cuda {
-    Cuda::sim().unwrap()
-}
-
 /// Deterministic values in [-4, 4]: multiples of 1/4 (`exact`) or of 1/1024.
 fn values(n: usize, seed: u64, exact: bool) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+    lcg(seed)
+        .take(n)
+        .map(|r| {
             if exact {
-                ((s >> 33) % 33) as f64 / 4.0 - 4.0
+                (r % 33) as f64 / 4.0 - 4.0
             } else {
-                ((s >> 33) % 8193) as f64 / 1024.0 - 4.0
+                (r % 8193) as f64 / 1024.0 - 4.0
             }
         })
         .collect()

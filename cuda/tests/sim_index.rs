@@ -3,6 +3,8 @@
 //! conformance kit's "index" family and indexing properties.
 #![cfg(feature = "sim")]
 
+mod common;
+use common::{dev, lcg};
 use tessera_cuda::Cuda;
 use tessera_tensor::{Backend, Cpu, DType, Error, Tensor};
 use tessera_testkit::{ops::check_family, props, ToleranceTable};
@@ -16,22 +18,13 @@ const ALL: [DType; 6] = [
     DType::U8,
 ];
 
-fn dev() -> Cuda {
-    Cuda::sim().unwrap()
-}
-
 /// Deterministic values: multiples of 0.25 in [-4, 4] (non-negative integers for u8), so
 /// that sums are exact in every float dtype and the comparisons can be bit for bit.
 fn values(n: usize, seed: u64, dtype: DType) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let k = (s >> 33) % 33;
+    lcg(seed)
+        .take(n)
+        .map(|r| {
+            let k = r % 33;
             match dtype {
                 DType::U8 => (k * 7) as f64,
                 DType::I64 => k as f64 - 16.0,

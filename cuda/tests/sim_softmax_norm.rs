@@ -3,32 +3,18 @@
 //! column kernels, strided views, masked and NaN rows, and the kit's families and properties.
 #![cfg(feature = "sim")]
 
+mod common;
+use common::{lcg, make, FLOATS};
 use tessera_cuda::Cuda;
 use tessera_tensor::backend::composite;
 use tessera_tensor::{Backend, Cpu, DType, Tensor};
 use tessera_testkit::ToleranceTable;
 
-const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
-
 fn data(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (((s >> 33) % 2001) as f64 / 1000.0 - 1.0) * scale
-        })
+    lcg(seed)
+        .take(n)
+        .map(|r| ((r % 2001) as f64 / 1000.0 - 1.0) * scale)
         .collect()
-}
-
-fn make<B: Backend>(v: &[f64], shape: &[usize], dt: DType, b: &B) -> Tensor<B> {
-    Tensor::from_vec(v.to_vec(), shape, b)
-        .unwrap()
-        .to_dtype(dt)
-        .unwrap()
 }
 
 fn is_half(dt: DType) -> bool {

@@ -8,12 +8,12 @@
 #![cfg(feature = "sim")]
 
 use tessera_autograd::{gradcheck, GradcheckOptions};
+mod common;
+use common::{dev, lcg, make, FLOATS};
 use tessera_cuda::Cuda;
 use tessera_tensor::backend::{composite, update};
 use tessera_tensor::{AdamWStep, Backend, Cpu, DType, SgdStep, Tensor};
 use tessera_testkit::ToleranceTable;
-
-const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 
 /// The allocation counters are per device and the tests share one shim device: they run
 /// one at a time so that `fused_updates_allocate_nothing` sees only its own allocations.
@@ -22,29 +22,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn dev() -> Cuda {
-    Cuda::sim().unwrap()
-}
-
 fn data(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (((s >> 33) % 20001) as f64 / 10000.0 - 1.0) * scale
-        })
+    lcg(seed)
+        .take(n)
+        .map(|r| ((r % 20001) as f64 / 10000.0 - 1.0) * scale)
         .collect()
-}
-
-fn make<B: Backend>(v: &[f64], shape: &[usize], dt: DType, b: &B) -> Tensor<B> {
-    Tensor::from_vec(v.to_vec(), shape, b)
-        .unwrap()
-        .to_dtype(dt)
-        .unwrap()
 }
 
 /// A tensor of `shape` on `b`, or (strided) the transpose of a `[d1, d0]` tensor, so that
