@@ -23,6 +23,14 @@ step_start() { printf '\n\033[1m---- cuda: %s\033[0m\n' "$*"; STEP_NAME="$*"; ST
 step_done() { STEPS+=("$(printf '%5ds  cuda: %s' $((SECONDS - STEP_T0)) "$STEP_NAME")"); }
 
 step_start "toolchain (scripts/setup_cuda.sh)"
+# The wheels come through pip; the shim needs a C++17 compiler. Install what is missing.
+missing=()
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 bash scripts/setup_cuda.sh
 # shellcheck disable=SC1091
 source .cuda/cuda-env.sh
