@@ -202,7 +202,7 @@ fn unknown_device_lists_the_choices() {
             assert_eq!(out.status.code(), Some(2), "{example}: {stderr}");
             assert!(!stderr.contains("panicked"), "{example}: {stderr}");
             let want = if bad == "tpu" {
-                "error: --device: expected cpu, cuda or cuda:N, got \"tpu\""
+                "error: --device: expected cpu, cuda, cuda:N or cuda-sim, got \"tpu\""
             } else {
                 "expected a GPU index after cuda:"
             };
