@@ -133,18 +133,6 @@ __device__ __forceinline__ unsigned short ts_f32_to_f16(float f) {
     return (unsigned short)(sign | q);
 }
 
-// f64 -> f32 rounding toward zero and setting the last bit if inexact ("round to odd"): a
-// later RNE rounding to f16/bf16 then equals a direct f64 -> half rounding (no double rounding),
-// which is what the CPU reference's `f16::from_f64` computes.
-__device__ __forceinline__ float ts_f64_to_f32_odd(double d) {
-    float f = (float)d;
-    if (f != f || (double)f == d) return f;
-    unsigned int u = ts_f32_bits(f);
-    double af = f < 0 ? -(double)f : (double)f, ad = d < 0 ? -d : d;
-    if (af > ad) u -= 1u;  // rounded away from zero: step back toward zero
-    return ts_bits_f32(u | 1u);
-}
-
 // ------------------------------------------------------------------ load / store by dtype
 
 template <class T> struct TsNum;
@@ -192,9 +180,9 @@ template <> struct TsNum<unsigned char> {
 // ... and once per dtype.
 #define TS_FOR_ALL(M) TS_FOR_FLOATS(M) M(long long, i64) M(unsigned char, u8)
 
-// Exact conversions through f64, as the CPU reference's `Element::to_f64` / `from_f64` do
-// (halves round to nearest even, floats to integers truncate toward zero and saturate, NaN
-// becomes 0, like Rust's `as`).
+// Conversions through f64, as the CPU reference's `Element::to_f64` / `from_f64` do: halves
+// round f64 -> f32 -> half, each to nearest even (as PyTorch does); floats to integers
+// truncate toward zero and saturate, NaN becomes 0 (like Rust's `as`).
 template <class T> struct TsConv;
 template <> struct TsConv<float> {
     static __device__ __forceinline__ double to_f64(float v) { return (double)v; }
@@ -208,7 +196,7 @@ template <> struct TsConv<ts_f16> {
     static __device__ __forceinline__ double to_f64(ts_f16 v) { return (double)ts_f16_to_f32(v.bits); }
     static __device__ __forceinline__ ts_f16 from_f64(double d) {
         ts_f16 r;
-        r.bits = ts_f32_to_f16(ts_f64_to_f32_odd(d));
+        r.bits = ts_f32_to_f16((float)d);
         return r;
     }
 };
@@ -216,7 +204,7 @@ template <> struct TsConv<ts_bf16> {
     static __device__ __forceinline__ double to_f64(ts_bf16 v) { return (double)ts_bf16_to_f32(v.bits); }
     static __device__ __forceinline__ ts_bf16 from_f64(double d) {
         ts_bf16 r;
-        r.bits = ts_f32_to_bf16(ts_f64_to_f32_odd(d));
+        r.bits = ts_f32_to_bf16((float)d);
         return r;
     }
 };
