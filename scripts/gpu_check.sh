@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpu_check.sh: runs ON the GPU machine, from the repo root, over gpu-bundle/ built here by
-# scripts/gpu_build.sh (no Rust toolchain needed there). In order, each part under a timeout:
+# scripts/gpu_build.sh (no Rust toolchain needed there; a carried gpu-bundle.tar.xz is unpacked
+# first). In order, each part under a timeout:
 #   1. GPU / driver / libcuda report (adds /usr/local/nvidia/lib64 when libcuda.so.1 is not
 #      found by default; refuses to run against the CI libcuda stub);
 #   2. every test binary in the bundle with REQUIRE_GPU=1 (GPU tests fail instead of skipping),
@@ -38,6 +39,10 @@ left() { echo $((DEADLINE_S - (SECONDS - START))); }
 budget() { local l=$(( $(left) - 10 )); [ "$1" -lt "$l" ] && echo "$1" || echo "$l"; }
 record() { SUMMARY+=("$(printf '%-42s %-8s %5ss  %s' "$1" "$2" "$3" "$4")"); }
 
+if [ ! -f "$BUNDLE/manifest.tsv" ] && [ -f "$BUNDLE.tar.xz" ]; then
+  echo "gpu_check: unpacking $BUNDLE.tar.xz"
+  tar xJf "$BUNDLE.tar.xz"
+fi
 if [ ! -f "$BUNDLE/manifest.tsv" ]; then
   echo "gpu_check: no $BUNDLE/manifest.tsv; build it here first with scripts/gpu_build.sh and carry $BUNDLE" >&2
   exit 2
