@@ -9,7 +9,8 @@
 //! cargo run --example attention_maps                 # random ViT-S/16: maps mean nothing
 //! ```
 //!
-//! It writes one PNG (default `runs/attention_maps/attention.png`): the input photo on the
+//! It writes one picture (default `runs/attention_maps/attention.png`; `--output` ending in
+//! `.jpg` or `.jpeg` writes a JPEG, other extensions are refused): the input photo on the
 //! left, then one heat map per head (scaled from its smallest to its largest weight, as
 //! matplotlib's `imsave`, viridis colours) in a grid of up to 3 columns; with
 //! `--threshold F` each head shows instead the photo with the smallest set of patches that
@@ -30,56 +31,88 @@ use tessera::ssl::eval::cls_attention_maps;
 use tessera::tensor::Backend;
 
 const ABOUT: &str =
-    "Per-head CLS attention maps of the last ViT block over a photo, as a PNG grid (DINO)";
+    "Per-head CLS attention maps of the last ViT block over a photo, as a PNG or JPEG grid (DINO)";
 
 const FLAGS: &[Flag] = &[
-    Flag::value(
-        "checkpoint",
-        "FILE",
-        "Checkpoint written by dino_vit_s [default: none, a random ViT-S/16]",
-    ),
+    Flag::value("checkpoint", "FILE", "Checkpoint written by dino_vit_s")
+        .default_note("none, a random ViT-S/16"),
     Flag::value(
         "network",
         "teacher|student",
-        "Which backbone of the checkpoint [default: teacher]",
-    ),
-    Flag::value(
-        "image",
-        "FILE",
-        "PNG or JPEG photo [default: the shipped data/photos/chelsea.png]",
-    ),
+        "Which backbone of the checkpoint",
+    )
+    .default("teacher"),
+    Flag::value("image", "FILE", "PNG or JPEG photo")
+        .default_note("the shipped data/photos/chelsea.png"),
     Flag::value(
         "img-size",
         "N",
-        "Resize + center-crop the photo to N x N, a multiple of the patch size [default: the \
-         checkpoint's training size; 224 without one]",
-    ),
+        "Resize + center-crop the photo to N x N, a multiple of the patch size",
+    )
+    .default_note("the checkpoint's training size; 224 without one"),
     Flag::value(
         "patch-size",
         "N",
-        "Patch size of the random model (must match a checkpoint's) [default: 16]",
-    ),
+        "Patch size of the random model (must match a checkpoint's)",
+    )
+    .default("16"),
     Flag::value(
         "threshold",
         "F",
-        "Show the patches holding this fraction of each head's mass, in (0, 1] [default: off]",
-    ),
-    Flag::value(
-        "zoom",
-        "N",
-        "Enlarge every tile N times [default: 224 / img-size, at least 1]",
-    ),
+        "Show the patches holding this fraction of each head's mass, in (0, 1]",
+    )
+    .default_note("off"),
+    Flag::value("zoom", "N", "Enlarge every tile N times")
+        .default_note("224 / img-size, at least 1"),
     Flag::value(
         "output",
         "FILE",
-        "PNG to write [default: runs/attention_maps/attention.png]",
-    ),
-    Flag::value("seed", "N", "Seed of the random model [default: 0]"),
+        "Picture to write: .png, or .jpg/.jpeg (JPEG, quality 90)",
+    )
+    .default("runs/attention_maps/attention.png"),
+    Flag::value("seed", "N", "Seed of the random model").default("0"),
     DEVICE_FLAG,
-    Flag::value("embed-dim", "N", "Random model width [default: 384]").hide(),
-    Flag::value("depth", "N", "Random model blocks [default: 12]").hide(),
-    Flag::value("heads", "N", "Random model heads [default: 6]").hide(),
+    Flag::value("embed-dim", "N", "Random model width")
+        .default("384")
+        .hide(),
+    Flag::value("depth", "N", "Random model blocks")
+        .default("12")
+        .hide(),
+    Flag::value("heads", "N", "Random model heads")
+        .default("6")
+        .hide(),
 ];
+
+/// The side of the random model's input without `--img-size` (DINO's ViT-S/16 at 224).
+const RANDOM_IMG_SIZE: usize = 224;
+/// The largest tile side, `img-size x zoom`, in pixels: the picture stays a few MB.
+const MAX_TILE: usize = 4096;
+
+/// Fails unless tiles of `size` pixels zoomed `zoom` times fit in [`MAX_TILE`], naming what
+/// the user typed: `--img-size` when `typed` (else the model's size), and `--zoom`
+/// when given.
+fn check_tile(size: usize, typed: bool, zoom: Option<usize>) -> Result<()> {
+    let what = if typed {
+        format!("--img-size {size}")
+    } else {
+        format!("the model's image size {size} (choose another with --img-size)")
+    };
+    if size == 0 || size > MAX_TILE {
+        return Err(RunError::usage(format!(
+            "{what}: expected 1 to {MAX_TILE} px"
+        )));
+    }
+    match zoom {
+        Some(0) => Err(RunError::usage("--zoom 0: expected at least 1")),
+        Some(z) if size.saturating_mul(z) > MAX_TILE => Err(RunError::usage(format!(
+            "--zoom {z} with an image of {size} px makes tiles of {} px; at most {MAX_TILE} \
+             px (--zoom {} or less)",
+            size.saturating_mul(z),
+            MAX_TILE / size
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// White space between tiles, in pixels.
 const GAP: u32 = 4;
@@ -132,7 +165,7 @@ fn entropy(map: &[f32]) -> f64 {
 
 fn main() {
     exit_on_error(|| {
-        let p = match args::parse(std::env::args().skip(1), "attention_maps", ABOUT, FLAGS)? {
+        let p = match args::parse_env("attention_maps", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());
@@ -152,17 +185,17 @@ impl Program for AttentionMaps {
     }
 }
 
-/// The maps, with the model and the input on `dev` (the PNG is drawn on the host).
+/// The maps, with the model and the input on `dev` (the picture is drawn on the host).
 fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
-    let checkpoint: Option<PathBuf> = p.get("checkpoint")?;
-    let network = p.raw("network").unwrap_or("teacher").to_string();
+    let checkpoint: Option<PathBuf> = p.path("checkpoint");
+    let network: String = p.value("network")?;
     model::check_network(&network)?;
     let image_path: PathBuf = p
-        .get("image")?
+        .path("image")
         .unwrap_or_else(|| images::photos_dir().join("chelsea.png"));
-    let output: PathBuf = p
-        .get("output")?
-        .unwrap_or_else(|| PathBuf::from("runs/attention_maps/attention.png"));
+    let output: PathBuf = p.path_value("output")?;
+    // Refused before any work: an extension we cannot write is a typo, not a format choice.
+    images::picture_format(&output, "--output")?;
     let threshold: Option<f32> = p.get("threshold")?;
     if let Some(t) = threshold {
         if !(t > 0.0 && t <= 1.0) {
@@ -173,6 +206,11 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     }
     let patch_flag: Option<usize> = p.get("patch-size")?;
     let size_flag: Option<usize> = p.get("img-size")?;
+    let zoom_flag: Option<usize> = p.get("zoom")?;
+    // Sizes the user typed are checked before a model of that size is built.
+    if let Some(size) = size_flag {
+        check_tile(size, true, zoom_flag)?;
+    }
 
     let bb = match &checkpoint {
         Some(path) => {
@@ -193,30 +231,37 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             bb
         }
         None => {
-            let patch = patch_flag.unwrap_or(16);
-            let size = size_flag.unwrap_or(224);
-            images::check_patch_multiple("--img-size", size, size, patch)?;
+            let patch: usize = p.value("patch-size")?;
+            if patch == 0 {
+                return Err(RunError::usage("--patch-size 0: expected a positive size"));
+            }
+            let size = size_flag.unwrap_or(RANDOM_IMG_SIZE);
+            if size_flag.is_none() && size % patch != 0 {
+                return Err(RunError::usage(format!(
+                    "--patch-size {patch} does not divide the default image size \
+                     {RANDOM_IMG_SIZE}; pass --img-size, a multiple of {patch}"
+                )));
+            }
+            images::check_size_flag("--img-size", size, patch)?;
             let vit = tessera::nn::models::vit::VitConfig {
                 img_size: size,
-                embed_dim: p.get_or("embed-dim", 384)?,
-                depth: p.get_or("depth", 12)?,
-                num_heads: p.get_or("heads", 6)?,
+                embed_dim: p.value("embed-dim")?,
+                depth: p.value("depth")?,
+                num_heads: p.value("heads")?,
                 ..tessera::nn::models::vit::VitConfig::small(patch)
             };
-            model::random_backbone(vit, p.get_or("seed", 0)?, dev)?
+            model::random_backbone(vit, p.value("seed")?, dev)?
         }
     };
     let vit = &bb.model;
     let patch = vit.config.patch_size;
     let size = size_flag.unwrap_or(vit.config.img_size);
-    images::check_patch_multiple("--img-size", size, size, patch)?;
-    let zoom: usize = p.get_or("zoom", (224 / size).max(1))?;
-    if zoom == 0 || zoom * size > 4096 {
-        return Err(RunError::usage(format!(
-            "--zoom {zoom}: tiles of {}px; expected 1 to 4096px",
-            zoom * size
-        )));
+    match size_flag {
+        Some(s) => images::check_size_flag("--img-size", s, patch)?,
+        // A checkpoint's own size is a multiple of its patch size, but may be too large.
+        None => check_tile(size, false, zoom_flag)?,
     }
+    let zoom = zoom_flag.unwrap_or((224 / size).max(1));
 
     let photo = images::load_square(&image_path, size)?;
     let input = images::to_input(&photo, vit.config.in_chans)?;
@@ -270,9 +315,7 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(ctx(&dir.display().to_string()))?;
     }
-    canvas
-        .save_with_format(&output, image::ImageFormat::Png)
-        .map_err(ctx(&format!("writing {}", output.display())))?;
+    images::save_picture(&canvas, &output, "--output")?;
 
     match &checkpoint {
         Some(path) => println!(

@@ -55,20 +55,20 @@ const ABOUT: &str = "Training-step throughput of DINO ViT-S/16 and BYOL ResNet-5
 of scripts/bench_steps.sh)";
 
 const FLAGS: &[Flag] = &[
-    Flag::value("model", "NAME", "dino_vit_s16 | byol_resnet50 [default: dino_vit_s16]"),
-    Flag::value("batch", "N", "Images per step [default: 64]"),
-    Flag::value("steps", "N", "Timed steps [default: 10]"),
-    Flag::value("warmup", "N", "Untimed steps first [default: 3]"),
-    Flag::value("time-limit", "S", "Stop early once the steps have taken S seconds, keeping the timed steps so far (at least one; 0 = no limit) [default: 0]"),
-    Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast) [default: f32]"),
-    Flag::value("img-size", "PX", "Global crop / view side [default: 224]"),
-    Flag::value("local-size", "PX", "DINO local crop side [default: 96]"),
-    Flag::value("local-crops", "N", "DINO local crops per image [default: 10]"),
-    Flag::value("patch-size", "PX", "ViT patch side [default: 16; --tiny: 8]"),
-    Flag::value("out-dim", "K", "DINO head output dimension [default: 65536; --tiny: 128]"),
+    Flag::value("model", "NAME", "dino_vit_s16 | byol_resnet50").default("dino_vit_s16"),
+    Flag::value("batch", "N", "Images per step").default("64"),
+    Flag::value("steps", "N", "Timed steps").default("10"),
+    Flag::value("warmup", "N", "Untimed steps first").default("3"),
+    Flag::value("time-limit", "S", "Stop early once the steps have taken S seconds, keeping the timed steps so far (at least one; 0 = no limit)").default("0"),
+    Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast)").default("f32"),
+    Flag::value("img-size", "PX", "Global crop / view side").default("224"),
+    Flag::value("local-size", "PX", "DINO local crop side").default("96"),
+    Flag::value("local-crops", "N", "DINO local crops per image").default("10"),
+    Flag::value("patch-size", "PX", "ViT patch side").default_note("16; --tiny: 8"),
+    Flag::value("out-dim", "K", "DINO head output dimension").default_note("65536; --tiny: 128"),
     Flag::switch("tiny", "Tiny models for quick checks: ViT 32 dims, 2 blocks, 2 heads, head 64-16; ResNet with one bottleneck per stage, projector 64-16"),
     DEVICE_FLAG,
-    Flag::value("seed", "N", "Random seed [default: 0]"),
+    Flag::value("seed", "N", "Random seed").default("0"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +106,7 @@ struct Config {
 
 impl Config {
     fn from_args(p: &Parsed) -> Result<Config> {
-        let model = match p.raw("model").unwrap_or("dino_vit_s16") {
+        let model = match p.value::<String>("model")?.as_str() {
             "dino_vit_s16" | "dino" => Model::Dino,
             "byol_resnet50" | "byol" => Model::Byol,
             other => {
@@ -115,7 +115,7 @@ impl Config {
                 )))
             }
         };
-        let dtype = match p.raw("dtype").unwrap_or("f32") {
+        let dtype = match p.value::<String>("dtype")?.as_str() {
             "f32" => DType::F32,
             "bf16" => DType::BF16,
             other => {
@@ -127,19 +127,19 @@ impl Config {
         let tiny = p.switch("tiny");
         let c = Config {
             model,
-            batch: p.get_or("batch", 64)?,
-            steps: p.get_or("steps", 10)?,
-            warmup: p.get_or("warmup", 3)?,
-            time_limit: p.get_or("time-limit", 0.0)?,
+            batch: p.value("batch")?,
+            steps: p.value("steps")?,
+            warmup: p.value("warmup")?,
+            time_limit: p.value("time-limit")?,
             dtype,
-            img_size: p.get_or("img-size", 224)?,
-            local_size: p.get_or("local-size", 96)?,
-            local_crops: p.get_or("local-crops", 10)?,
+            img_size: p.value("img-size")?,
+            local_size: p.value("local-size")?,
+            local_crops: p.value("local-crops")?,
             patch_size: p.get_or("patch-size", if tiny { 8 } else { 16 })?,
             out_dim: p.get_or("out-dim", if tiny { 128 } else { 65536 })?,
             tiny,
             device: Device::from_args(p)?,
-            seed: p.get_or("seed", 0)?,
+            seed: p.value("seed")?,
         };
         if c.batch < 2 || c.steps == 0 || c.out_dim == 0 {
             return Err(RunError::usage(
@@ -151,7 +151,7 @@ impl Config {
             for (flag, s) in [("--img-size", c.img_size), ("--local-size", c.local_size)] {
                 if p == 0 || s == 0 || s % p != 0 {
                     return Err(RunError::usage(format!(
-                        "{flag} {s} is not a multiple of the patch size {p}"
+                        "{flag} {s} is not a multiple of the patch size {p} (--patch-size)"
                     )));
                 }
             }
@@ -169,7 +169,7 @@ impl Config {
 
 fn main() {
     exit_on_error(|| {
-        let parsed = match args::parse(std::env::args().skip(1), "bench_steps", ABOUT, FLAGS)? {
+        let parsed = match args::parse_env("bench_steps", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());

@@ -1,7 +1,9 @@
 //! BYOL with a ResNet-50 backbone on the embedded Fashion-MNIST subset (or `--data`), with the
 //! conventions of `dino_vit_s`: k-NN (k = 20, T = 0.07) before and after training and the
-//! raw-pixel floor, `metrics.jsonl`, `metrics.png`, a checkpoint every epoch, `--resume`,
-//! Ctrl-C (checkpoint, exit 130).
+//! raw-pixel floor, `metrics.jsonl`, `metrics.png`, a checkpoint every epoch and every
+//! `--save-every` steps, a bit-exact `--resume` that refuses changed flags unless
+//! `--allow-config-change`, and SIGINT/SIGTERM (checkpoint at the next safe point, exit 130
+//! or 143).
 //!
 //! ```sh
 //! cargo run --example byol_resnet50
@@ -11,20 +13,17 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use tessera::autograd::Var;
-use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::resnet::{ResNet, ResNetConfig};
 use tessera::nn::module::Module;
 use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::ckpt::RunConfig;
 use tessera::run::device::DEVICE_FLAG;
-use tessera::run::metrics::{self, EpochMetrics};
-use tessera::run::progress::Progress;
-use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
-use tessera::run::{
-    ckpt, ctx, data, exit_on_error, mix, signal, Device, Program, Result, RunError,
-};
+use tessera::run::metrics::EpochMetrics;
+use tessera::run::progress::{Phase, Progress};
+use tessera::run::session::{self, FreshStart, RunOptions, RunSpec};
+use tessera::run::{ctx, data, exit_on_error, mix, signal, Device, Program, Result, RunError};
 use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image};
 use tessera::ssl::data::Dataset;
-use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{Backbone, ByolConfig, ByolTrainer};
 use tessera::tensor::{Backend, DType, Rng, Tensor};
 
@@ -32,51 +31,38 @@ const ABOUT: &str = "BYOL self-supervised training of a ResNet-50 on Fashion-MNI
 with k-NN evaluation before and after training";
 
 const FLAGS: &[Flag] = &[
-    Flag::value(
-        "data",
-        "DIR",
-        "Dataset folder [default: the embedded data/fashion-mnist]",
-    ),
-    Flag::value("resize", "PX", data::RESIZE_HELP),
+    Flag::value("data", "DIR", "Dataset folder").default_note("the embedded data/fashion-mnist"),
+    Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
     Flag::value(
         "preset",
         "NAME",
         "default | tiny (ResNet-18, few images: for tests)",
-    ),
-    Flag::value("epochs", "N", "Training epochs [default: 2]"),
-    Flag::value("batch-size", "N", "Images per step [default: 16]"),
-    Flag::value(
-        "lr",
-        "LR",
-        "Base LARS learning rate for a batch of 256 [default: 0.2]",
-    ),
+    )
+    .default("default"),
+    // Defaults that a preset changes are notes: "<default preset>; <preset>: <value>".
+    Flag::value("epochs", "N", "Training epochs").default("2"),
+    Flag::value("batch-size", "N", "Images per step").default_note("16; tiny: 8"),
+    Flag::value("lr", "LR", "Base LARS learning rate for a batch of 256").default("0.2"),
     Flag::value(
         "train-images",
         "N",
-        "Class-balanced training subset (0 = all) [default: 64]",
-    ),
-    Flag::value(
-        "eval-train",
-        "N",
-        "k-NN bank images (0 = all) [default: 400]",
-    ),
-    Flag::value(
-        "eval-test",
-        "N",
-        "k-NN test images (0 = all) [default: 200]",
-    ),
+        "Class-balanced training subset (0 = all)",
+    )
+    .default_note("64; tiny: 40"),
+    Flag::value("eval-train", "N", "k-NN bank images (0 = all)").default_note("400; tiny: 100"),
+    Flag::value("eval-test", "N", "k-NN test images (0 = all)").default_note("200; tiny: 50"),
     DEVICE_FLAG,
-    Flag::value("seed", "N", "Random seed [default: 0]"),
-    Flag::value("output-dir", "DIR", "Outputs [default: runs/byol_resnet50]"),
-    Flag::switch(
-        "resume",
-        "Continue from <output-dir>/checkpoint.safetensors",
-    ),
+    Flag::value("seed", "N", "Random seed").default("0"),
+    Flag::value("output-dir", "DIR", "Outputs").default("runs/byol_resnet50"),
+    session::RESUME_FLAG,
+    session::OVERWRITE_FLAG,
+    session::ALLOW_CONFIG_CHANGE_FLAG,
+    session::SAVE_EVERY_FLAG,
 ];
 
 fn main() {
     exit_on_error(|| {
-        let p = match args::parse(std::env::args().skip(1), "byol_resnet50", ABOUT, FLAGS)? {
+        let p = match args::parse_env("byol_resnet50", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());
@@ -88,33 +74,57 @@ fn main() {
     })
 }
 
-/// Pooled features of a copy of the backbone in evaluation mode (BatchNorm running stats);
-/// the images go to the model's backend `dev` in batches of 128.
-fn features<B: Backend>(model: &ResNet<B>, ds: &Dataset, dev: &B) -> Result<Tensor<B>> {
+/// Pooled features of a copy of the backbone in evaluation mode (BatchNorm running stats)
+/// for images `range` of `ds`, on the model's backend `dev`.
+fn features<B: Backend>(
+    model: &ResNet<B>,
+    ds: &Dataset,
+    range: std::ops::Range<usize>,
+    dev: &B,
+) -> Result<Tensor<B>> {
     let mut m = model.clone();
     m.set_training(false);
-    let mut rows = Vec::new();
-    for start in (0..ds.len()).step_by(128) {
-        let imgs: Vec<Image> = (start..(start + 128).min(ds.len()))
-            .map(|i| ds.image(i))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(ctx("features"))?;
-        let refs: Vec<&Image> = imgs.iter().collect();
-        let x = stack_images(&refs, dev).map_err(ctx("features"))?;
-        let f = Backbone::forward_features(&mut m, &Var::constant(x)).map_err(ctx("features"))?;
-        rows.push(f.value().clone());
-    }
-    Tensor::cat(&rows, 0).map_err(ctx("features"))
+    let imgs: Vec<Image> = range
+        .map(|i| ds.image(i))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(ctx("features"))?;
+    let refs: Vec<&Image> = imgs.iter().collect();
+    let x = stack_images(&refs, dev).map_err(ctx("features"))?;
+    let f = Backbone::forward_features(&mut m, &Var::constant(x)).map_err(ctx("features"))?;
+    Ok(f.value().clone())
 }
 
-fn knn_top1<B: Backend>(model: &ResNet<B>, bank: &Dataset, test: &Dataset, dev: &B) -> Result<f64> {
-    let tr = features(model, bank, dev)?;
-    let te = features(model, test, dev)?;
+/// k-NN top-1 (k = 20, T = 0.07) of the backbone's features, in batches of 128 images;
+/// `None` when SIGINT/SIGTERM stopped it (polled between batches and k-NN chunks).
+fn knn_top1<B: Backend>(
+    model: &ResNet<B>,
+    bank: &Dataset,
+    test: &Dataset,
+    dev: &B,
+) -> Result<Option<f64>> {
+    const BATCH: usize = 128;
+    let units = session::chunk_count(bank.len(), BATCH)
+        + session::chunk_count(test.len(), BATCH)
+        + session::knn_units(test.len());
+    let mut phase = Phase::new("k-NN", units);
+    let feats = |ds: &Dataset, phase: &mut Phase| {
+        session::features_polled(ds.len(), BATCH, phase, |r| features(model, ds, r, dev))
+    };
+    let Some(tr) = feats(bank, &mut phase)? else {
+        return Ok(None);
+    };
+    let Some(te) = feats(test, &mut phase)? else {
+        return Ok(None);
+    };
     let classes = bank.num_classes.max(test.num_classes);
-    let cfg = KnnConfig::with_k(20.min(bank.len()));
-    let r =
-        knn_classifier(&tr, &bank.labels, &te, &test.labels, classes, &cfg).map_err(ctx("k-NN"))?;
-    Ok(r[0].top1)
+    let top1 = session::knn_top1_polled(
+        (&tr, &bank.labels),
+        (&te, &test.labels),
+        classes,
+        &mut phase,
+    )?;
+    phase.finish();
+    Ok(top1)
 }
 
 /// The training run for the parsed flags.
@@ -137,7 +147,7 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             )))
         }
     };
-    let data_dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
+    let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
     let epochs: usize = p.get_or("epochs", 2)?;
     let batch_size: usize = p.get_or("batch-size", if tiny { 8 } else { 16 })?;
     let lr: f64 = p.get_or("lr", 0.2)?;
@@ -153,6 +163,7 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             "--batch-size must be >= 2 and --epochs positive",
         ));
     }
+    let opts = RunOptions::from_args(p)?;
     signal::install();
 
     let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
@@ -215,54 +226,58 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         test.len()
     );
 
-    let files = RunFiles::create(&out_dir)?;
-    let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
-    let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<f64> {
+    // Every setting that determines the numbers, as effective values: what a checkpoint
+    // records and --resume compares (not recorded: where outputs go, how often).
+    let data_id = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
+    let resize: Option<usize> = p.get("resize")?;
+    let config = RunConfig::new()
+        .with("preset", if tiny { "tiny" } else { "default" })
+        .with("data", data_id.display())
+        .with("resize", resize.map_or("none".into(), |r| r.to_string()))
+        .with("epochs", epochs)
+        .with("batch-size", batch_size)
+        .with("lr", lr)
+        .with("train-images", n_train)
+        .with("eval-train", n_bank)
+        .with("eval-test", n_test)
+        .with("device", Device::from_args(p)?)
+        .with("seed", seed);
+    let spec = RunSpec {
+        arch,
+        config,
+        extra: Default::default(),
+        epochs,
+        niter,
+    };
+    let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<Option<f64>> {
         let top1 = knn_top1(t.target_backbone(), &bank, &test, dev)?;
-        println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
+        if let Some(top1) = top1 {
+            println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
+        }
         Ok(top1)
     };
-    let RunStart {
-        position: pos,
-        mut history,
-    } = session::start_or_resume(
+    let mut run = session::start_or_resume(
         dev,
-        &files,
-        p.switch("resume"),
-        (&arch, seed),
+        &out_dir,
+        &opts,
+        spec,
         &mut trainer,
-        |t, sd| t.load_state_dict(sd).map_err(|e| e.to_string()),
         FreshStart {
             bank: &bank,
             test: &test,
             knn_before: &knn_before,
         },
     )?;
-    let (mut epoch, mut step, mut loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
-    let (knn_before, elapsed_before) = (pos.knn_before, pos.elapsed_s);
-    let start = Instant::now();
-    let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
-    let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
-        let pos = ckpt::RunPosition {
-            epoch,
-            step,
-            loss_sum,
-            elapsed_s,
-            ..pos
-        };
-        pos.metadata(&arch)
-    };
-    let save = |trainer: &ByolTrainer<B, ResNet<B>>, md: Metadata| -> Result<()> {
-        let sd = trainer.state_dict().map_err(ctx("state dict"))?;
-        ckpt::save(ck_path, sd, md)
-    };
-    while epoch < epochs {
+    while run.pos.epoch < epochs {
+        let epoch = run.pos.epoch;
         let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
         let bar = Progress::new(format!("epoch {}/{epochs}", epoch + 1), niter);
         let t_epoch = Instant::now();
-        let first_step = step;
-        let mut lr_now = 0.0;
-        while step < niter {
+        let first_step = run.pos.step;
+        while run.pos.step < niter {
+            let step = run.pos.step;
+            // Everything random in a step derives from (seed, epoch, step): a resumed run
+            // draws the same views without any saved generator state.
             let mut rng = Rng::new(mix(&[seed, epoch as u64, step as u64, 20]));
             let idx = &order[step * batch_size..(step + 1) * batch_size];
             let mut v1 = Vec::with_capacity(batch_size);
@@ -281,28 +296,28 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             if !stats.loss.is_finite() {
                 return Err(RunError::new(format!("the loss is {}", stats.loss)));
             }
-            loss_sum += stats.loss;
-            lr_now = stats.lr;
-            step += 1;
-            let ips = ((step - first_step) * batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
-            bar.update(step, loss_sum / step as f64, lr_now, ips);
-            if signal::interrupted() && step < niter {
+            run.step_done(stats.loss, stats.lr);
+            let done = run.pos.step;
+            let ips = ((done - first_step) * batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
+            bar.update(done, run.pos.loss_sum / done as f64, stats.lr, ips);
+            if let Err(e) = run.after_step(&trainer) {
                 bar.finish();
-                save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-                eprintln!("interrupted: checkpoint written to {}", ck_path.display());
-                std::process::exit(signal::EXIT_INTERRUPTED);
+                return Err(e);
             }
         }
         bar.finish();
-        let ips = ((niter - first_step) * batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
-        let knn = knn_top1(trainer.target_backbone(), &bank, &test, dev)?;
+        let ips = (niter.saturating_sub(first_step) * batch_size) as f64
+            / t_epoch.elapsed().as_secs_f64();
+        let Some(knn) = knn_top1(trainer.target_backbone(), &bank, &test, dev)? else {
+            return Err(run.stop(&trainer));
+        };
         let m = EpochMetrics {
             epoch: epoch + 1,
-            loss: loss_sum / niter as f64,
-            lr: lr_now,
+            loss: run.pos.loss_sum / niter as f64,
+            lr: run.pos.lr,
             knn_top1: Some(knn),
             images_per_s: ips,
-            elapsed_s: elapsed(&start),
+            elapsed_s: run.elapsed_s(),
         };
         println!(
             "epoch {}/{epochs}: loss {:.4}, k-NN top-1 {:.2}%, {:.1} img/s",
@@ -311,17 +326,11 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             100.0 * knn,
             ips
         );
-        metrics::append_jsonl(jsonl, &m)?;
-        history.push(m);
-        (epoch, step, loss_sum) = (epoch + 1, 0, 0.0);
-        save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-        metrics::plot_png(png, &history, Some(knn_before))?;
-        if signal::interrupted() && epoch < epochs {
-            eprintln!("interrupted: checkpoint written to {}", ck_path.display());
-            std::process::exit(signal::EXIT_INTERRUPTED);
-        }
+        run.end_epoch(&trainer, m)?;
     }
-    let after = history
+    let knn_before = run.knn_before();
+    let after = run
+        .history
         .last()
         .and_then(|m| m.knn_top1)
         .unwrap_or(knn_before);
@@ -330,7 +339,7 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         bank.len(),
         test.len()
     );
-    println!("  raw pixels:      {:.2}%", 100.0 * pos.knn_raw);
+    println!("  raw pixels:      {:.2}%", 100.0 * run.knn_raw());
     println!("  before training: {:.2}%", 100.0 * knn_before);
     println!("  after training:  {:.2}%", 100.0 * after);
     Ok(())

@@ -7,18 +7,22 @@
 //!
 //! Prints the raw-pixel k-NN floor, the k-NN accuracy of the (teacher) backbone before and
 //! after training (k = 20, T = 0.07), writes `metrics.jsonl`, `metrics.png` and
-//! `checkpoint.safetensors` (every epoch) to `--output-dir`, and resumes exactly with
-//! `--resume`. Ctrl-C finishes the current step, writes a checkpoint and exits with 130.
+//! `checkpoint.safetensors` (every epoch and every `--save-every` steps) to `--output-dir`,
+//! and resumes bit-exactly with `--resume` (a changed flag that affects the numbers is
+//! refused unless `--allow-config-change`). SIGINT (Ctrl-C) or SIGTERM stops at the next
+//! safe point (after the current step, between k-NN batches, after a file write), writes a
+//! checkpoint and exits with 130 or 143.
 
 use std::path::PathBuf;
 use std::time::Instant;
 use tessera::nn::checkpoint::Metadata;
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::run::args::{self, Flag, Outcome, Parsed};
+use tessera::run::ckpt::RunConfig;
 use tessera::run::device::DEVICE_FLAG;
-use tessera::run::metrics::{self, EpochMetrics};
-use tessera::run::progress::Progress;
-use tessera::run::session::{self, FreshStart, RunFiles, RunStart};
+use tessera::run::metrics::EpochMetrics;
+use tessera::run::progress::{Phase, Progress};
+use tessera::run::session::{self, FreshStart, RunOptions, RunSpec};
 use tessera::run::{
     ckpt, ctx, data, exit_on_error, mix, model, signal, Device, Program, Result, RunError,
 };
@@ -26,44 +30,47 @@ use tessera::ssl::augment::{
     batch_by_resolution, DataAugmentationDino, DinoAugConfig, Image, Normalize,
 };
 use tessera::ssl::data::Dataset;
-use tessera::ssl::eval::{knn_classifier, KnnConfig};
 use tessera::ssl::train::{DinoConfig, DinoTrainer};
 use tessera::tensor::{Backend, DType, Rng, Tensor};
 
 const ABOUT: &str = "DINO self-supervised training of a ViT-S on Fashion-MNIST (or --data), \
 with k-NN evaluation before and after training";
 
+// Defaults that a preset changes are notes: "<default preset>; <preset>: <value>, ...".
 const FLAGS: &[Flag] = &[
-    Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder [default: the embedded data/fashion-mnist]"),
-    Flag::value("resize", "PX", data::RESIZE_HELP),
-    Flag::value("preset", "NAME", "default | paper (224/96 crops, patch 16, out_dim 65536, DINO's 100-epoch schedule) | tiny (for tests)"),
-    Flag::value("epochs", "N", "Training epochs"),
-    Flag::value("batch-size", "N", "Images per step"),
-    Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)"),
-    Flag::value("img-size", "PX", "Global crop side [default: the data's image side]"),
-    Flag::value("local-size", "PX", "Local crop side [default: img-size / 2]"),
-    Flag::value("patch-size", "PX", "ViT patch side; must divide img-size and local-size"),
-    Flag::value("local-crops", "N", "Local crops per image"),
-    Flag::value("out-dim", "K", "DINO head output dimension"),
-    Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up"),
-    Flag::value("warmup-teacher-temp-epochs", "N", "Epochs of linear teacher-temperature warm-up from 0.04"),
-    Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up"),
-    Flag::value("norm-last-layer", "true|false", "Weight-normalize the head's last layer with a fixed norm (DINO recommends false for ViT-S: better, less stable)"),
-    Flag::value("momentum-teacher", "M", "Teacher EMA momentum at the start (cosine to 1)"),
-    Flag::value("freeze-last-layer", "N", "Epochs during which the head's last layer is not updated"),
-    Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)"),
-    Flag::value("eval-train", "N", "Train-split images for the k-NN bank (class-balanced; 0 = all)"),
-    Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)"),
-    Flag::value("knn-every", "N", "Also run the k-NN evaluation after every N-th epoch (0: only after the last) [default: 0]"),
+    Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder").default_note("the embedded data/fashion-mnist"),
+    Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
+    Flag::value("preset", "NAME", "default | paper (224/96 crops, patch 16, out_dim 65536, DINO's 100-epoch schedule) | tiny (for tests)").default("default"),
+    Flag::value("epochs", "N", "Training epochs").default_note("2; paper: 100, tiny: 3"),
+    Flag::value("batch-size", "N", "Images per step").default_note("32; paper: 64, tiny: 8"),
+    Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.0005"),
+    Flag::value("img-size", "PX", "Global crop side").default_note("the data's image side; paper: 224"),
+    Flag::value("local-size", "PX", "Local crop side").default_note("img-size / 2; paper: 96"),
+    Flag::value("patch-size", "PX", "ViT patch side; must divide img-size and local-size").default_note("7; paper: 16"),
+    Flag::value("local-crops", "N", "Local crops per image").default_note("4; paper: 8, tiny: 2"),
+    Flag::value("out-dim", "K", "DINO head output dimension").default_note("4096; paper: 65536, tiny: 64"),
+    Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up").default_note("0.04; paper: 0.07"),
+    Flag::value("warmup-teacher-temp-epochs", "N", "Epochs of linear teacher-temperature warm-up from 0.04").default_note("0; paper: 30"),
+    Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up").default_note("1; paper: 10"),
+    Flag::value("norm-last-layer", "true|false", "Weight-normalize the head's last layer with a fixed norm (DINO recommends false for ViT-S: better, less stable)").default("true"),
+    Flag::value("momentum-teacher", "M", "Teacher EMA momentum at the start (cosine to 1)").default("0.996"),
+    Flag::value("freeze-last-layer", "N", "Epochs during which the head's last layer is not updated").default("1"),
+    Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)").default_note("512; paper: 0, tiny: 40"),
+    Flag::value("eval-train", "N", "Train-split images for the k-NN bank (class-balanced; 0 = all)").default_note("1000; paper: 0, tiny: 100"),
+    Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)").default_note("500; paper: 0, tiny: 50"),
+    Flag::value("knn-every", "N", "Also run the k-NN evaluation after every N-th epoch (0: only after the last)").default_note("0; tiny: 1"),
     DEVICE_FLAG,
-    Flag::value("seed", "N", "Random seed [default: 0]"),
-    Flag::value("output-dir", "DIR", "Where metrics, the plot and the checkpoint go [default: runs/dino_vit_s]"),
-    Flag::switch("resume", "Continue from <output-dir>/checkpoint.safetensors"),
-    Flag::value("embed-dim", "N", "ViT width (test/debug override)").hide(),
-    Flag::value("depth", "N", "ViT depth (test/debug override)").hide(),
-    Flag::value("heads", "N", "ViT heads (test/debug override)").hide(),
-    Flag::value("head-hidden", "N", "DINO head hidden width (test/debug override)").hide(),
-    Flag::value("head-bottleneck", "N", "DINO head bottleneck (test/debug override)").hide(),
+    Flag::value("seed", "N", "Random seed").default("0"),
+    Flag::value("output-dir", "DIR", "Where metrics, the plot and the checkpoint go").default("runs/dino_vit_s"),
+    session::RESUME_FLAG,
+    session::OVERWRITE_FLAG,
+    session::ALLOW_CONFIG_CHANGE_FLAG,
+    session::SAVE_EVERY_FLAG,
+    Flag::value("embed-dim", "N", "ViT width (test/debug override)").default_note("384; tiny: 32").hide(),
+    Flag::value("depth", "N", "ViT depth (test/debug override)").default_note("12; tiny: 2").hide(),
+    Flag::value("heads", "N", "ViT heads (test/debug override)").default_note("6; tiny: 2").hide(),
+    Flag::value("head-hidden", "N", "DINO head hidden width (test/debug override)").default_note("2048; tiny: 64").hide(),
+    Flag::value("head-bottleneck", "N", "DINO head bottleneck (test/debug override)").default_note("256; tiny: 16").hide(),
 ];
 
 /// Everything a run is configured by.
@@ -93,7 +100,7 @@ struct Config {
     device: Device,
     seed: u64,
     output_dir: PathBuf,
-    resume: bool,
+    run: RunOptions,
     embed_dim: usize,
     depth: usize,
     heads: usize,
@@ -128,7 +135,7 @@ impl Config {
             device: Device::Cpu,
             seed: 0,
             output_dir: PathBuf::from("runs/dino_vit_s"),
-            resume: false,
+            run: RunOptions::default(),
             embed_dim: 384,
             depth: 12,
             heads: 6,
@@ -178,8 +185,8 @@ impl Config {
 
     fn from_args(p: &Parsed) -> Result<Config> {
         let c = Config::preset(p.raw("preset").unwrap_or("default"))?;
-        Ok(Config {
-            data: p.get("data")?.unwrap_or(c.data),
+        let cfg = Config {
+            data: p.path("data").unwrap_or(c.data),
             resize: p.get("resize")?,
             epochs: p.get_or("epochs", c.epochs)?,
             batch_size: p.get_or("batch-size", c.batch_size)?,
@@ -202,21 +209,81 @@ impl Config {
             knn_every: p.get_or("knn-every", c.knn_every)?,
             device: Device::from_args(p)?,
             seed: p.get_or("seed", c.seed)?,
-            output_dir: p.get("output-dir")?.unwrap_or(c.output_dir),
-            resume: p.switch("resume"),
+            output_dir: p.path("output-dir").unwrap_or(c.output_dir),
+            run: RunOptions::from_args(p)?,
             embed_dim: p.get_or("embed-dim", c.embed_dim)?,
             depth: p.get_or("depth", c.depth)?,
             heads: p.get_or("heads", c.heads)?,
             head_hidden: p.get_or("head-hidden", c.head_hidden)?,
             head_bottleneck: p.get_or("head-bottleneck", c.head_bottleneck)?,
             preset: c.preset,
-        })
+        };
+        // The value as typed: DINO scales it by batch / 256, and a message about the scaled
+        // value would not match what the user wrote.
+        let typed = p
+            .raw("lr")
+            .map_or_else(|| cfg.lr.to_string(), str::to_string);
+        if !(cfg.lr.is_finite() && cfg.lr >= 0.0) {
+            return Err(RunError::usage(format!(
+                "--lr {typed}: expected a finite learning rate >= 0"
+            )));
+        }
+        let peak = cfg.lr * cfg.batch_size as f64 / 256.0;
+        if !peak.is_finite() {
+            return Err(RunError::usage(format!(
+                "--lr {typed} with --batch-size {}: the peak learning rate lr * batch / 256 \
+                 is not finite",
+                cfg.batch_size
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// Every setting that determines the run's numbers, as effective values (after the
+    /// preset and the defaults derived from the data): what a checkpoint records and
+    /// `--resume` compares. Not recorded: where outputs go and how often they are written.
+    fn trajectory(&self, img_size: usize, local_size: usize) -> RunConfig {
+        let data = std::fs::canonicalize(&self.data).unwrap_or_else(|_| self.data.clone());
+        RunConfig::new()
+            .with("data", data.display())
+            .with(
+                "resize",
+                self.resize.map_or("none".into(), |r| r.to_string()),
+            )
+            .with("epochs", self.epochs)
+            .with("batch-size", self.batch_size)
+            .with("lr", self.lr)
+            .with("img-size", img_size)
+            .with("local-size", local_size)
+            .with("patch-size", self.patch_size)
+            .with("local-crops", self.local_crops)
+            .with("out-dim", self.out_dim)
+            .with("teacher-temp", self.teacher_temp)
+            .with(
+                "warmup-teacher-temp-epochs",
+                self.warmup_teacher_temp_epochs,
+            )
+            .with("warmup-epochs", self.warmup_epochs)
+            .with("norm-last-layer", self.norm_last_layer)
+            .with("momentum-teacher", self.momentum_teacher)
+            .with("freeze-last-layer", self.freeze_last_layer)
+            .with("train-images", self.train_images)
+            .with("eval-train", self.eval_train)
+            .with("eval-test", self.eval_test)
+            .with("knn-every", self.knn_every)
+            .with("device", self.device)
+            .with("seed", self.seed)
+            .with("embed-dim", self.embed_dim)
+            .with("depth", self.depth)
+            .with("heads", self.heads)
+            .with("head-hidden", self.head_hidden)
+            .with("head-bottleneck", self.head_bottleneck)
     }
 }
 
 fn main() {
     exit_on_error(|| {
-        let parsed = match args::parse(std::env::args().skip(1), "dino_vit_s", ABOUT, FLAGS)? {
+        let parsed = match args::parse_env("dino_vit_s", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());
@@ -229,7 +296,8 @@ fn main() {
     })
 }
 
-/// k-NN top-1 (k = 20, T = 0.07) of the backbone's features.
+/// k-NN top-1 (k = 20, T = 0.07) of the backbone's features; `None` when SIGINT/SIGTERM
+/// stopped it (polled between batches of 64 images and between k-NN chunks).
 fn knn_top1<B: Backend>(
     vit: &VisionTransformer<B>,
     bank: &Dataset,
@@ -237,25 +305,37 @@ fn knn_top1<B: Backend>(
     size: usize,
     norm: &Normalize,
     dev: &B,
-) -> Result<f64> {
+) -> Result<Option<f64>> {
     // Training and evaluation use different tensor sizes: give the backend's cached blocks
     // back between the two, so that peak memory is the larger phase, not both.
     dev.empty_cache();
-    let tr = model::cls_features(vit, bank, size, Some(norm), dev)?;
-    let te = model::cls_features(vit, test, size, Some(norm), dev)?;
+    const BATCH: usize = 64;
+    let units = session::chunk_count(bank.len(), BATCH)
+        + session::chunk_count(test.len(), BATCH)
+        + session::knn_units(test.len());
+    let mut phase = Phase::new("k-NN", units);
+    let features = |ds: &Dataset, phase: &mut Phase| {
+        session::features_polled(ds.len(), BATCH, phase, |r| {
+            let part = ds.subset(&r.collect::<Vec<_>>()).map_err(ctx("features"))?;
+            model::cls_features(vit, &part, size, Some(norm), dev)
+        })
+    };
+    let Some(tr) = features(bank, &mut phase)? else {
+        return Ok(None);
+    };
+    let Some(te) = features(test, &mut phase)? else {
+        return Ok(None);
+    };
     let classes = bank.num_classes.max(test.num_classes);
-    let k = 20.min(bank.len());
-    let r = knn_classifier(
-        &tr,
-        &bank.labels,
-        &te,
-        &test.labels,
+    let top1 = session::knn_top1_polled(
+        (&tr, &bank.labels),
+        (&te, &test.labels),
         classes,
-        &KnnConfig::with_k(k),
-    )
-    .map_err(ctx("k-NN"))?;
+        &mut phase,
+    )?;
+    phase.finish();
     dev.empty_cache();
-    Ok(r[0].top1)
+    Ok(top1)
 }
 
 impl Program for Config {
@@ -278,14 +358,32 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         )));
     }
     let local_size = cfg.local_size.unwrap_or(img_size / 2);
+    if local_size > img_size {
+        let global = match cfg.img_size {
+            Some(g) => format!("--img-size {g}"),
+            None => format!("{img_size} px (the images' side; set it with --img-size)"),
+        };
+        return Err(RunError::usage(format!(
+            "--local-size {local_size} is larger than the global crop, {global}: local crops \
+             are the small views of an image"
+        )));
+    }
+    // Name each size by where it came from: a flag the user typed, or the data.
     let p = cfg.patch_size;
-    for (what, s) in [
-        ("image size (--img-size)", img_size),
-        ("local crop size (--local-size)", local_size),
-    ] {
+    let global = match cfg.img_size {
+        Some(g) => format!("--img-size {g}"),
+        None => format!(
+            "the images' side, {img_size} px (from the data; set one with --img-size or --resize)"
+        ),
+    };
+    let local = match cfg.local_size {
+        Some(l) => format!("--local-size {l}"),
+        None => format!("the local crop size, {local_size} px (--img-size / 2)"),
+    };
+    for (what, s) in [(global, img_size), (local, local_size)] {
         if p == 0 || s == 0 || s % p != 0 {
             return Err(RunError::new(format!(
-                "{what} {s} is not divisible by the patch size {p} (--patch-size)"
+                "{what} is not a positive multiple of the patch size {p} (--patch-size)"
             )));
         }
     }
@@ -394,66 +492,53 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         cfg.batch_size
     );
 
-    // Output and resume.
-    let files = RunFiles::create(&cfg.output_dir)?;
-    let (ck_path, jsonl, png) = (&files.checkpoint, &files.metrics, &files.plot);
-    let knn_before = |t: &mut DinoTrainer<B, VisionTransformer<B>>| -> Result<f64> {
+    // Output, then a fresh start or the resume.
+    let spec = RunSpec {
+        arch: arch.clone(),
+        config: cfg.trajectory(img_size, local_size),
+        extra: Metadata::from([
+            (ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&norm.mean)),
+            (ckpt::NORMALIZE_STD_KEY.into(), ckpt::floats(&norm.std)),
+        ]),
+        epochs: cfg.epochs,
+        niter,
+    };
+    let knn_before = |t: &mut DinoTrainer<B, VisionTransformer<B>>| -> Result<Option<f64>> {
         let s = Instant::now();
         let top1 = knn_top1(t.teacher_backbone(), &bank, &test, img_size, &norm, dev)?;
-        println!(
-            "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
-            100.0 * top1,
-            s.elapsed().as_secs_f64()
-        );
+        if let Some(top1) = top1 {
+            println!(
+                "k-NN before training (teacher backbone): top-1 {:.2}%  ({:.1}s)",
+                100.0 * top1,
+                s.elapsed().as_secs_f64()
+            );
+        }
         Ok(top1)
     };
-    let RunStart {
-        position: pos,
-        mut history,
-    } = session::start_or_resume(
+    let mut run = session::start_or_resume(
         dev,
-        &files,
-        cfg.resume,
-        (&arch, seed),
+        &cfg.output_dir,
+        &cfg.run,
+        spec,
         &mut trainer,
-        |t, sd| t.load_state_dict(sd).map_err(|e| e.to_string()),
         FreshStart {
             bank: &bank,
             test: &test,
             knn_before: &knn_before,
         },
     )?;
-    let (mut epoch, mut step, mut loss_sum) = (pos.epoch, pos.step, pos.loss_sum);
-    let (knn_before, elapsed_before) = (pos.knn_before, pos.elapsed_s);
-    let start = Instant::now();
-    let elapsed = |s: &Instant| elapsed_before + s.elapsed().as_secs_f64();
-    let metadata = |epoch: usize, step: usize, loss_sum: f64, elapsed_s: f64| -> Metadata {
-        let pos = ckpt::RunPosition {
-            epoch,
-            step,
-            loss_sum,
-            elapsed_s,
-            ..pos
-        };
-        let mut m = pos.metadata(&arch);
-        m.insert(ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&norm.mean));
-        m.insert(ckpt::NORMALIZE_STD_KEY.into(), ckpt::floats(&norm.std));
-        m.insert("config".into(), format!("{cfg:?}"));
-        m
-    };
-    let save = |trainer: &DinoTrainer<B, VisionTransformer<B>>, md: Metadata| -> Result<()> {
-        let sd = trainer.state_dict().map_err(ctx("state dict"))?;
-        ckpt::save(ck_path, sd, md)
-    };
 
-    while epoch < cfg.epochs {
+    while run.pos.epoch < cfg.epochs {
+        let epoch = run.pos.epoch;
         let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
         let bar = Progress::new(format!("epoch {}/{}", epoch + 1, cfg.epochs), niter);
         let t_epoch = Instant::now();
-        let first_step = step;
-        let mut lr = 0.0;
-        let mut entropy = (0.0, 0.0, 0.0);
-        while step < niter {
+        let first_step = run.pos.step;
+        let mut entropy = None;
+        while run.pos.step < niter {
+            let step = run.pos.step;
+            // Everything random in a step derives from (seed, epoch, step): a resumed run
+            // draws the same crops without any saved generator state.
             let mut rng = Rng::new(mix(&[seed, epoch as u64, step as u64, 20]));
             let idx = &order[step * cfg.batch_size..(step + 1) * cfg.batch_size];
             let views: Vec<Vec<Image>> = idx
@@ -467,7 +552,7 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
                 .map(|g| g.batch)
                 .collect();
             // The entropies read the device: compute them for the step the epoch line shows.
-            trainer.diagnostics = step + 1 == niter || signal::interrupted();
+            trainer.diagnostics = step + 1 == niter;
             let stats = trainer
                 .train_step(&groups, epoch)
                 .map_err(ctx("training step"))?;
@@ -479,61 +564,63 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
                     step + 1
                 )));
             }
-            loss_sum += stats.loss;
             // DINO's collapse check: the teacher's per-image entropy (near 0: one-hot; near
             // ln K: uniform) and the entropy of its batch mean (small: few prototypes used).
             if let (Some(h), Some(hb)) = (stats.teacher_entropy, stats.teacher_batch_entropy) {
-                entropy = (h, hb, stats.max_entropy);
+                entropy = Some((h, hb, stats.max_entropy));
             }
-            lr = stats.lr;
-            step += 1;
+            run.step_done(stats.loss, stats.lr);
+            let done = run.pos.step;
             let ips =
-                ((step - first_step) * cfg.batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
-            bar.update(step, loss_sum / step as f64, lr, ips);
-            if signal::interrupted() && step < niter {
+                ((done - first_step) * cfg.batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
+            bar.update(done, run.pos.loss_sum / done as f64, stats.lr, ips);
+            if let Err(e) = run.after_step(&trainer) {
                 bar.finish();
-                save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-                eprintln!(
-                    "interrupted: checkpoint written to {} (continue with --resume)",
-                    ck_path.display()
-                );
-                std::process::exit(signal::EXIT_INTERRUPTED);
+                return Err(e);
             }
         }
         bar.finish();
-        let images_per_s =
-            ((niter - first_step) * cfg.batch_size) as f64 / t_epoch.elapsed().as_secs_f64();
+        let images_per_s = (niter.saturating_sub(first_step) * cfg.batch_size) as f64
+            / t_epoch.elapsed().as_secs_f64();
         let last = epoch + 1 == cfg.epochs;
         let knn = if last || (cfg.knn_every > 0 && (epoch + 1) % cfg.knn_every == 0) {
-            Some(knn_top1(
+            let k = knn_top1(
                 trainer.teacher_backbone(),
                 &bank,
                 &test,
                 img_size,
                 &norm,
                 dev,
-            )?)
+            )?;
+            match k {
+                Some(k) => Some(k),
+                None => return Err(run.stop(&trainer)),
+            }
         } else {
             None
         };
         let m = EpochMetrics {
             epoch: epoch + 1,
-            loss: loss_sum / niter as f64,
-            lr,
+            loss: run.pos.loss_sum / niter as f64,
+            lr: run.pos.lr,
             knn_top1: knn,
             images_per_s,
-            elapsed_s: elapsed(&start),
+            elapsed_s: run.elapsed_s(),
         };
+        // A run resumed after the epoch's last step did not see its entropies.
+        let entropy = entropy.map_or("teacher entropy (not measured)".to_string(), |e| {
+            format!(
+                "teacher entropy {:.2} (batch {:.2}) of ln K {:.2}",
+                e.0, e.1, e.2
+            )
+        });
         println!(
-            "epoch {}/{}: loss {:.4}, lr {:.2e}, teacher entropy {:.2} (batch {:.2}) of ln K {:.2}, \
-             k-NN top-1 {}, {:.1} img/s, {:.0}s elapsed",
+            "epoch {}/{}: loss {:.4}, lr {:.2e}, {entropy}, k-NN top-1 {}, {:.1} img/s, \
+             {:.0}s elapsed",
             m.epoch,
             cfg.epochs,
             m.loss,
             m.lr,
-            entropy.0,
-            entropy.1,
-            entropy.2,
             knn.map_or("(not evaluated)".to_string(), |k| format!(
                 "{:.2}%",
                 100.0 * k
@@ -541,17 +628,11 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
             m.images_per_s,
             m.elapsed_s
         );
-        metrics::append_jsonl(jsonl, &m)?;
-        history.push(m);
-        (epoch, step, loss_sum) = (epoch + 1, 0, 0.0);
-        save(&trainer, metadata(epoch, step, loss_sum, elapsed(&start)))?;
-        metrics::plot_png(png, &history, Some(knn_before))?;
-        if signal::interrupted() && epoch < cfg.epochs {
-            eprintln!("interrupted: checkpoint written to {}", ck_path.display());
-            std::process::exit(signal::EXIT_INTERRUPTED);
-        }
+        run.end_epoch(&trainer, m)?;
     }
-    let after = history
+    let knn_before = run.knn_before();
+    let after = run
+        .history
         .last()
         .and_then(|m| m.knn_top1)
         .unwrap_or(knn_before);
@@ -560,14 +641,15 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         bank.len(),
         test.len()
     );
-    println!("  raw pixels:      {:.2}%", 100.0 * pos.knn_raw);
+    println!("  raw pixels:      {:.2}%", 100.0 * run.knn_raw());
     println!("  before training: {:.2}%", 100.0 * knn_before);
     println!("  after training:  {:.2}%", 100.0 * after);
+    let f = &run.files;
     println!(
         "outputs: {}, {}, {}",
-        jsonl.display(),
-        png.display(),
-        ck_path.display()
+        f.metrics.display(),
+        f.plot.display(),
+        f.checkpoint.display()
     );
     Ok(())
 }

@@ -22,6 +22,13 @@
 //! input (`source`) and, for image inputs, the files in order (`files`, one per line).
 //!
 //! Without `--checkpoint` the backbone is a randomly initialized ViT-S/7 (a warning says so).
+//!
+//! Memory: images go through the model in batches sized to the memory budget (attention is
+//! quadratic in the tokens, so large images get small batches), and the outputs' sizes are
+//! checked before anything is computed; a request over the budget is an error naming what
+//! was asked for and the limit (`TESSERA_MEMORY_LIMIT`, default: the machine's memory). A
+//! model that gives NaN or infinite features (a diverged checkpoint) is refused, naming the
+//! first bad image and feature, and nothing is written.
 
 use std::path::{Path, PathBuf};
 use tessera::autograd::Var;
@@ -33,78 +40,70 @@ use tessera::run::{
     ckpt, ctx, data, exit_on_error, images, mix, model, Device, Program, Result, RunError,
 };
 use tessera::ssl::augment::{resize_crop, stack_images, CropBox, Image};
-use tessera::ssl::eval::cls_attention_maps;
-use tessera::tensor::{Backend, DType, Tensor};
+use tessera::ssl::eval::{check_finite, cls_attention_maps, vit_batch_within_budget};
+use tessera::tensor::{memory, Backend, DType, Tensor};
 
 const ABOUT: &str =
     "Export CLS features and last-block CLS attention of images to safetensors (DINO ViT)";
 
 const FLAGS: &[Flag] = &[
-    Flag::value(
-        "checkpoint",
-        "FILE",
-        "Checkpoint written by dino_vit_s [default: none, a random ViT-S/7]",
-    ),
+    Flag::value("checkpoint", "FILE", "Checkpoint written by dino_vit_s")
+        .default_note("none, a random ViT-S/7"),
     Flag::value(
         "network",
         "teacher|student",
-        "Which backbone of the checkpoint [default: teacher]",
-    ),
+        "Which backbone of the checkpoint",
+    )
+    .default("teacher"),
     Flag::value(
         "images",
         "DIR|FILE",
-        "PNG/JPEG file, or folder of them; repeat for more [default: the dataset]",
-    ),
+        "PNG/JPEG file, or folder of them; repeat for more",
+    )
+    .default_note("the dataset"),
     Flag::value(
         "tensor",
         "FILE",
         "safetensors file holding a float [b, c, h, w] batch",
-    ),
-    Flag::value(
-        "key",
-        "NAME",
-        "Tensor in --tensor's file [default: its only tensor]",
-    ),
+    )
+    .default_note("none"),
+    Flag::value("key", "NAME", "Tensor in --tensor's file").default_note("its only tensor"),
     Flag::value(
         "data",
         "DIR",
-        "Dataset whose test split is used without --images/--tensor [default: the embedded \
-         data/fashion-mnist]",
-    ),
-    Flag::value("resize", "PX", data::RESIZE_HELP),
-    Flag::value(
-        "limit",
-        "N",
-        "Dataset images (class-balanced; 0 = all) [default: 100]",
-    ),
+        "Dataset whose test split is used without --images/--tensor",
+    )
+    .default_note("the embedded data/fashion-mnist"),
+    Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
+    Flag::value("limit", "N", "Dataset images (class-balanced; 0 = all)").default("100"),
     Flag::value(
         "img-size",
         "N",
-        "Resize + center-crop --images (and dataset images) to N x N [default: the model's \
-         training size; 224 for --images without a checkpoint]",
-    ),
-    Flag::value(
-        "patch-size",
-        "N",
-        "Patch size of the random model [default: 7]",
-    ),
-    Flag::value(
-        "output",
-        "FILE",
-        "safetensors file to write [default: runs/features/features.safetensors]",
-    ),
+        "Resize + center-crop --images (and dataset images) to N x N",
+    )
+    .default_note("the model's training size; 224 for --images without a checkpoint"),
+    Flag::value("patch-size", "N", "Patch size of the random model").default("7"),
+    Flag::value("output", "FILE", "safetensors file to write")
+        .default("runs/features/features.safetensors"),
     Flag::value(
         "seed",
         "N",
-        "Seed of the dataset subset and of the random model [default: 0]",
-    ),
+        "Seed of the dataset subset and of the random model",
+    )
+    .default("0"),
     DEVICE_FLAG,
-    Flag::value("embed-dim", "N", "Random model width [default: 384]").hide(),
-    Flag::value("depth", "N", "Random model blocks [default: 12]").hide(),
-    Flag::value("heads", "N", "Random model heads [default: 6]").hide(),
+    Flag::value("embed-dim", "N", "Random model width")
+        .default("384")
+        .hide(),
+    Flag::value("depth", "N", "Random model blocks")
+        .default("12")
+        .hide(),
+    Flag::value("heads", "N", "Random model heads")
+        .default("6")
+        .hide(),
 ];
 
-/// Images per forward pass.
+/// Images per forward pass, at most (fewer when large images would exceed the memory budget).
 const CHUNK: usize = 64;
 
 /// The inputs: a `[b, c, h, w]` f32 batch on the model's backend, labels if known, a
@@ -179,7 +178,7 @@ fn tensor_input<B: Backend>(path: &Path, key: Option<&str>, dev: &B) -> Result<I
 
 /// `--images`: every file resized and cropped to `size`, with `channels` planes, on `dev`.
 fn image_input<B: Backend>(
-    paths: &[&str],
+    paths: &[PathBuf],
     size: usize,
     channels: usize,
     dev: &B,
@@ -259,7 +258,7 @@ fn random_model<B: Backend>(
 
 fn main() {
     exit_on_error(|| {
-        let p = match args::parse(std::env::args().skip(1), "features", ABOUT, FLAGS)? {
+        let p = match args::parse_env("features", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());
@@ -281,11 +280,11 @@ impl Program for Features {
 
 /// The export, with the model and the inputs on `dev` (the file is written from the host).
 fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
-    let checkpoint: Option<PathBuf> = p.get("checkpoint")?;
+    let checkpoint: Option<PathBuf> = p.path("checkpoint");
     let network = p.raw("network").unwrap_or("teacher").to_string();
     model::check_network(&network)?;
-    let image_args = p.all("images");
-    let tensor: Option<PathBuf> = p.get("tensor")?;
+    let image_args = p.all_paths("images");
+    let tensor: Option<PathBuf> = p.path("tensor");
     if tensor.is_some() && !image_args.is_empty() {
         return Err(RunError::usage("give --images or --tensor, not both"));
     }
@@ -296,7 +295,7 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let limit: usize = p.get_or("limit", 100)?;
     let seed: u64 = p.get_or("seed", 0)?;
     let output: PathBuf = p
-        .get("output")?
+        .path("output")
         .unwrap_or_else(|| PathBuf::from("runs/features/features.safetensors"));
 
     let loaded = match &checkpoint {
@@ -326,7 +325,7 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         let size = size_flag.or(model_size).unwrap_or(224);
         image_input(&image_args, size, model_chans.unwrap_or(3), dev)?
     } else {
-        let dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
+        let dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
         dataset_input(
             &dir,
             p.get("resize")?,
@@ -357,14 +356,28 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         )));
     }
     images::check_patch_multiple("the image size", h, w, cfg.patch_size)?;
+    // Before any compute: the outputs fit the budget, and so does one image's forward (the
+    // batch is then as large as the budget allows).
+    let (gh, gw) = (h / cfg.patch_size, w / cfg.patch_size);
+    let out_bytes = [cfg.embed_dim, cfg.num_heads * gh * gw]
+        .iter()
+        .try_fold(0usize, |acc, &per| {
+            per.checked_mul(b)?.checked_mul(4)?.checked_add(acc)
+        });
+    memory::check_bytes(
+        &format!("the features and attention maps of {b} images ({h}x{w})"),
+        out_bytes,
+    )
+    .map_err(ctx("features"))?;
+    let chunk = vit_batch_within_budget(&cfg, h, w, CHUNK).map_err(ctx("features"))?;
     // Inputs are `[0, 1]` pixels; the model sees them standardized as in its training.
     let x = bb.prepare(inputs.x.clone())?;
 
     let mut cls = Vec::new();
     let mut attn = Vec::new();
-    for start in (0..b).step_by(CHUNK) {
+    for start in (0..b).step_by(chunk) {
         let xb = x
-            .narrow(0, start, CHUNK.min(b - start))
+            .narrow(0, start, chunk.min(b - start))
             .map_err(ctx("the input"))?;
         let f = vit
             .forward(&Var::constant(xb.clone()))
@@ -372,12 +385,14 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         cls.push(f.value().clone());
         attn.push(cls_attention_maps(vit, &xb).map_err(ctx("attention"))?);
     }
+    let cls = Tensor::cat(&cls, 0).map_err(ctx("features"))?;
+    let attn = Tensor::cat(&attn, 0).map_err(ctx("attention"))?;
+    // Row = image: the error names the first image (in input order) and feature that is bad.
+    check_finite("features", "the CLS features", &cls).map_err(ctx("the model's output"))?;
+    check_finite("features", "the attention maps", &attn).map_err(ctx("the model's output"))?;
     let mut tensors = StateDict::new();
-    tensors.insert("cls".into(), Tensor::cat(&cls, 0).map_err(ctx("features"))?);
-    tensors.insert(
-        "attention".into(),
-        Tensor::cat(&attn, 0).map_err(ctx("attention"))?,
-    );
+    tensors.insert("cls".into(), cls);
+    tensors.insert("attention".into(), attn);
     if let Some(l) = &inputs.labels {
         tensors.insert(
             "labels".into(),

@@ -1,6 +1,12 @@
 //! k-NN evaluation (k = 20, T = 0.07 by default) of the ViT backbone in a checkpoint written
 //! by `dino_vit_s`.
 //!
+//! The similarities are computed in blocks of test images bounded in memory, and every large
+//! allocation is checked against the memory budget (`TESSERA_MEMORY_LIMIT`, default: the
+//! machine's memory): too large a request is an error naming it and the limit. Features with
+//! a NaN or an infinity (a diverged checkpoint) are refused, naming the set and the first bad
+//! (image, feature), with a non-zero exit, instead of printing a meaningless accuracy.
+//!
 //! ```sh
 //! cargo run --example knn_eval -- --checkpoint runs/dino_vit_s/checkpoint.safetensors
 //! ```
@@ -9,51 +15,38 @@ use std::path::PathBuf;
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::device::DEVICE_FLAG;
 use tessera::run::{ctx, data, exit_on_error, mix, model, Device, Program, Result};
-use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, KnnConfig};
-use tessera::tensor::Backend;
+use tessera::ssl::eval::{knn_classifier, raw_pixel_knn, vit_batch_within_budget, KnnConfig};
+use tessera::tensor::{memory, Backend};
 
 const ABOUT: &str = "k-NN evaluation of the ViT backbone in a dino_vit_s checkpoint";
 
 const FLAGS: &[Flag] = &[
-    Flag::value(
-        "checkpoint",
-        "FILE",
-        "Checkpoint written by dino_vit_s [default: runs/dino_vit_s/checkpoint.safetensors]",
-    ),
-    Flag::value(
-        "data",
-        "DIR",
-        "Dataset folder [default: the embedded data/fashion-mnist]",
-    ),
-    Flag::value("resize", "PX", data::RESIZE_HELP),
-    Flag::value(
-        "network",
-        "teacher|student",
-        "Which backbone to evaluate [default: teacher]",
-    ),
-    Flag::value("k", "N", "Neighbours [default: 20]"),
-    Flag::value("temperature", "T", "Vote temperature [default: 0.07]"),
+    Flag::value("checkpoint", "FILE", "Checkpoint written by dino_vit_s")
+        .default("runs/dino_vit_s/checkpoint.safetensors"),
+    Flag::value("data", "DIR", "Dataset folder").default_note("the embedded data/fashion-mnist"),
+    Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
+    Flag::value("network", "teacher|student", "Which backbone to evaluate").default("teacher"),
+    Flag::value("k", "N", "Neighbours").default("20"),
+    Flag::value("temperature", "T", "Vote temperature").default("0.07"),
     Flag::value(
         "eval-train",
         "N",
-        "Train-split images for the k-NN bank (class-balanced; 0 = all) [default: 400]",
-    ),
+        "Train-split images for the k-NN bank (class-balanced; 0 = all)",
+    )
+    .default("400"),
     Flag::value(
         "eval-test",
         "N",
-        "Test-split images to classify (class-balanced; 0 = all) [default: 200]",
-    ),
-    Flag::value(
-        "seed",
-        "N",
-        "Seed of the subsets, as in training [default: 0]",
-    ),
+        "Test-split images to classify (class-balanced; 0 = all)",
+    )
+    .default("200"),
+    Flag::value("seed", "N", "Seed of the subsets, as in training").default("0"),
     DEVICE_FLAG,
 ];
 
 fn main() {
     exit_on_error(|| {
-        let p = match args::parse(std::env::args().skip(1), "knn_eval", ABOUT, FLAGS)? {
+        let p = match args::parse_env("knn_eval", ABOUT, FLAGS)? {
             Outcome::Help(h) => {
                 print!("{h}");
                 return Ok(());
@@ -78,7 +71,7 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let path: PathBuf = p
         .get("checkpoint")?
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
-    let data_dir: PathBuf = p.get("data")?.unwrap_or_else(data::default_data_dir);
+    let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
     let network = p.raw("network").unwrap_or("teacher").to_string();
     model::check_network(&network)?;
     let k: usize = p.get_or("k", 20)?;
@@ -94,6 +87,8 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         ..
     } = model::load_backbone(&path, &network, dev)?;
     let img_size = vit.config.img_size;
+    // Fail before loading data when even one image's forward cannot fit the budget.
+    vit_batch_within_budget(&vit.config, img_size, img_size, 1).map_err(ctx("features"))?;
 
     let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
     let cap = |n: usize| if n == 0 { usize::MAX } else { n };
@@ -105,6 +100,19 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         temperature,
         chunk_size: 256,
     };
+    // The two feature matrices (f32), before computing them.
+    let dim = vit.config.embed_dim;
+    memory::check_bytes(
+        &format!(
+            "the features of {} bank and {} test images ({dim} values each)",
+            bank.len(),
+            test.len()
+        ),
+        (bank.len() + test.len())
+            .checked_mul(dim)
+            .and_then(|n| n.checked_mul(4)),
+    )
+    .map_err(ctx("features"))?;
     let raw = raw_pixel_knn(&bank, &test, None, &cfg, dev).map_err(ctx("raw-pixel k-NN"))?;
     let tr = model::cls_features(&vit, &bank, img_size, normalize.as_ref(), dev)?;
     let te = model::cls_features(&vit, &test, img_size, normalize.as_ref(), dev)?;

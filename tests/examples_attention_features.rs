@@ -239,8 +239,8 @@ fn attention_maps_bad_input() {
     assert_fails(&am(&["--image", s(&txt)]), 1, "cannot decode the image");
     assert_fails(
         &am(&["--img-size", "30"]),
-        1,
-        "30x30 is not a multiple of the patch size 7",
+        2,
+        "--img-size 30: not a multiple of the patch size 7 (try 28 or 35)",
     );
     assert_fails(
         &am(&["--patch-size", "8"]),
@@ -274,8 +274,8 @@ fn attention_maps_bad_input() {
             "attention_maps",
             &["--patch-size", "16", "--img-size", "100"],
         ),
-        1,
-        "not a multiple of the patch size 16",
+        2,
+        "--img-size 100: not a multiple of the patch size 16",
     );
     assert!(!out_png.exists());
 }

@@ -113,7 +113,7 @@ fn malformed_idx_data() {
 fn image_size_not_divisible_by_patch() {
     let d = temp_dir("patch");
     let out = run(&args_ref(&tiny(&d, &["--patch-size", "5"])));
-    assert_fails(&out, "not divisible by the patch size 5");
+    assert_fails(&out, "not a positive multiple of the patch size 5");
 }
 
 #[test]
@@ -330,7 +330,7 @@ fn ctrl_c_checkpoints_exits_130_and_resumes_exactly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(
-        stderr.contains("interrupted: checkpoint written"),
+        stderr.contains("interrupted (SIGINT): checkpoint written"),
         "{stderr}"
     );
     let out = run(&args_ref(&tiny(&b, &["--resume"])));

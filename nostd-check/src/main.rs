@@ -1,7 +1,7 @@
 //! The no_std proof for Tessera: see `README.md` next to `Cargo.toml`.
 //!
 //! This binary is `#![no_std]` and `#![no_main]`, defines its own `#[panic_handler]` and
-//! `#[global_allocator]`, and links only libc (for `write`/`_exit` and the C start-up code that
+//! `#[global_allocator]` (size classes over a static arena), and links only libc (for `write`/`_exit` and the C start-up code that
 //! calls `main`). It depends on the core Tessera crates with `default-features = false`.
 //! If any crate in its dependency graph links `std`, `std`'s panic handler collides with the
 //! one below and the build fails (`found duplicate lang item `panic_impl``).
@@ -11,7 +11,11 @@
 //!   `gen_expected.py`), and the gradients of that loss with respect to both matmul inputs,
 //!   both through `tessera-autograd` (`Var::backward`) and written by hand from tensor ops,
 //! - a larger f32 and f64 GEMM (odd sizes, several kernel tiles) against a naive triple loop,
-//! - a layer_norm against a naive two-pass loop.
+//! - a layer_norm against a naive two-pass loop,
+//! - five DINO training steps on a tiny ViT (`dino_steps.rs`: weights from the
+//!   `include_bytes!` safetensors blob `dino/student.safetensors`, multi-crop augmentation,
+//!   teacher and student forward, DINO loss, backward, AdamW, teacher EMA) against the
+//!   numbers the same code computes under std (`dino/expected.rs`, written by `reference/`).
 //!
 //! Exit status 0 when everything matches, 1 on a mismatch or an error, 101 on a panic.
 #![no_std]
@@ -19,17 +23,15 @@
 
 extern crate alloc;
 
-// Link the core crates that nothing here calls yet: an `extern crate` loads the crate, so a
-// `std` dependency anywhere in them is caught by the duplicate lang item.
-extern crate tessera_nn as _;
-extern crate tessera_ssl as _;
+/// The DINO training steps, shared with the std reference (`reference/src/main.rs`).
+mod dino_steps;
 
 use alloc::vec::Vec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int};
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use tessera_autograd::Var;
 use tessera_tensor::{Cpu, Tensor};
@@ -93,60 +95,154 @@ pub extern "C" fn _Unwind_Resume() -> ! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A bump allocator over a static arena. `dealloc` only gives memory back when the block is the
-// most recent allocation, which is enough for this short-lived program.
+// The global allocator: power-of-two size classes over a static arena, with a free list per
+// class. A block is carved from the arena the first time its class is needed and goes back
+// to its class's free list on `dealloc`, so a loop that frees what it allocated (a training
+// step) reuses memory instead of growing. A spin lock makes it `Sync`; this program has one
+// thread.
 
+/// Bytes in the arena (a zero-initialized static: the OS maps its pages on first touch).
 const ARENA_SIZE: usize = 32 << 20;
+/// The largest alignment served (the arena's own).
+const MAX_ALIGN: usize = 4096;
+/// The smallest block: room for the free list's next pointer, and 16-byte alignment.
+const MIN_BLOCK: usize = 16;
 
-#[repr(C, align(64))]
-struct Arena {
-    bytes: UnsafeCell<[u8; ARENA_SIZE]>,
-    /// Offset of the first free byte.
-    top: AtomicUsize,
+/// The allocator's bookkeeping, behind `Arena::lock`.
+struct State {
+    /// Offset of the first byte never handed out.
+    top: usize,
+    /// Bytes in blocks currently allocated (whole blocks, rounding included).
+    in_use: usize,
+    /// Head of the free list of each class (`free[k]`: blocks of `1 << k` bytes), linked
+    /// through each free block's first word.
+    free: [*mut u8; usize::BITS as usize],
 }
 
-// SAFETY: disjoint ranges of `bytes` are handed out through the atomic `top`.
+#[repr(C, align(4096))]
+struct Arena {
+    bytes: UnsafeCell<[u8; ARENA_SIZE]>,
+    state: UnsafeCell<State>,
+    lock: AtomicBool,
+}
+
+// SAFETY: `state` is only touched with `lock` held, and blocks of `bytes` are handed out to one
+// owner at a time through it.
 unsafe impl Sync for Arena {}
+
+/// The block size for `layout`: a power of two, at least its size, its alignment and
+/// `MIN_BLOCK`; `None` when too large or over-aligned.
+fn block_size(layout: Layout) -> Option<usize> {
+    if layout.align() > MAX_ALIGN {
+        return None;
+    }
+    layout
+        .size()
+        .max(layout.align())
+        .max(MIN_BLOCK)
+        .checked_next_power_of_two()
+        .filter(|&b| b <= ARENA_SIZE)
+}
+
+impl Arena {
+    /// Runs `f` on the state with the lock held.
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        while self
+            .lock
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        // SAFETY: the lock is held, so this is the only reference to the state.
+        let r = f(unsafe { &mut *self.state.get() });
+        self.lock.store(false, Ordering::Release);
+        r
+    }
+
+    /// `(top, in_use)`: the arena's high-water mark and the bytes allocated now.
+    fn usage(&self) -> (usize, usize) {
+        self.with_state(|s| (s.top, s.in_use))
+    }
+}
 
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(size) = block_size(layout) else {
+            return core::ptr::null_mut();
+        };
+        let class = size.trailing_zeros() as usize;
         let base = self.bytes.get() as *mut u8;
-        let mut top = self.top.load(Ordering::Relaxed);
-        loop {
-            let addr = base as usize + top;
-            let start = (addr + layout.align() - 1) & !(layout.align() - 1);
-            let Some(end) = (start - base as usize).checked_add(layout.size()) else {
-                return core::ptr::null_mut();
+        self.with_state(|s| {
+            let head = s.free[class];
+            let block = if !head.is_null() {
+                // SAFETY: a free block of this class starts with the next free block's address
+                // (written by `dealloc`), and blocks are at least `MIN_BLOCK` bytes, aligned.
+                s.free[class] = unsafe { *(head as *mut *mut u8) };
+                head
+            } else {
+                // Carve a new block, aligned to its size (up to `MAX_ALIGN`; the arena is
+                // `MAX_ALIGN`-aligned), so that it serves any layout of its class.
+                let align = size.min(MAX_ALIGN);
+                let start = (s.top + align - 1) & !(align - 1);
+                match start.checked_add(size) {
+                    Some(end) if end <= ARENA_SIZE => {
+                        s.top = end;
+                        // SAFETY: `start + size <= ARENA_SIZE`: within the arena.
+                        unsafe { base.add(start) }
+                    }
+                    _ => return core::ptr::null_mut(),
+                }
             };
-            if end > ARENA_SIZE {
-                return core::ptr::null_mut();
-            }
-            match self
-                .top
-                .compare_exchange_weak(top, end, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                // SAFETY: `start - base` is within the arena.
-                Ok(_) => return unsafe { base.add(start - base as usize) },
-                Err(t) => top = t,
-            }
-        }
+            s.in_use += size;
+            block
+        })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let base = self.bytes.get() as *mut u8;
-        let start = ptr as usize - base as usize;
-        let end = start + layout.size();
-        // Roll back only if this was the last block handed out; otherwise leak it.
-        let _ = self
-            .top
-            .compare_exchange(end, start, Ordering::Relaxed, Ordering::Relaxed);
+        // `layout` is the one `ptr` was allocated with, so this is its block size.
+        let Some(size) = block_size(layout) else {
+            return;
+        };
+        let class = size.trailing_zeros() as usize;
+        self.with_state(|s| {
+            // SAFETY: `ptr` is a block of `size >= MIN_BLOCK` bytes, aligned to at least 16,
+            // that its owner gave back: its first word is ours to use as the list link.
+            unsafe { *(ptr as *mut *mut u8) = s.free[class] };
+            s.free[class] = ptr;
+            s.in_use -= size;
+        })
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Same class: the block already has room (GlobalAlloc keeps the alignment).
+        // SAFETY: the caller guarantees that `new_size`, rounded up to `layout.align()`, does
+        // not overflow `isize`.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if block_size(layout).is_some() && block_size(layout) == block_size(new_layout) {
+            return ptr;
+        }
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both blocks hold at least `min(old, new)` bytes and do not overlap.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
     }
 }
 
 #[global_allocator]
 static ALLOC: Arena = Arena {
     bytes: UnsafeCell::new([0; ARENA_SIZE]),
-    top: AtomicUsize::new(0),
+    state: UnsafeCell::new(State {
+        top: 0,
+        in_use: 0,
+        free: [core::ptr::null_mut(); usize::BITS as usize],
+    }),
+    lock: AtomicBool::new(false),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +322,7 @@ mod expected {
 /// Why a check failed.
 enum Failure {
     Tensor(tessera_tensor::Error),
+    Dino(dino_steps::Error),
     Mismatch,
 }
 
@@ -391,6 +488,45 @@ fn layer_norm_vs_naive() -> Check {
     Ok(())
 }
 
+/// The student's initial weights (`backbone.*`, `head.*`), written by
+/// `reference -- --write-weights` with tessera-nn's checkpoint writer.
+static STUDENT_WEIGHTS: &[u8] = include_bytes!("../dino/student.safetensors");
+
+/// What the same steps compute under std (`reference -- --write-expected`).
+const DINO_EXPECTED: dino_steps::Outcome = {
+    use dino_steps::{Outcome, Summary};
+    include!("../dino/expected.rs")
+};
+
+/// [`dino_steps::STEPS`] DINO training steps, each loss printed, against the std numbers
+/// within [`dino_steps::RTOL`].
+fn dino_training() -> Check {
+    let got = dino_steps::run(STUDENT_WEIGHTS, &mut |step, loss| {
+        let (top, in_use) = ALLOC.usage();
+        outln!(
+            "nostd-check: dino step {}/{}: loss {loss:?} (arena top {top} bytes, {in_use} in use)",
+            step + 1,
+            dino_steps::STEPS
+        );
+    })
+    .map_err(Failure::Dino)?;
+    let c = dino_steps::compare(&got, &DINO_EXPECTED);
+    for (name, g, w) in &c.mismatches {
+        errln!("nostd-check: dino {name} = {g:?}, expected (std) {w:?}");
+    }
+    outln!(
+        "nostd-check: dino vs std: max relative difference {:e} (tolerance {:e}), \
+         bit-identical: {}",
+        c.max_rel,
+        dino_steps::RTOL,
+        if c.bit_identical { "yes" } else { "no" }
+    );
+    if !c.mismatches.is_empty() {
+        return Err(Failure::Mismatch);
+    }
+    Ok(())
+}
+
 /// `1 / sqrt(x)` for `x > 0` by Newton's method (no libm here, to stay independent of the
 /// crates under test).
 fn inv_sqrt(x: f64) -> f64 {
@@ -407,7 +543,7 @@ fn inv_sqrt(x: f64) -> f64 {
 
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    let checks: [(&str, CheckFn); 4] = [
+    let checks: [(&str, CheckFn); 5] = [
         (
             "matmul+softmax (+ hand-written backward)",
             matmul_softmax_and_gradients,
@@ -415,12 +551,17 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         ("autograd forward+backward", autograd_backward),
         ("gemm 67x131x45 f32/f64", gemm_vs_naive),
         ("layer_norm", layer_norm_vs_naive),
+        ("dino training, 5 steps, vs std", dino_training),
     ];
     let mut failed = 0;
     for (name, check) in checks {
         match check() {
             Ok(()) => outln!("nostd-check: {name}: ok"),
             Err(Failure::Tensor(e)) => {
+                errln!("nostd-check: {name}: error: {e}");
+                failed += 1;
+            }
+            Err(Failure::Dino(e)) => {
                 errln!("nostd-check: {name}: error: {e}");
                 failed += 1;
             }
@@ -434,7 +575,7 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         errln!("nostd-check: {failed} check(s) FAILED");
         return 1;
     }
-    let used = ALLOC.top.load(Ordering::Relaxed);
-    outln!("nostd-check: matmul+softmax OK (no_std + alloc, arena top {used} bytes)");
+    let (top, _) = ALLOC.usage();
+    outln!("nostd-check: all checks OK (no_std + alloc, arena top {top} bytes)");
     0
 }

@@ -15,8 +15,9 @@ use tessera_tensor::{Backend, Cpu};
 pub const DEVICE_FLAG: Flag = Flag::value(
     "device",
     "cpu|cuda[:N]|cuda-sim",
-    "Backend for the model's tensors [default: cpu]; cuda-sim runs the CUDA kernels on the CPU (slow, for testing)",
-);
+    "Backend for the model's tensors; cuda-sim runs the CUDA kernels on the CPU (slow, for testing)",
+)
+.default("cpu");
 
 /// The message of `--device cuda` in a build without the CUDA backend.
 pub const NO_CUDA: &str = "built without CUDA support (rebuild with --features cuda)";

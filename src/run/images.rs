@@ -1,9 +1,11 @@
 //! Photos as model inputs (for `attention_maps` and `features`): PNG/JPEG decoding, resize and
-//! center crop, RGB or grayscale planes in `[0, 1]`.
+//! center crop, RGB or grayscale planes in `[0, 1]`; and pictures written in the format their
+//! file name asks for.
 
 use super::{Result, RunError};
+use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, ImageFormat, RgbImage};
 use std::path::{Path, PathBuf};
 use tessera_ssl::augment::Image;
 
@@ -24,10 +26,10 @@ pub fn is_image_file(p: &Path) -> bool {
 
 /// The image files named by `paths`: each a file, or a folder whose PNG/JPEG files (not
 /// hidden, sorted by name) are taken. Fails on a missing path or when nothing is found.
-pub fn expand_paths(paths: &[&str]) -> Result<Vec<PathBuf>> {
+pub fn expand_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        let path = PathBuf::from(p);
+        let path = p.as_ref().to_path_buf();
         if path.is_dir() {
             let rd = std::fs::read_dir(&path)
                 .map_err(|e| RunError::new(format!("cannot list {}: {e}", path.display())))?;
@@ -77,6 +79,15 @@ pub fn load_square(path: &Path, size: usize) -> Result<RgbImage> {
         .map_err(|e| fail(&e))?
         .decode()
         .map_err(|e| fail(&e))?;
+    // An empty picture (possible in some formats) would be scaled by an infinite factor.
+    if img.width() == 0 || img.height() == 0 {
+        return Err(RunError::new(format!(
+            "the image {} is {}x{} px: empty",
+            path.display(),
+            img.width(),
+            img.height()
+        )));
+    }
     let s = size as u32;
     let (iw, ih) = (f64::from(img.width()), f64::from(img.height()));
     let k = (size as f64 / ih).max(size as f64 / iw);
@@ -116,4 +127,98 @@ pub fn check_patch_multiple(what: &str, h: usize, w: usize, patch: usize) -> Res
         )));
     }
     Ok(())
+}
+
+/// Fails unless `size`, the value of `flag`, is a positive multiple of `patch`; the message
+/// names the flag, the value typed and the nearest multiples.
+pub fn check_size_flag(flag: &str, size: usize, patch: usize) -> Result<()> {
+    if patch == 0 || (size > 0 && size % patch == 0) {
+        return Ok(());
+    }
+    let below = size / patch * patch;
+    let nearest = if below == 0 {
+        format!("{patch}")
+    } else {
+        format!("{below} or {}", below + patch)
+    };
+    Err(RunError::usage(format!(
+        "{flag} {size}: not a multiple of the patch size {patch} (try {nearest})"
+    )))
+}
+
+/// The format `flag`'s picture file is written in, from its extension (case-insensitive):
+/// PNG for `.png`, JPEG for `.jpg` and `.jpeg`; any other name is refused rather than
+/// written as a PNG under the wrong name.
+pub fn picture_format(path: &Path, flag: &str) -> Result<ImageFormat> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => Ok(ImageFormat::Png),
+        Some("jpg" | "jpeg") => Ok(ImageFormat::Jpeg),
+        other => Err(RunError::usage(format!(
+            "{flag} {}: {}; name a .png, .jpg or .jpeg file",
+            path.display(),
+            match other {
+                Some(e) => format!("cannot write .{e} pictures"),
+                None => "no file extension".to_string(),
+            }
+        ))),
+    }
+}
+
+/// JPEG quality of [`save_picture`]: high enough that patch edges of attention maps stay
+/// sharp.
+pub const JPEG_QUALITY: u8 = 90;
+
+/// `img` encoded as `format` (PNG, or JPEG at [`JPEG_QUALITY`]).
+pub fn encode_picture(img: &RgbImage, format: ImageFormat) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let done = match format {
+        ImageFormat::Jpeg => {
+            img.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY))
+        }
+        f => img.write_to(&mut std::io::Cursor::new(&mut bytes), f),
+    };
+    done.map_err(|e| RunError::new(format!("encoding the picture: {e}")))?;
+    Ok(bytes)
+}
+
+/// Writes `img` to `path`, atomically, in the format its extension names
+/// ([`picture_format`]; `flag` names the option in errors).
+pub fn save_picture(img: &RgbImage, path: &Path, flag: &str) -> Result<()> {
+    let bytes = encode_picture(img, picture_format(path, flag)?)?;
+    // The error names the file ("cannot write <path>: ...").
+    tessera_nn::checkpoint::write_atomic(path, &bytes).map_err(|e| RunError::new(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_extensions_choose_the_format_or_are_refused() {
+        let f = |p: &str| picture_format(Path::new(p), "--output");
+        assert_eq!(f("a/b.PNG").unwrap(), ImageFormat::Png);
+        assert_eq!(f("x.jpg").unwrap(), ImageFormat::Jpeg);
+        assert_eq!(f("x.Jpeg").unwrap(), ImageFormat::Jpeg);
+        let e = f("x.gif").unwrap_err();
+        assert_eq!(
+            e.message,
+            "--output x.gif: cannot write .gif pictures; name a .png, .jpg or .jpeg file"
+        );
+        assert!(f("x").unwrap_err().message.contains("no file extension"));
+    }
+
+    #[test]
+    fn size_flags_name_the_value_and_the_nearest_multiples() {
+        assert!(check_size_flag("--img-size", 28, 7).is_ok());
+        let e = check_size_flag("--img-size", 30, 7).unwrap_err();
+        assert_eq!(
+            e.message,
+            "--img-size 30: not a multiple of the patch size 7 (try 28 or 35)"
+        );
+        let e = check_size_flag("--img-size", 0, 16).unwrap_err();
+        assert!(e.message.contains("(try 16)"), "{e}");
+    }
 }

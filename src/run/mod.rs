@@ -2,9 +2,10 @@
 //! ([`args`]), the `--device` choice and the dispatch to a backend ([`device`]), dataset
 //! loading with clear errors ([`data`]), photos as model inputs ([`images`]), per-epoch
 //! metrics as JSON lines and a PNG plot ([`metrics`]), the ViT backbone of a checkpoint
-//! ([`model`]), a progress line ([`progress`]), Ctrl-C handling ([`signal`]), checkpoints
-//! with metadata ([`ckpt`]), the start or resume of a training run ([`session`]) and the
-//! one-line error reporting of `main` ([`RunError`], [`exit_on_error`]).
+//! ([`model`]), a progress line ([`progress`]), SIGINT/SIGTERM handling ([`signal`]),
+//! checkpoints with metadata and the recorded configuration ([`ckpt`]), a training run's
+//! start, resume, periodic checkpoints and stop on a signal ([`session`]) and the one-line
+//! error reporting of `main` ([`RunError`], [`exit_on_error`]).
 //!
 //! # Backends
 //!
@@ -64,6 +65,18 @@ impl RunError {
             code: 2,
         }
     }
+    /// A stop on SIGINT or SIGTERM (after the state was saved): exit code 130 or 143
+    /// ([`signal::exit_code`]); printed without the `error:` prefix.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        RunError {
+            message: message.into(),
+            code: signal::exit_code(),
+        }
+    }
+    /// Whether this is a stop on a signal ([`RunError::interrupted`]).
+    pub fn is_interruption(&self) -> bool {
+        self.code == signal::EXIT_SIGINT || self.code == signal::EXIT_SIGTERM
+    }
 }
 
 impl fmt::Display for RunError {
@@ -83,13 +96,15 @@ pub fn ctx<E: fmt::Display>(what: &str) -> impl FnOnce(E) -> RunError + '_ {
 }
 
 /// Runs `f`; on error prints `error: <message>` (one line, newlines folded) to stderr and
-/// exits with the error's code. Exits 0 on success.
+/// exits with the error's code (a stop on a signal is printed without `error:`). Exits 0 on
+/// success.
 pub fn exit_on_error(f: impl FnOnce() -> Result<()>) -> ! {
     match f() {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             let msg: Vec<&str> = e.message.lines().map(str::trim).collect();
-            eprintln!("error: {}", msg.join(" "));
+            let prefix = if e.is_interruption() { "" } else { "error: " };
+            eprintln!("{prefix}{}", msg.join(" "));
             std::process::exit(e.code)
         }
     }

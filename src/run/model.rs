@@ -54,7 +54,9 @@ pub fn check_network(network: &str) -> Result<()> {
     if network == "teacher" || network == "student" {
         Ok(())
     } else {
-        Err(RunError::usage("--network: expected teacher or student"))
+        Err(RunError::usage(format!(
+            "--network {network:?}: expected teacher or student"
+        )))
     }
 }
 
@@ -136,6 +138,15 @@ pub fn load_backbone<B: Backend>(path: &Path, network: &str, backend: &B) -> Res
 
 /// A randomly initialized backbone (DINO's initialization, seeded) on `backend`.
 pub fn random_backbone<B: Backend>(vit: VitConfig, seed: u64, backend: &B) -> Result<Backbone<B>> {
+    // The model's size is the input's: a tiny or empty image is the input's fault, so say so
+    // before the ViT's own check lists its whole configuration.
+    let (s, p) = (vit.img_size, vit.patch_size);
+    if p > 0 && (s < p || s % p != 0) {
+        return Err(RunError::new(format!(
+            "the images are {s}x{s} px: a random ViT with patches of {p} px (--patch-size) \
+             needs a positive multiple of {p}"
+        )));
+    }
     vit.validate().map_err(ctx("the model"))?;
     let model = VisionTransformer::new(vit, DType::F32, &mut Rng::new(seed), backend)
         .map_err(ctx("the model"))?;
@@ -165,8 +176,9 @@ pub fn resized(img: Image, size: usize) -> Image {
 }
 
 /// The backbone's CLS features `[n, D]` of every image of `ds` (resized to `size`,
-/// standardized with `norm`), in batches of 64 without building a graph: what DINO's k-NN
-/// evaluation extracts. The images are decoded and standardized on the host; each batch is
+/// standardized with `norm`), in batches of up to 64 without building a graph: what DINO's k-NN
+/// evaluation extracts. The batch shrinks to what the memory budget allows (attention grows
+/// with the square of the token count, so a large `size` would otherwise ask for tens of GB). The images are decoded and standardized on the host; each batch is
 /// then moved to `backend`, where `model` lives.
 pub fn cls_features<B: Backend>(
     model: &VisionTransformer<B>,
@@ -175,9 +187,11 @@ pub fn cls_features<B: Backend>(
     norm: Option<&Normalize>,
     backend: &B,
 ) -> Result<Tensor<B>> {
+    let batch = tessera_ssl::eval::vit_batch_within_budget(&model.config, size, size, 64)
+        .map_err(ctx("features"))?;
     let mut rows: Vec<Tensor<B>> = Vec::new();
-    for start in (0..ds.len()).step_by(64) {
-        let imgs: Vec<Image> = (start..(start + 64).min(ds.len()))
+    for start in (0..ds.len()).step_by(batch) {
+        let imgs: Vec<Image> = (start..(start + batch).min(ds.len()))
             .map(|i| {
                 let mut im = resized(ds.image(i)?, size);
                 if let Some(n) = norm {

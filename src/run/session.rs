@@ -1,22 +1,121 @@
-//! The start of a training run, shared by the training examples: its files in `--output-dir`,
-//! and either a fresh start (the raw-pixel k-NN floor and the k-NN before training measured
-//! now, an empty `metrics.jsonl`) or `--resume` from the run's checkpoint (weights and
-//! optimizer state, position, k-NN numbers and metrics history restored).
+//! A training run's life, shared by the training examples:
+//!
+//! - its files in `--output-dir`, and the refusal to start afresh over a run or over files
+//!   that are not a run unless `--overwrite` is given ([`start_or_resume`]);
+//! - a fresh start (the raw-pixel k-NN floor and the k-NN before training measured now, an
+//!   empty `metrics.jsonl`) or `--resume`: the configuration the checkpoint recorded is
+//!   compared with the flags given (a difference is refused, or with `--allow-config-change`
+//!   reported as making the result irreproducible), the position is validated against the
+//!   run's length and the trainer's step counter, and weights, optimizer state, position and
+//!   metrics history are restored;
+//! - checkpoints every `--save-every` steps and at each epoch's end, and the stop on SIGINT
+//!   or SIGTERM at the next safe point with a checkpoint ([`Session`]).
+//!
+//! A resume from any checkpoint is bit-identical to the uninterrupted run: the per-step
+//! random numbers and the data order are derived from (seed, epoch, step), and the checkpoint
+//! holds everything else that evolves (weights, optimizer moments, the trainer's iteration,
+//! which positions the schedules, DINO's center, the epoch's loss sum and last lr).
 
-use super::ckpt::{self, RunPosition};
+use super::args::{Flag, Parsed};
+use super::ckpt::{self, ConfigChange, RunConfig, RunPosition};
 use super::metrics::{self, EpochMetrics};
-use super::{ctx, Result, RunError};
+use super::progress::Phase;
+use super::{ctx, signal, Result, RunError};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-use tessera_nn::checkpoint::StateDict;
+use std::time::{Duration, Instant};
+use tessera_nn::checkpoint::{Checkpoint, Metadata, StateDict};
 use tessera_ssl::data::Dataset;
-use tessera_ssl::eval::{raw_pixel_knn, KnnConfig};
-use tessera_tensor::Backend;
+use tessera_ssl::eval::{knn_classifier, pixel_features, raw_pixel_knn, KnnConfig};
+use tessera_ssl::train::{Backbone, ByolTrainer, DinoTrainer};
+use tessera_tensor::{Backend, DType, Tensor};
+
+/// `--resume`.
+pub const RESUME_FLAG: Flag = Flag::switch(
+    "resume",
+    "Continue from <output-dir>/checkpoint.safetensors (give the same flags as the first run)",
+);
+/// `--overwrite`.
+pub const OVERWRITE_FLAG: Flag = Flag::switch(
+    "overwrite",
+    "Start afresh in an --output-dir that already holds a run (or other files), replacing the run's files",
+);
+/// `--allow-config-change`.
+pub const ALLOW_CONFIG_CHANGE_FLAG: Flag = Flag::switch(
+    "allow-config-change",
+    "With --resume: continue although flags that change the numbers differ from the checkpoint's (the result is then not reproducible)",
+);
+/// `--save-every`.
+pub const SAVE_EVERY_FLAG: Flag = Flag::value(
+    "save-every",
+    "STEPS",
+    "Also checkpoint every STEPS training steps, mid-epoch (0: only at epoch ends)",
+)
+.default_note("every 10 minutes of training");
+
+/// The interval of the mid-epoch checkpoints when `--save-every` is not given.
+pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// When a run checkpoints besides the end of each epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveEvery {
+    /// After every `n`-th global step (0: never mid-epoch).
+    Steps(usize),
+    /// After the first step that ends this long after the last checkpoint (or the start).
+    Interval(Duration),
+}
+
+/// The flags that control a run's files rather than its numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    pub resume: bool,
+    pub overwrite: bool,
+    pub allow_config_change: bool,
+    pub save_every: SaveEvery,
+}
+
+impl Default for RunOptions {
+    /// A fresh start, mid-epoch checkpoints every [`DEFAULT_SAVE_INTERVAL`].
+    fn default() -> Self {
+        RunOptions {
+            resume: false,
+            overwrite: false,
+            allow_config_change: false,
+            save_every: SaveEvery::Interval(DEFAULT_SAVE_INTERVAL),
+        }
+    }
+}
+
+impl RunOptions {
+    /// `--resume`, `--overwrite`, `--allow-config-change` and `--save-every`.
+    pub fn from_args(p: &Parsed) -> Result<Self> {
+        let opts = RunOptions {
+            resume: p.switch("resume"),
+            overwrite: p.switch("overwrite"),
+            allow_config_change: p.switch("allow-config-change"),
+            save_every: match p.get::<usize>("save-every")? {
+                Some(n) => SaveEvery::Steps(n),
+                None => SaveEvery::Interval(DEFAULT_SAVE_INTERVAL),
+            },
+        };
+        if opts.resume && opts.overwrite {
+            return Err(RunError::usage(
+                "--resume continues the run in --output-dir and --overwrite replaces it: give one",
+            ));
+        }
+        if opts.allow_config_change && !opts.resume {
+            return Err(RunError::usage(
+                "--allow-config-change applies only with --resume",
+            ));
+        }
+        Ok(opts)
+    }
+}
 
 /// The files a training run writes in its output directory.
 #[derive(Clone, Debug)]
 pub struct RunFiles {
-    /// `checkpoint.safetensors`, rewritten atomically every epoch.
+    /// `checkpoint.safetensors`, rewritten atomically at epoch ends and every `--save-every`.
     pub checkpoint: PathBuf,
     /// `metrics.jsonl`, one line per epoch.
     pub metrics: PathBuf,
@@ -25,23 +124,70 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
-    /// Creates `dir` if needed and names the run's files in it.
-    pub fn create(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(ctx(&dir.display().to_string()))?;
-        Ok(RunFiles {
+    /// Names the run's files in `dir` (creates nothing).
+    pub fn in_dir(dir: &Path) -> Self {
+        RunFiles {
             checkpoint: dir.join("checkpoint.safetensors"),
             metrics: dir.join("metrics.jsonl"),
             plot: dir.join("metrics.png"),
-        })
+        }
+    }
+
+    /// Creates `dir` if needed and names the run's files in it.
+    pub fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(ctx(&dir.display().to_string()))?;
+        Ok(RunFiles::in_dir(dir))
+    }
+
+    /// Every file a run may leave: its files and their temporaries.
+    fn all(&self) -> Vec<PathBuf> {
+        [&self.checkpoint, &self.metrics, &self.plot]
+            .into_iter()
+            .flat_map(|p| [p.clone(), ckpt::temp_path(p)])
+            .collect()
     }
 }
 
-/// Where a run starts: its position (all zeros but the k-NN numbers for a fresh run) and the
-/// metrics of its completed epochs.
+/// A trainer whose whole evolving state a checkpoint holds.
+pub trait Checkpointable<B: Backend> {
+    /// The state to save.
+    fn state(&self) -> Result<StateDict<B>>;
+    /// Restores a saved state; on error the trainer is unchanged.
+    fn restore(&mut self, sd: &StateDict<B>) -> Result<()>;
+}
+
+impl<B: Backend, M: Backbone<B>> Checkpointable<B> for DinoTrainer<B, M> {
+    fn state(&self) -> Result<StateDict<B>> {
+        self.state_dict().map_err(ctx("state dict"))
+    }
+    fn restore(&mut self, sd: &StateDict<B>) -> Result<()> {
+        self.load_state_dict(sd)
+            .map_err(|e| RunError::new(e.to_string()))
+    }
+}
+
+impl<B: Backend, M: Backbone<B>> Checkpointable<B> for ByolTrainer<B, M> {
+    fn state(&self) -> Result<StateDict<B>> {
+        self.state_dict().map_err(ctx("state dict"))
+    }
+    fn restore(&mut self, sd: &StateDict<B>) -> Result<()> {
+        self.load_state_dict(sd)
+            .map_err(|e| RunError::new(e.to_string()))
+    }
+}
+
+/// What identifies and sizes a run.
 #[derive(Clone, Debug)]
-pub struct RunStart {
-    pub position: RunPosition,
-    pub history: Vec<EpochMetrics>,
+pub struct RunSpec {
+    /// The architecture string a checkpoint must match.
+    pub arch: String,
+    /// Every setting that determines the run's numbers (`batch-size` among them).
+    pub config: RunConfig,
+    /// Metadata every checkpoint carries besides position and configuration.
+    pub extra: Metadata,
+    pub epochs: usize,
+    /// Steps per epoch.
+    pub niter: usize,
 }
 
 /// What the run's model is evaluated on before training, and how.
@@ -49,59 +195,482 @@ pub struct FreshStart<'a, T> {
     /// The k-NN bank (labelled training images) and the test images.
     pub bank: &'a Dataset,
     pub test: &'a Dataset,
-    /// Prints and returns the k-NN top-1 of the untrained model (the "before" number).
-    pub knn_before: &'a dyn Fn(&mut T) -> Result<f64>,
+    /// Prints and returns the k-NN top-1 of the untrained model (the "before" number);
+    /// `None` when a signal stopped it.
+    pub knn_before: &'a dyn Fn(&mut T) -> Result<Option<f64>>,
 }
 
-/// Starts a run afresh, or with `resume` restores `trainer` from the run's checkpoint (which
-/// must be for `arch` and written with `seed`, read onto `backend`) through `load`.
-pub fn start_or_resume<B: Backend, T>(
+/// A run in progress: where it is, its metrics so far, and when it checkpoints.
+#[derive(Debug)]
+pub struct Session {
+    pub files: RunFiles,
+    /// The position; the training loop advances it with [`Session::step_done`].
+    pub pos: RunPosition,
+    /// The metrics of the completed epochs.
+    pub history: Vec<EpochMetrics>,
+    spec: RunSpec,
+    save_every: SaveEvery,
+    /// Seconds of training before this process, and when this process took over.
+    elapsed_before: f64,
+    started: Instant,
+    last_save: Instant,
+    /// Whether the position moved since the last checkpoint.
+    dirty: bool,
+}
+
+/// Starts a run in `dir` afresh or, with `--resume`, from its checkpoint (restored into
+/// `trainer`, read onto `backend`), then measures what a fresh start measures before training
+/// if the checkpoint does not hold it yet. From here on SIGINT/SIGTERM are polled
+/// ([`signal::defer`]): a stop in this function or later writes a checkpoint.
+pub fn start_or_resume<B: Backend, T: Checkpointable<B>>(
+    backend: &B,
+    dir: &Path,
+    opts: &RunOptions,
+    spec: RunSpec,
+    trainer: &mut T,
+    fresh: FreshStart<'_, T>,
+) -> Result<Session> {
+    if !opts.resume {
+        check_fresh_dir(dir, opts.overwrite, backend)?;
+    }
+    let files = RunFiles::create(dir)?;
+    let (pos, history) = if opts.resume {
+        resume(backend, &files, opts, &spec, trainer)?
+    } else {
+        metrics::write_jsonl(&files.metrics, &[])?;
+        (RunPosition::start(), Vec::new())
+    };
+    let mut run = Session {
+        files,
+        elapsed_before: pos.elapsed_s,
+        pos,
+        history,
+        spec,
+        save_every: opts.save_every,
+        started: Instant::now(),
+        last_save: Instant::now(),
+        dirty: !opts.resume,
+    };
+    signal::defer();
+    run.measure_start(backend, trainer, fresh)?;
+    Ok(run)
+}
+
+/// Refuses to start afresh in `dir` when it holds a run or files that are not a run, unless
+/// `overwrite`, which removes the run's files (and leaves other files alone).
+fn check_fresh_dir<B: Backend>(dir: &Path, overwrite: bool, backend: &B) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ctx(&format!("--output-dir {}", dir.display()))(e)),
+    };
+    let files = RunFiles::in_dir(dir);
+    let ours = files.all();
+    let mut foreign: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !ours.contains(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    foreign.sort();
+    // A run killed before its first checkpoint leaves only an empty metrics.jsonl: nothing
+    // to lose.
+    let has_run =
+        files.checkpoint.exists() || std::fs::metadata(&files.metrics).is_ok_and(|m| m.len() > 0);
+    if overwrite {
+        if has_run {
+            println!("--overwrite: replacing the run in {}", dir.display());
+        }
+        for p in ours.iter().filter(|p| p.exists()) {
+            std::fs::remove_file(p).map_err(ctx(&format!("--overwrite: {}", p.display())))?;
+        }
+        return Ok(());
+    }
+    let shown = dir.display();
+    if !foreign.is_empty() {
+        let more = if foreign.len() > 3 { ", ..." } else { "" };
+        foreign.truncate(3);
+        return Err(RunError::new(format!(
+            "--output-dir {shown} holds files that are not a Tessera run ({}{more}): choose \
+             an empty directory, or pass --overwrite to write this run's files among them",
+            foreign.join(", ")
+        )));
+    }
+    if !has_run {
+        return Ok(());
+    }
+    let what = match Checkpoint::load(&files.checkpoint, backend) {
+        Ok(ck) => {
+            let pos = RunPosition::from_metadata(&ck.metadata);
+            let epochs = RunConfig::read(&ck.metadata)
+                .get("epochs")
+                .and_then(|e| e.parse::<usize>().ok());
+            match (pos, epochs) {
+                (Ok(p), Some(e)) if p.epoch >= e => format!("a finished run ({e} epochs)"),
+                (Ok(p), _) => format!(
+                    "an unfinished run (stopped at epoch {}, step {})",
+                    p.epoch + 1,
+                    p.step
+                ),
+                (Err(_), _) => "a run".to_string(),
+            }
+        }
+        Err(_) if !files.checkpoint.exists() => "a run's metrics".to_string(),
+        Err(e) => format!("a run whose checkpoint cannot be read ({e})"),
+    };
+    Err(RunError::new(format!(
+        "--output-dir {shown} already holds {what}: pass --resume to continue it or \
+         --overwrite to start again"
+    )))
+}
+
+/// The trainer's iteration counter in a state dict, if it holds a valid one.
+fn iteration_of<B: Backend>(sd: &StateDict<B>) -> Option<u64> {
+    let v = sd.get("iteration")?.item().ok()?;
+    (v >= 0.0 && v.fract() == 0.0 && v < 9.0e15).then_some(v as u64)
+}
+
+/// Restores the run in `files` into `trainer`: configuration compared, position validated.
+fn resume<B: Backend, T: Checkpointable<B>>(
     backend: &B,
     files: &RunFiles,
-    resume: bool,
-    (arch, seed): (&str, u64),
+    opts: &RunOptions,
+    spec: &RunSpec,
     trainer: &mut T,
-    load: impl FnOnce(&mut T, &StateDict<B>) -> core::result::Result<(), String>,
-    fresh: FreshStart<'_, T>,
-) -> Result<RunStart> {
-    if resume {
-        let ck = ckpt::load_checked(&files.checkpoint, arch, backend)?;
-        load(trainer, &ck.tensors).map_err(|e| {
-            RunError::new(format!(
-                "the checkpoint {} does not fit this model: {e}",
-                files.checkpoint.display()
-            ))
-        })?;
-        let position = RunPosition::from_metadata(&ck.metadata, seed)?;
-        let history = metrics::resume_history(&files.metrics, position.epoch)?;
-        println!(
-            "resumed from {} at epoch {}, step {}",
-            files.checkpoint.display(),
-            position.epoch + 1,
-            position.step
-        );
-        return Ok(RunStart { position, history });
-    }
-    metrics::write_jsonl(&files.metrics, &[])?;
-    let knn_raw = raw_pixel_floor(fresh.bank, fresh.test, backend)?;
-    let knn_before = (fresh.knn_before)(trainer)?;
-    let position = RunPosition {
-        epoch: 0,
-        step: 0,
-        loss_sum: 0.0,
-        knn_before,
-        knn_raw,
-        elapsed_s: 0.0,
-        seed,
+) -> Result<(RunPosition, Vec<EpochMetrics>)> {
+    let ck = ckpt::load_checked(&files.checkpoint, &spec.arch, backend)?;
+    ckpt::remove_stale_temp(&files.checkpoint);
+    let recorded = RunConfig::read(&ck.metadata);
+    let changes = spec.config.changes_from(&recorded);
+    let mut pos = RunPosition::from_metadata(&ck.metadata)?;
+    let mut tensors = ck.tensors;
+    let list = |c: &[ConfigChange]| {
+        c.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
     };
-    Ok(RunStart {
-        position,
-        history: Vec::new(),
+    if changes.is_empty() {
+        pos.check(spec.epochs, spec.niter, iteration_of(&tensors))?;
+    } else if !opts.allow_config_change {
+        return Err(RunError::new(format!(
+            "--resume: flags that change the numbers differ from the checkpoint's ({}): \
+             resume with the checkpoint's values, or pass --allow-config-change to continue \
+             anyway (the result is then not reproducible)",
+            list(&changes)
+        )));
+    } else {
+        eprintln!(
+            "warning: --allow-config-change: continuing with changed settings ({}); the \
+             result is no longer reproducible",
+            list(&changes)
+        );
+        let it = adapt_position(&mut pos, &recorded, spec)?;
+        // The trainer's schedules are indexed by its iteration counter: point it at the
+        // mapped position in the new schedules.
+        if tensors.contains_key("iteration") {
+            let t = Tensor::scalar(it as f64, DType::F64, backend).map_err(ctx("iteration"))?;
+            tensors.insert("iteration".into(), t);
+        }
+    }
+    trainer.restore(&tensors).map_err(|e| {
+        RunError::new(format!(
+            "the checkpoint {} does not fit this model: {e}",
+            files.checkpoint.display()
+        ))
+    })?;
+    let history = metrics::resume_history(&files.metrics, pos.epoch)?;
+    println!(
+        "resumed from {} at epoch {}, step {}",
+        files.checkpoint.display(),
+        pos.epoch + 1,
+        pos.step
+    );
+    Ok((pos, history))
+}
+
+/// Under `--allow-config-change`: maps the checkpoint's position onto the new run's length
+/// (a changed batch size keeps the images seen in the epoch, counted in new batches, and the
+/// mean loss so far). Returns the new global iteration.
+fn adapt_position(pos: &mut RunPosition, recorded: &RunConfig, spec: &RunSpec) -> Result<u64> {
+    if pos.epoch > spec.epochs {
+        return Err(RunError::new(format!(
+            "--epochs {}: the checkpoint has already completed {} epochs",
+            spec.epochs, pos.epoch
+        )));
+    }
+    let batch = |c: &RunConfig| c.get("batch-size").and_then(|b| b.parse::<usize>().ok());
+    if let (Some(old), Some(new)) = (batch(recorded), batch(&spec.config)) {
+        if old != new && pos.step > 0 && new > 0 {
+            let images = pos.step.checked_mul(old).ok_or_else(|| {
+                RunError::new(format!(
+                    "--resume: the checkpoint's step {} of --batch-size {old} overflows",
+                    pos.step
+                ))
+            })?;
+            let step = (images / new).min(spec.niter);
+            pos.loss_sum *= step as f64 / pos.step as f64;
+            pos.step = step;
+        }
+    }
+    pos.step = pos.step.min(spec.niter);
+    if pos.epoch == spec.epochs {
+        pos.step = 0;
+    }
+    pos.iteration(spec.niter).ok_or_else(|| {
+        RunError::new(format!(
+            "--resume: the checkpoint's position (epoch {}, step {}) overflows the step counter",
+            pos.epoch, pos.step
+        ))
     })
 }
 
+impl Session {
+    /// Seconds of training so far, over every process of the run.
+    pub fn elapsed_s(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The k-NN top-1 before training.
+    pub fn knn_before(&self) -> f64 {
+        self.pos.knn_before.unwrap_or(f64::NAN)
+    }
+
+    /// The raw-pixel k-NN floor.
+    pub fn knn_raw(&self) -> f64 {
+        self.pos.knn_raw.unwrap_or(f64::NAN)
+    }
+
+    /// The raw-pixel floor and the k-NN before training, unless the checkpoint holds them
+    /// (a stop during them leaves a checkpoint at the start without them).
+    fn measure_start<B: Backend, T: Checkpointable<B>>(
+        &mut self,
+        backend: &B,
+        trainer: &mut T,
+        fresh: FreshStart<'_, T>,
+    ) -> Result<()> {
+        let missing = self.pos.knn_raw.is_none() || self.pos.knn_before.is_none();
+        if missing && (self.pos.epoch, self.pos.step) != (0, 0) {
+            return Err(RunError::new(format!(
+                "the checkpoint {} lacks the k-NN numbers before training",
+                self.files.checkpoint.display()
+            )));
+        }
+        if self.pos.knn_raw.is_none() {
+            match raw_pixel_floor_polled(fresh.bank, fresh.test, backend)? {
+                Some(v) => self.pos.knn_raw = Some(v),
+                None => return Err(self.stop(trainer)),
+            }
+            self.dirty = true;
+        }
+        if self.pos.knn_before.is_none() {
+            match (fresh.knn_before)(trainer)? {
+                Some(v) => self.pos.knn_before = Some(v),
+                None => return Err(self.stop(trainer)),
+            }
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The checkpoint metadata of the current position.
+    fn metadata(&self) -> Metadata {
+        let pos = RunPosition {
+            elapsed_s: self.elapsed_s(),
+            ..self.pos.clone()
+        };
+        let mut m = pos.metadata(&self.spec.arch);
+        self.spec.config.write(&mut m);
+        m.extend(self.spec.extra.clone());
+        m
+    }
+
+    /// Writes the checkpoint of the current position (atomically).
+    pub fn save<B: Backend, T: Checkpointable<B>>(&mut self, trainer: &T) -> Result<()> {
+        let md = self.metadata();
+        ckpt::save(&self.files.checkpoint, trainer.state()?, md)?;
+        self.last_save = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// The stop on a signal: writes the checkpoint unless it is current and returns the
+    /// error that exits with 130 (SIGINT) or 143 (SIGTERM); if the write fails, its error.
+    pub fn stop<B: Backend, T: Checkpointable<B>>(&mut self, trainer: &T) -> RunError {
+        if self.dirty {
+            if let Err(e) = self.save(trainer) {
+                return e;
+            }
+        }
+        RunError::interrupted(format!(
+            "interrupted ({}): checkpoint written to {} at epoch {}, step {} (continue with \
+             --resume)",
+            signal::received().unwrap_or("signal"),
+            self.files.checkpoint.display(),
+            self.pos.epoch + 1,
+            self.pos.step
+        ))
+    }
+
+    /// Records a finished training step: its loss and learning rate.
+    pub fn step_done(&mut self, loss: f64, lr: f64) {
+        self.pos.step += 1;
+        self.pos.loss_sum += loss;
+        self.pos.lr = lr;
+        self.dirty = true;
+    }
+
+    /// After each step: a mid-epoch checkpoint when `--save-every` says one is due, and the
+    /// stop (with a checkpoint) when a signal arrived.
+    pub fn after_step<B: Backend, T: Checkpointable<B>>(&mut self, trainer: &T) -> Result<()> {
+        signal::test_pause("step");
+        if signal::interrupted() {
+            return Err(self.stop(trainer));
+        }
+        let due = match self.save_every {
+            SaveEvery::Steps(n) => {
+                n > 0
+                    && self
+                        .pos
+                        .iteration(self.spec.niter)
+                        .is_some_and(|it| it % n as u64 == 0)
+            }
+            SaveEvery::Interval(d) => self.last_save.elapsed() >= d,
+        };
+        // The epoch's last step is followed by the end-of-epoch checkpoint anyway.
+        if due && self.pos.step < self.spec.niter {
+            self.save(trainer)?;
+        }
+        if signal::interrupted() {
+            return Err(self.stop(trainer));
+        }
+        Ok(())
+    }
+
+    /// The end of an epoch: its metrics appended, the position moved to the next epoch, the
+    /// checkpoint and the plot written; then the stop if a signal arrived and epochs remain.
+    pub fn end_epoch<B: Backend, T: Checkpointable<B>>(
+        &mut self,
+        trainer: &T,
+        m: EpochMetrics,
+    ) -> Result<()> {
+        metrics::append_jsonl(&self.files.metrics, &m)?;
+        self.history.push(m);
+        self.pos.epoch += 1;
+        self.pos.step = 0;
+        self.pos.loss_sum = 0.0;
+        self.dirty = true;
+        self.save(trainer)?;
+        metrics::plot_png(&self.files.plot, &self.history, self.pos.knn_before)?;
+        if signal::interrupted() && self.pos.epoch < self.spec.epochs {
+            return Err(self.stop(trainer));
+        }
+        Ok(())
+    }
+}
+
+/// The test rows per k-NN chunk: DINO's chunk size, and the unit between signal polls.
+const KNN_CHUNK: usize = 256;
+
+/// Chunks of `0..n` of `size` items.
+pub fn chunks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..n)
+        .step_by(size.max(1))
+        .map(move |s| s..(s + size.max(1)).min(n))
+}
+
+/// The number of `size`-item chunks of `n` items.
+pub fn chunk_count(n: usize, size: usize) -> usize {
+    n.div_ceil(size.max(1))
+}
+
+/// Features of `n` items computed chunk by chunk with `f` (one call per range of
+/// `chunks(n, batch)`), advancing `phase` after each: `None` when a signal stopped it.
+pub fn features_polled<B: Backend>(
+    n: usize,
+    batch: usize,
+    phase: &mut Phase,
+    mut f: impl FnMut(Range<usize>) -> Result<Tensor<B>>,
+) -> Result<Option<Tensor<B>>> {
+    let mut rows = Vec::with_capacity(chunk_count(n, batch));
+    for r in chunks(n, batch) {
+        rows.push(f(r)?);
+        if phase.advance() {
+            return Ok(None);
+        }
+    }
+    Tensor::cat(&rows, 0).map(Some).map_err(ctx("features"))
+}
+
+/// The number of [`Phase`] units of [`knn_top1_polled`] for `n_test` test features.
+pub fn knn_units(n_test: usize) -> usize {
+    chunk_count(n_test, KNN_CHUNK)
+}
+
+/// Weighted k-NN top-1 (k = min(20, bank size), T = 0.07) of `test` against `train`
+/// features, 256 test rows at a time, advancing `phase` after each chunk: `None`
+/// when a signal stopped it. Each test row's vote depends only on that row, so the chunks
+/// give the numbers of one call over all rows.
+pub fn knn_top1_polled<B: Backend>(
+    (train, train_labels): (&Tensor<B>, &[u32]),
+    (test, test_labels): (&Tensor<B>, &[u32]),
+    classes: usize,
+    phase: &mut Phase,
+) -> Result<Option<f64>> {
+    let n_test = test_labels.len();
+    let cfg = KnnConfig::with_k(20.min(train_labels.len()));
+    let mut hits = 0usize;
+    for r in chunks(n_test, KNN_CHUNK) {
+        let rows = test.narrow(0, r.start, r.len()).map_err(ctx("k-NN"))?;
+        let labels = &test_labels[r];
+        let res = knn_classifier(train, train_labels, &rows, labels, classes, &cfg)
+            .map_err(ctx("k-NN"))?;
+        hits += res[0]
+            .predictions
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        if phase.advance() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(hits as f64 / n_test as f64))
+}
+
+/// The raw-pixel k-NN floor (k = 20, T = 0.07) with polling: prints and returns it, `None`
+/// when a signal stopped it.
+fn raw_pixel_floor_polled<B: Backend>(
+    bank: &Dataset,
+    test: &Dataset,
+    backend: &B,
+) -> Result<Option<f64>> {
+    let t = Instant::now();
+    let c = bank.image_shape()[0];
+    let feats = |ds: &Dataset| {
+        pixel_features(&ds.images, ds.len(), c, None, backend).map_err(ctx("raw-pixel k-NN"))
+    };
+    let (tr, te) = (feats(bank)?, feats(test)?);
+    let classes = bank.num_classes.max(test.num_classes);
+    let mut phase = Phase::new("k-NN raw pixels", knn_units(test.len()));
+    let top1 = knn_top1_polled(
+        (&tr, &bank.labels),
+        (&te, &test.labels),
+        classes,
+        &mut phase,
+    )?;
+    phase.finish();
+    if let Some(top1) = top1 {
+        println!(
+            "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%  ({:.1}s)",
+            100.0 * top1,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(top1)
+}
+
 /// Prints and returns the k-NN top-1 of raw pixels (k = 20, T = 0.07): the floor a learned
-/// representation should beat, computed on `backend`.
+/// representation should beat, computed on `backend` in one call (no signal polling).
 pub fn raw_pixel_floor<B: Backend>(bank: &Dataset, test: &Dataset, backend: &B) -> Result<f64> {
     let t = Instant::now();
     let raw = raw_pixel_knn(
@@ -119,4 +688,43 @@ pub fn raw_pixel_floor<B: Backend>(bank: &Dataset, test: &Dataset, backend: &B) 
         t.elapsed().as_secs_f64()
     );
     Ok(top1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_range() {
+        let c: Vec<_> = chunks(5, 2).collect();
+        assert_eq!(c, vec![0..2, 2..4, 4..5]);
+        assert_eq!(chunk_count(5, 2), 3);
+        assert_eq!(chunks(0, 2).count(), 0);
+    }
+
+    #[test]
+    fn a_changed_batch_size_keeps_the_images_seen() {
+        let spec = RunSpec {
+            arch: "a".into(),
+            config: RunConfig::new().with("batch-size", 4),
+            extra: Metadata::new(),
+            epochs: 3,
+            niter: 10,
+        };
+        let recorded = RunConfig::new().with("batch-size", 8);
+        let mut pos = RunPosition {
+            epoch: 1,
+            step: 3,
+            loss_sum: 3.0,
+            ..RunPosition::start()
+        };
+        assert_eq!(adapt_position(&mut pos, &recorded, &spec).unwrap(), 16);
+        assert_eq!((pos.step, pos.loss_sum), (6, 6.0));
+        let mut far = RunPosition {
+            epoch: 1,
+            step: usize::MAX,
+            ..RunPosition::start()
+        };
+        assert!(adapt_position(&mut far, &recorded, &spec).is_err());
+    }
 }

@@ -17,6 +17,7 @@
 //! state.
 
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use tessera_nn::module::{Entry, EntryMut, Module};
@@ -28,10 +29,11 @@ use tessera_tensor::{arg_err, Backend, Tensor};
 /// [module docs](self)); buffers are left alone.
 ///
 /// The two modules must have the same parameter names with the same shapes: otherwise the
-/// error is a [`tessera_nn::Error::StateDict`] listing every missing (in the teacher, not in
-/// the student), unexpected and mis-shaped name, and nothing is changed. Dtypes must match as
-/// well. `momentum` must be in `[0, 1]`. These are checked before any parameter changes; the
-/// update then runs in place (only a failure of the backend itself can stop it midway).
+/// error (an invalid argument of `ema_update`) lists every name only the teacher has, every
+/// name only the student has and every name whose shapes differ, with both shapes, and
+/// nothing is changed. Dtypes must match as well. `momentum` must be in `[0, 1]`. These are
+/// checked before any parameter changes; the update then runs in place (only a failure of
+/// the backend itself can stop it midway).
 pub fn ema_update<B, T, S>(teacher: &mut T, student: &S, momentum: f64) -> tessera_nn::Result<()>
 where
     B: Backend,
@@ -79,11 +81,14 @@ where
         .cloned()
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() || !mismatched.is_empty() {
-        return Err(tessera_nn::Error::StateDict {
-            missing,
-            unexpected,
-            mismatched,
-        });
+        // Said in terms of the two networks: a state-dict error would speak of a checkpoint
+        // and of "expected" shapes, which here is neither.
+        return Err(arg_err!(
+            op,
+            "{}",
+            mismatch_message(&missing, &unexpected, &mismatched)
+        )
+        .into());
     }
     // Everything a caller can get wrong was checked above; now one fused in-place pass per
     // parameter (`Backend::ema_update`), where the teacher's values already are.
@@ -99,6 +104,41 @@ where
         }
     });
     failure.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// Why the student and the teacher cannot be averaged: the names only the teacher has, only
+/// the student has, and those whose shapes differ.
+fn mismatch_message(
+    teacher_only: &[String],
+    student_only: &[String],
+    shapes: &[(String, Vec<usize>, Vec<usize>)],
+) -> String {
+    let quoted = |names: &[String]| {
+        let q: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        q.join(", ")
+    };
+    let mut parts = Vec::new();
+    if !teacher_only.is_empty() {
+        parts.push(format!(
+            "parameter(s) of the teacher missing from the student: {}",
+            quoted(teacher_only)
+        ));
+    }
+    if !student_only.is_empty() {
+        parts.push(format!(
+            "parameter(s) of the student missing from the teacher: {}",
+            quoted(student_only)
+        ));
+    }
+    for (name, student, teacher) in shapes {
+        parts.push(format!(
+            "\"{name}\" has shape {student:?} in the student and {teacher:?} in the teacher"
+        ));
+    }
+    format!(
+        "the student and the teacher must have the same parameters; {}",
+        parts.join("; ")
+    )
 }
 
 /// DINO's teacher momentum, one value per iteration: `cosine_scheduler(base, final, epochs,

@@ -108,11 +108,31 @@ impl HostBuffer {
         Self::filled(dtype, len, 0.0)
     }
 
-    /// [`HostBuffer::filled`], or an error (naming `op`) if `len` elements of `dtype` exceed
-    /// the memory budget ([`crate::memory`]) instead of an allocator abort.
+    /// [`HostBuffer::filled`], or an error (naming `op`, the bytes and the limit) if `len`
+    /// elements of `dtype` exceed the memory budget ([`crate::memory`]) or the system refuses
+    /// the allocation: never an allocator abort.
     pub fn try_filled(op: &'static str, dtype: DType, len: usize, value: f64) -> Result<Self> {
         crate::memory::check_alloc(op, len, dtype)?;
-        Ok(Self::filled(dtype, len, value))
+        fn fill<T: HostElement>(op: &str, len: usize, value: f64) -> Result<HostBuffer> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).map_err(|_| Error::Device {
+                msg: crate::__format!(
+                    "{op}: the system refused an allocation of {len} {} elements ({} bytes)",
+                    T::DTYPE,
+                    len.saturating_mul(T::DTYPE.size_in_bytes())
+                ),
+            })?;
+            v.resize(len, T::from_f64(value));
+            Ok(T::into_buffer(v))
+        }
+        match dtype {
+            DType::F16 => fill::<f16>(op, len, value),
+            DType::BF16 => fill::<bf16>(op, len, value),
+            DType::F32 => fill::<f32>(op, len, value),
+            DType::F64 => fill::<f64>(op, len, value),
+            DType::I64 => fill::<i64>(op, len, value),
+            DType::U8 => fill::<u8>(op, len, value),
+        }
     }
 
     /// A buffer of `len` copies of `value` converted to `dtype`.

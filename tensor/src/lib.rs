@@ -45,7 +45,10 @@
 //! layouts, shapes, parameters and index values itself (an `Err`, never a panic), so direct
 //! backend calls are as safe as the [`Tensor`] front end. Allocations whose size comes from a
 //! caller go through [`memory::check_alloc`]: a request beyond `isize::MAX` bytes, or beyond
-//! a process-wide limit set with [`set_memory_limit`], is an [`Error::Device`], not an abort.
+//! the process-wide memory budget ([`set_memory_limit`], else `TESSERA_MEMORY_LIMIT`, else the
+//! machine's physical memory; see [`memory`]), is an [`Error::Device`], not an abort, and the
+//! CPU backend's allocations themselves are fallible. Other large buffers (decoded images,
+//! decompressed files) are checked with [`check_bytes`].
 //!
 //! ## Memory model
 //! Ops return new tensors, drawn from the backend's cache of freed buffers (on the CPU,
@@ -86,7 +89,7 @@ pub use cpu::{Cpu, CpuStorage};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use memory::{check_alloc, memory_limit, set_memory_limit};
+pub use memory::{check_alloc, check_bytes, memory_limit, set_memory_limit};
 pub use ops::conv::ConvOptions;
 pub use ops::norm::BatchNormOutput;
 pub use ops::pool::Pool2dOptions;

@@ -37,6 +37,8 @@ pub fn pixel_features<B: Backend>(
             ));
         }
     }
+    // Four bytes of features per byte of pixels: check the budget before allocating them.
+    tessera_tensor::memory::check_bytes("raw-pixel features", images.len().checked_mul(4))?;
     let data: Vec<f32> = images
         .iter()
         .enumerate()
@@ -55,6 +57,18 @@ pub fn pixel_features<B: Backend>(
             }
         })
         .collect();
+    // A zero or non-finite `std` in `normalize` would make features infinite or NaN.
+    if let Some((r, c, v)) = data
+        .iter()
+        .position(|x| !x.is_finite())
+        .map(|i| (i / dim, i % dim, data[i]))
+    {
+        return Err(config_err!(
+            "pixel_features: feature {v} at (row {r}, col {c}) is not finite (normalization \
+             std {:?})",
+            normalize.map(|nm| &nm.std)
+        ));
+    }
     Ok(Tensor::from_vec(data, &[n, dim], backend)?)
 }
 
@@ -79,4 +93,26 @@ pub fn raw_pixel_knn<B: Backend>(
     let te = pixel_features(&test.images, test.len(), c, normalize, backend)?;
     let classes = train.num_classes.max(test.num_classes);
     knn_classifier(&tr, &train.labels, &te, &test.labels, classes, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_tensor::Cpu;
+
+    /// A zero std (the fields are public, so `Normalize::new`'s check can be bypassed) used
+    /// to give infinite features that the k-NN then ranked silently.
+    #[test]
+    fn non_finite_pixel_features_are_refused() {
+        let nm = Normalize {
+            mean: alloc::vec![0.0],
+            std: alloc::vec![0.0],
+        };
+        let e = pixel_features(&[0, 0, 0, 7], 2, 1, Some(&nm), &Cpu).unwrap_err();
+        let msg = alloc::string::ToString::to_string(&e);
+        assert!(
+            msg.contains("(row 0, col 0)") && msg.contains("NaN"),
+            "{msg}"
+        );
+    }
 }

@@ -3,16 +3,43 @@
 //! Per test sample: cosine similarity to every training feature (both L2-normalized, as
 //! `nn.functional.normalize(x, dim=1, p=2)`), the `k` most similar training samples, each
 //! voting for its label with weight `exp(sim / T)` (T = 0.07); the classes sorted by summed
-//! vote give the prediction (top-1) and the top-5 accuracy. Test features are processed in
-//! chunks of `chunk_size` rows so that the similarity matrix stays `chunk_size x n_train`.
+//! vote give the prediction (top-1) and the top-5 accuracy.
+//!
+//! The `n_test x n_train` similarity matrix is never built whole (10,000 x 100,000 would be
+//! 4 GB in f32 and twice that on the host): test rows are processed in blocks of at most
+//! `chunk_size` rows and at most [`SIMILARITY_BLOCK_BYTES`] of similarities, each block's size
+//! checked against the memory budget ([`tessera_tensor::memory`]) first. Every test row is
+//! computed by the same code whatever the blocking, so results do not depend on it (on the CPU
+//! backend bitwise: each similarity is the same dot product in the same order).
+//!
+//! Features with a NaN or an infinity are refused (an error naming the set and the first bad
+//! `(row, col)`), since they would make the neighbours, and so the accuracy, meaningless.
 //!
 //! Ties, which PyTorch's `topk`/`sort` leave unspecified, are broken towards the lower
 //! index: among equally similar neighbours the lower training index comes first, among
 //! classes with equal votes the lower class id (`sort(stable=True)`).
 
+use super::finite::check_finite;
 use crate::error::{config_err, Result};
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, Tensor};
+use tessera_tensor::{memory, Backend, Tensor};
+
+/// The most bytes one block of similarities may take: the `[rows, n_train]` block on the
+/// backend plus its f64 copy on the host. A block is always at least one test row (whose size
+/// is then checked against the memory budget alone).
+pub const SIMILARITY_BLOCK_BYTES: usize = 64 << 20;
+
+/// Bytes one test row of similarities takes: `n_train` values in the features' dtype on the
+/// backend and as f64 on the host (`None` on overflow).
+fn row_bytes(n_train: usize, elem_bytes: usize) -> Option<usize> {
+    n_train.checked_mul(elem_bytes + 8)
+}
+
+/// Test rows per similarity block: at most `chunk_size`, at most `block_bytes` of
+/// similarities, at least one.
+fn rows_per_block(chunk_size: usize, row_bytes: usize, block_bytes: usize) -> usize {
+    chunk_size.min(block_bytes / row_bytes.max(1)).max(1)
+}
 
 /// Settings of [`knn_classifier`].
 #[derive(Clone, Debug, PartialEq)]
@@ -22,7 +49,8 @@ pub struct KnnConfig {
     pub ks: Vec<usize>,
     /// Vote temperature `T` in `exp(sim / T)` (DINO: 0.07).
     pub temperature: f64,
-    /// Test rows per similarity chunk (bounds memory to `chunk_size * n_train` values).
+    /// Test rows per similarity block, at most (the block is also bounded to
+    /// 64 MiB); the results do not depend on it.
     pub chunk_size: usize,
 }
 
@@ -90,8 +118,9 @@ fn check_split(what: &str, f: &[usize], labels: &[u32], num_classes: usize) -> R
 }
 
 /// Weighted k-NN classification of `test_features` by `train_features` (both `[n, d]`, any
-/// float dtype, on any backend; the similarity is one `matmul` per chunk on that backend),
-/// one [`KnnResult`] per `cfg.ks` entry, in that order.
+/// float dtype, on any backend; the similarity is one `matmul` per block of test rows on that
+/// backend), one [`KnnResult`] per `cfg.ks` entry, in that order. Non-finite features and a
+/// similarity row over the memory budget are errors.
 ///
 /// ```
 /// use tessera_ssl::eval::{knn_classifier, KnnConfig};
@@ -112,6 +141,27 @@ pub fn knn_classifier<B: Backend>(
     test_labels: &[u32],
     num_classes: usize,
     cfg: &KnnConfig,
+) -> Result<Vec<KnnResult>> {
+    knn_blocked(
+        train_features,
+        train_labels,
+        test_features,
+        test_labels,
+        num_classes,
+        cfg,
+        SIMILARITY_BLOCK_BYTES,
+    )
+}
+
+/// [`knn_classifier`] with blocks of at most `block_bytes` of similarities.
+fn knn_blocked<B: Backend>(
+    train_features: &Tensor<B>,
+    train_labels: &[u32],
+    test_features: &Tensor<B>,
+    test_labels: &[u32],
+    num_classes: usize,
+    cfg: &KnnConfig,
+    block_bytes: usize,
 ) -> Result<Vec<KnnResult>> {
     check_split("train", train_features.shape(), train_labels, num_classes)?;
     check_split("test", test_features.shape(), test_labels, num_classes)?;
@@ -140,6 +190,19 @@ pub fn knn_classifier<B: Backend>(
             cfg.chunk_size
         ));
     }
+    check_finite("knn_classifier", "train (bank) features", train_features)?;
+    check_finite("knn_classifier", "test features", test_features)?;
+    // One test row of similarities must fit the budget; a block is then as many rows as
+    // `chunk_size` and `block_bytes` allow.
+    let elem = train_features.dtype().size_in_bytes();
+    let one_row = row_bytes(n_train, elem);
+    memory::check_bytes("k-NN similarity row", one_row)?;
+    let rows = rows_per_block(cfg.chunk_size, one_row.unwrap_or(usize::MAX), block_bytes);
+    memory::check_bytes(
+        "k-NN similarity block",
+        one_row.and_then(|b| b.checked_mul(rows)),
+    )?;
+
     let train_t = l2_normalize(train_features)?.t()?;
     let test_n = l2_normalize(test_features)?;
 
@@ -149,8 +212,8 @@ pub fn knn_classifier<B: Backend>(
     let mut order: Vec<usize> = Vec::with_capacity(n_train);
     let mut votes = alloc::vec![0.0f64; num_classes];
     let mut classes: Vec<usize> = Vec::with_capacity(num_classes);
-    for start in (0..n_test).step_by(cfg.chunk_size) {
-        let m = cfg.chunk_size.min(n_test - start);
+    for start in (0..n_test).step_by(rows) {
+        let m = rows.min(n_test - start);
         let sim = test_n.narrow(0, start, m)?.matmul(&train_t)?.to_f64_vec()?;
         for (r, row) in sim.chunks_exact(n_train).enumerate() {
             // Descending similarity, ascending index on ties: a strict total order, so the
@@ -192,4 +255,96 @@ pub fn knn_classifier<B: Backend>(
             predictions,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_tensor::{Cpu, DType, Rng};
+
+    fn random(n: usize, d: usize, seed: u64) -> Tensor<Cpu> {
+        Tensor::randn(&[n, d], 0.0, 1.0, DType::F32, &mut Rng::new(seed), &Cpu).unwrap()
+    }
+
+    #[test]
+    fn blocks_are_bounded_and_never_empty() {
+        // 10,000 test x 2,000 bank rows (f32): 256 rows of 2,000 similarities per block.
+        let row = row_bytes(2_000, 4).unwrap();
+        let rows = rows_per_block(256, row, SIMILARITY_BLOCK_BYTES);
+        assert_eq!(rows, 256);
+        assert!(rows * row <= SIMILARITY_BLOCK_BYTES);
+        // A bank so large that few rows fit: the block shrinks below `chunk_size`.
+        let row = row_bytes(1_000_000, 4).unwrap();
+        let rows = rows_per_block(256, row, SIMILARITY_BLOCK_BYTES);
+        assert!(rows < 256 && rows * row <= SIMILARITY_BLOCK_BYTES, "{rows}");
+        // A single row over the block size is still one row (then checked against the budget).
+        assert_eq!(
+            rows_per_block(256, SIMILARITY_BLOCK_BYTES + 1, SIMILARITY_BLOCK_BYTES),
+            1
+        );
+        assert_eq!(row_bytes(usize::MAX, 4), None);
+    }
+
+    /// The blocked computation gives exactly what one unblocked `[n_test, n_train]`
+    /// similarity matrix gives, for blocks of one row, of a few rows and of `chunk_size` rows.
+    #[test]
+    fn blocking_does_not_change_the_results() {
+        let (train, test) = (random(500, 16, 1), random(300, 16, 2));
+        let train_labels: Vec<u32> = (0..500).map(|i| (i * 7 % 10) as u32).collect();
+        let test_labels: Vec<u32> = (0..300).map(|i| (i * 3 % 10) as u32).collect();
+        let run = |chunk_size: usize, block_bytes: usize| {
+            let cfg = KnnConfig {
+                ks: alloc::vec![1, 5, 20],
+                temperature: 0.07,
+                chunk_size,
+            };
+            knn_blocked(
+                &train,
+                &train_labels,
+                &test,
+                &test_labels,
+                10,
+                &cfg,
+                block_bytes,
+            )
+            .unwrap()
+        };
+        let whole = run(300, usize::MAX);
+        let row = row_bytes(500, 4).unwrap();
+        for (chunk, block) in [
+            (1, usize::MAX),
+            (256, 7 * row),
+            (256, row),
+            (64, usize::MAX),
+        ] {
+            assert_eq!(run(chunk, block), whole, "chunk {chunk}, block {block}");
+        }
+        assert!(whole[0].top1 >= 0.0 && whole[2].predictions.len() == 300);
+    }
+
+    /// Used to be accepted silently (every similarity NaN, an arbitrary prediction).
+    #[test]
+    fn non_finite_features_are_refused_with_the_first_bad_index() {
+        let train = random(6, 3, 3);
+        let labels = [0, 1, 0, 1, 0, 1];
+        let mut v = random(4, 3, 4).to_vec::<f32>().unwrap();
+        v[2 * 3 + 1] = f32::NAN;
+        let test = Tensor::from_vec(v, &[4, 3], &Cpu).unwrap();
+        let cfg = KnnConfig::with_k(3);
+        let e = knn_classifier(&train, &labels, &test, &[0, 1, 0, 1], 2, &cfg).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("test features") && msg.contains("(row 2, col 1)") && msg.contains("NaN"),
+            "{msg}"
+        );
+        let mut v = train.to_vec::<f32>().unwrap();
+        v[5 * 3] = f32::NEG_INFINITY;
+        let bad_train = Tensor::from_vec(v, &[6, 3], &Cpu).unwrap();
+        let e = knn_classifier(&bad_train, &labels, &random(2, 3, 5), &[0, 1], 2, &cfg);
+        let msg = e.unwrap_err().to_string();
+        assert!(
+            msg.contains("train (bank) features") && msg.contains("(row 5, col 0)"),
+            "{msg}"
+        );
+    }
 }

@@ -85,6 +85,9 @@ pub fn linear_probe<B: Backend>(
     let op = "linear_probe";
     check("train", train, train_labels, num_classes)?;
     check("test", test, test_labels, num_classes)?;
+    // A NaN feature would make the loss, the weights and every prediction NaN.
+    super::check_finite(op, "train features", train)?;
+    super::check_finite(op, "test features", test)?;
     if test.shape()[1] != train.shape()[1]
         || num_classes == 0
         || cfg.batch_size == 0
@@ -233,5 +236,30 @@ mod tests {
         let cfg = LinearProbeConfig::default();
         assert!(linear_probe(&x, &[0, 1, 2], &x, &[0, 1, 0, 1], 3, &cfg).is_err());
         assert!(linear_probe(&x, &[0, 1, 5, 1], &x, &[0, 1, 0, 1], 3, &cfg).is_err());
+    }
+
+    /// Used to train on NaN and report a meaningless accuracy.
+    #[test]
+    fn non_finite_features_are_refused() {
+        let x = Tensor::<Cpu>::zeros(&[4, 2], DType::F32, &Cpu).unwrap();
+        let bad = Tensor::from_vec(
+            vec![0.0f32, 0.0, 0.0, 0.0, 0.0, f32::NAN, 0.0, 0.0],
+            &[4, 2],
+            &Cpu,
+        )
+        .unwrap();
+        let cfg = LinearProbeConfig::default();
+        let labels = [0, 1, 0, 1];
+        let msg = linear_probe(&x, &labels, &bad, &labels, 2, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("test features") && msg.contains("(row 2, col 1)"),
+            "{msg}"
+        );
+        let msg = linear_probe(&bad, &labels, &x, &labels, 2, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("train features"), "{msg}");
     }
 }

@@ -4,6 +4,8 @@
 
 mod attention;
 mod baseline;
+mod budget;
+mod finite;
 mod knn;
 mod linear_probe;
 
@@ -11,5 +13,7 @@ pub use attention::cls_attention_maps;
 pub use baseline::pixel_features;
 #[cfg(feature = "std")]
 pub use baseline::raw_pixel_knn;
+pub use budget::{vit_batch_within_budget, vit_image_bytes};
+pub use finite::check_finite;
 pub use knn::{knn_classifier, l2_normalize, KnnConfig, KnnResult};
 pub use linear_probe::{linear_probe, LinearProbeConfig, LinearProbeResult};

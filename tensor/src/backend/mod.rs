@@ -41,14 +41,53 @@
 //!
 //! # Must implement vs may override
 //!
+//! Every item of [`Backend`] and [`BackendStorage`] is in exactly one row of this table. A
+//! test of the worked example below (`backends/counting/tests/trait_list.rs`) parses this
+//! file and fails if a method of either trait is missing here, is listed under the wrong
+//! kind, or is listed but not in the traits; so a method added to the trait must be added
+//! here too.
+//!
 //! | kind | methods | PyTorch counterpart |
 //! |---|---|---|
-//! | must implement | transfers, `copy_into`, `cast`, `unary`, `binary`, `compare`, `where_cond`, `reduce`, `matmul`, indexing, im2col/col2im, pooling, bicubic | the `at::native` kernels of a dispatch key |
+//! | must implement (storage) | `Storage` (the associated type), `BackendStorage::dtype`, `BackendStorage::len` | `Storage`, `StorageImpl::nbytes` |
+//! | must implement (identity) | `name` | `tensor.device.type` |
+//! | must implement (transfers and copies) | `from_host`, `to_host`, `copy_into`, `cast` | `tensor.to('cuda')`, `tensor.cpu()`, `copy_`, `tensor.to(dtype)` |
+//! | must implement (elementwise) | `unary`, `binary`, `compare`, `where_cond` | the `TensorIterator` kernels, `torch.where` |
+//! | must implement (reductions and GEMM) | `reduce`, `matmul` | `sum`/`amax`/`var` kernels, `bmm` |
+//! | must implement (indexing) | `index_select`, `gather`, `scatter_add` | the same names |
+//! | must implement (images) | `im2col`, `col2im`, `max_pool2d`, `avg_pool2d`, `avg_pool2d_backward`, `adaptive_avg_pool2d`, `adaptive_avg_pool2d_backward`, `upsample_bicubic2d`, `upsample_bicubic2d_backward` | `im2col`/`col2im`, `max_pool2d_with_indices`, `avg_pool2d(_backward)`, `adaptive_avg_pool2d(_backward)`, `upsample_bicubic2d(_backward)` |
+//! | may override (storage) | `BackendStorage::is_empty` | `numel() == 0` |
 //! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
-//! | may override (composites) | softmax, log-softmax, GELU, layer/batch norm, conv | `CompositeImplicitAutograd` ops, fused kernels |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `layer_norm_backward`, conv backward | `_softmax_backward_data`, `native_layer_norm_backward` |
+//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `layer_norm`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `layer_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `convolution_backward` |
+//!
+//! What the defaults cost, and so what a device backend usually overrides first:
+//! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
+//! `from_host` per call); `unary_inplace`/`binary_inplace` compute out of place and copy back
+//! (`copy_into`); the fused updates and the composites run several primitives each (AdamW
+//! 21 per parameter, 7 of them `copy_into`s back; softmax 5), each a kernel launch and a
+//! temporary.
+//! Overrides may round differently from the defaults (a fused softmax sums once), which is
+//! why the conformance kit compares against the CPU within a tolerance table rather than
+//! bit for bit. The [`Cpu`](crate::Cpu) overrides `full`, `alloc_uninit`, `empty_cache`, the
+//! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU (with backward) and
+//! layer norm; the CUDA backend overrides every provided method of `Backend`.
+//!
+//! # Writing a backend: the worked example
+//!
+//! `backends/counting` (package `tessera-backend-counting`, not published) is a backend
+//! written the way an embedder outside this repository writes one, against the public API of
+//! this crate only: `CountingBackend` wraps [`Cpu`](crate::Cpu), implements exactly the
+//! "must implement" rows (its storage wraps [`CpuStorage`](crate::CpuStorage) behind a private
+//! field) and counts every primitive call by name, leaving every "may override" row to its
+//! default. Its tests run the conformance kit within the default tolerance table and train a
+//! few DINO steps to the CPU's numbers; its example
+//! `cargo run -p tessera-backend-counting --example count_dino_step` prints which primitives
+//! one DINO step of a tiny ViT calls, and how often. A new backend starts from the same
+//! skeleton: a storage type, the primitives, `tessera-testkit` as a dev-dependency and one
+//! test file calling its checks; then overrides where the counts show time is spent.
 //!
 //! Nothing here knows about gradients: autodiff is a layer above (`tessera-autograd`). Storage
 //! is reachable only through [`Backend::from_host`] and [`Backend::to_host`], as GPU memory is;

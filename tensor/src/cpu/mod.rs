@@ -32,11 +32,11 @@ pub(crate) fn kernel_output(buf: HostBuffer, shape: &[usize]) -> Result<Tensor<C
 }
 
 /// [`HostBuffer::cast`] into a buffer from the cache (same conversions).
-fn cast_pooled(src: &HostBuffer, dtype: DType) -> HostBuffer {
-    fn conv<S: crate::Element, D: crate::HostElement>(v: &[S]) -> HostBuffer {
-        let mut out = pool::take::<D>(v.len());
+fn cast_pooled(src: &HostBuffer, dtype: DType) -> Result<HostBuffer> {
+    fn conv<S: crate::Element, D: crate::HostElement>(v: &[S]) -> Result<HostBuffer> {
+        let mut out = pool::take::<D>("cast", v.len())?;
         out.extend(v.iter().map(|&x| D::from_f64(x.to_f64())));
-        D::into_buffer(out)
+        Ok(D::into_buffer(out))
     }
     crate::with_buffer!(src, v => match dtype {
         DType::F16 => conv::<_, half::f16>(v),
@@ -90,16 +90,22 @@ impl Backend for Cpu {
 
     fn full(&self, len: usize, value: f64, dtype: DType) -> Result<CpuStorage> {
         crate::memory::check_alloc("full", len, dtype)?;
-        fn fill<T: crate::HostElement>(len: usize, value: f64) -> HostBuffer {
-            T::into_buffer(pool::filled(len, T::from_f64(value)))
+        // Fallible all the way down: a size within the budget that the system still refuses
+        // is an error too, not the allocator's abort.
+        fn fill<T: crate::HostElement>(len: usize, value: f64) -> Result<HostBuffer> {
+            Ok(T::into_buffer(pool::filled(
+                "full",
+                len,
+                T::from_f64(value),
+            )?))
         }
         Ok(CpuStorage::from(match dtype {
-            DType::F16 => fill::<half::f16>(len, value),
-            DType::BF16 => fill::<half::bf16>(len, value),
-            DType::F32 => fill::<f32>(len, value),
-            DType::F64 => fill::<f64>(len, value),
-            DType::I64 => fill::<i64>(len, value),
-            DType::U8 => fill::<u8>(len, value),
+            DType::F16 => fill::<half::f16>(len, value)?,
+            DType::BF16 => fill::<half::bf16>(len, value)?,
+            DType::F32 => fill::<f32>(len, value)?,
+            DType::F64 => fill::<f64>(len, value)?,
+            DType::I64 => fill::<i64>(len, value)?,
+            DType::U8 => fill::<u8>(len, value)?,
         }))
     }
 
@@ -137,7 +143,7 @@ impl Backend for Cpu {
         Ok(CpuStorage::from(if view.dtype() == dtype {
             view
         } else {
-            let cast = cast_pooled(&view, dtype);
+            let cast = cast_pooled(&view, dtype)?;
             pool::give_buffer(view);
             cast
         }))

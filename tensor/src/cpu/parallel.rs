@@ -151,7 +151,7 @@ pub(crate) fn collect<U: Send>(
 ) -> Vec<U> {
     let n = units * unit;
     // From the buffer cache: a steady loop reuses last step's allocations.
-    let mut out = super::pool::take(n);
+    let mut out = super::pool::take_in_kernel(n);
     if n == 0 {
         return out;
     }

@@ -11,7 +11,7 @@
 //! system at once. [`stats`] counts fresh allocations and reuses (the training-step budget
 //! test reads them).
 
-use crate::HostBuffer;
+use crate::{Error, HostBuffer, Result};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::mem::{align_of, size_of, ManuallyDrop};
@@ -88,11 +88,14 @@ fn with<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 }
 
 /// An empty vector with room for exactly `n` elements, from the cache when a freed block of
-/// that size exists, else from the system allocator.
-pub(crate) fn take<T>(n: usize) -> Vec<T> {
-    let bytes = n.saturating_mul(size_of::<T>());
+/// that size exists, else from the system allocator; an error naming `op` and the bytes if
+/// the system refuses (a fallible reservation: never the allocator's abort).
+pub(crate) fn take<T>(op: &str, n: usize) -> Result<Vec<T>> {
+    let Some(bytes) = n.checked_mul(size_of::<T>()) else {
+        return Err(refused(op, n, size_of::<T>()));
+    };
     if bytes == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let align = align_of::<T>();
     let size = size_of::<T>();
@@ -119,21 +122,56 @@ pub(crate) fn take<T>(n: usize) -> Vec<T> {
             // SAFETY: the block was allocated as a `Vec` of `block_bytes` bytes with alignment
             // `align_of::<T>()` (its key), and `size_of::<T>()` divides `block_bytes`, so it is
             // a valid allocation for `block_bytes / size_of::<T>() >= n` `T`s.
-            unsafe { Vec::from_raw_parts(b.ptr.cast::<T>(), 0, block_bytes / size) }
+            Ok(unsafe { Vec::from_raw_parts(b.ptr.cast::<T>(), 0, block_bytes / size) })
         }
         None => {
+            let mut v = Vec::new();
+            // Cached blocks are memory this process holds but does not use: give them back and
+            // try once more before reporting the system's refusal.
+            if v.try_reserve_exact(n).is_err() {
+                empty_cache();
+                v.try_reserve_exact(n)
+                    .map_err(|_| refused(op, n, size_of::<T>()))?;
+            }
             FRESH.fetch_add(1, Ordering::Relaxed);
-
-            Vec::with_capacity(n)
+            Ok(v)
         }
     }
 }
 
-/// `n` copies of `value` in a cached or fresh vector.
-pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
-    let mut v = take(n);
+/// The error for an allocation of `n` elements of `size` bytes that the system refused.
+fn refused(op: &str, n: usize, size: usize) -> Error {
+    let asked = n.checked_mul(size).map_or_else(
+        || "more than usize::MAX bytes".into(),
+        |b| crate::__format!("{b} bytes = {}", crate::memory::format_bytes(b)),
+    );
+    Error::Device {
+        msg: crate::__format!(
+            "{op}: the system refused an allocation of {n} elements ({asked}); the memory \
+             budget allows up to {} bytes per allocation",
+            crate::memory::allocation_bound()
+        ),
+    }
+}
+
+/// `n` copies of `value` in a cached or fresh vector (an error as [`take`]'s).
+pub(crate) fn filled<T: Clone>(op: &str, n: usize, value: T) -> Result<Vec<T>> {
+    let mut v = take(op, n)?;
     v.resize(n, value);
-    v
+    Ok(v)
+}
+
+/// [`take`] for kernel internals that cannot return an error yet (the parallel collector and
+/// the kernels built on it): a refusal panics with [`take`]'s message instead of the
+/// allocator's abort. Their sizes were checked against the budget before the kernel ran
+/// ([`crate::memory`]), so this needs the system to refuse memory within the budget.
+pub(crate) fn take_in_kernel<T>(n: usize) -> Vec<T> {
+    take("cpu kernel", n).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`filled`] for kernel internals, as [`take_in_kernel`].
+pub(crate) fn filled_in_kernel<T: Clone>(n: usize, value: T) -> Vec<T> {
+    filled("cpu kernel", n, value).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Gives a vector's allocation back to the cache (or to the system past the limit).
@@ -241,19 +279,47 @@ mod tests {
 
     #[test]
     fn a_freed_block_serves_the_next_request_of_its_size() {
-        let v: Vec<f32> = take(12_347);
+        let v: Vec<f32> = take("test", 12_347).unwrap();
         let p = v.as_ptr();
         give(v);
-        let w: Vec<f32> = take(12_347);
+        let w: Vec<f32> = take("test", 12_347).unwrap();
         assert_eq!(w.as_ptr(), p);
         assert_eq!(w.capacity(), 12_347);
         assert!(w.is_empty());
         // Same bytes and alignment, another element type: also valid.
         give(w);
-        let u: Vec<u32> = take(12_347);
+        let u: Vec<u32> = take("test", 12_347).unwrap();
         assert_eq!(u.capacity(), 12_347);
         give(u);
-        let z = filled(7, 2.5f64);
+        let z = filled("test", 7, 2.5f64).unwrap();
         assert_eq!(z, alloc::vec![2.5; 7]);
+    }
+
+    /// Used to abort the process (`Vec::with_capacity`): a reservation the system refuses is
+    /// an error naming the op and the bytes. Only where the kernel refuses what it cannot back
+    /// (Linux's default heuristic overcommit); with `vm.overcommit_memory = 1` the untouched
+    /// reservation is granted and simply given back.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_reservation_the_system_refuses_is_an_error() {
+        const FOUR_TB: usize = 4 << 40;
+        if usize::BITS < 64 {
+            return;
+        }
+        let always = std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+            .map(|s| s.trim() == "1")
+            .unwrap_or(true);
+        match take::<u8>("huge", FOUR_TB) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("huge") && msg.contains(&FOUR_TB.to_string()),
+                    "{msg}"
+                );
+            }
+            Ok(_untouched) => assert!(always, "4 TB reserved without overcommit"),
+        }
+        // Overflowing sizes are errors too, not a capacity-overflow panic.
+        assert!(take::<f64>("huge", usize::MAX / 2).is_err());
     }
 }

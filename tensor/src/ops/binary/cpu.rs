@@ -162,7 +162,7 @@ pub(crate) fn where_cond(
         bl: &Layout,
     ) -> alloc::vec::Vec<T> {
         let picked = strided::zip(x, al, y, bl, |p, q| (p, q));
-        let mut out = crate::cpu::pool::take(picked.len());
+        let mut out = crate::cpu::pool::take_in_kernel(picked.len());
         out.extend(
             cond.iter()
                 .zip(&picked)

@@ -14,7 +14,7 @@ fn im2col_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let l = oh * ow;
-    let mut out = crate::cpu::pool::filled(n * c * kh * kw * l, T::default());
+    let mut out = crate::cpu::pool::filled("im2col", n * c * kh * kw * l, T::default())?;
     for b in 0..n {
         for ci in 0..c {
             let plane = &x[(b * c + ci) * h * w..][..h * w];
@@ -54,7 +54,7 @@ fn col2im_typed<T: Element + core::ops::AddAssign>(
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let l = oh * ow;
-    let mut out = crate::cpu::pool::filled(n * c * h * w, T::default());
+    let mut out = crate::cpu::pool::filled("col2im", n * c * h * w, T::default())?;
     for b in 0..n {
         for ci in 0..c {
             let plane = &mut out[(b * c + ci) * h * w..][..h * w];

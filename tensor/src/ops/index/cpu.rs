@@ -102,7 +102,7 @@ pub(crate) fn index_select(
         n: usize,
         stride: usize,
     ) -> HostBuffer {
-        let mut out: Vec<T> = crate::cpu::pool::take(base.numel());
+        let mut out: Vec<T> = crate::cpu::pool::take_in_kernel(base.numel());
         out.extend(
             base.offsets()
                 .enumerate()
@@ -135,7 +135,7 @@ pub(crate) fn gather(
     let base = base_layout(l, il.shape(), axis);
     let stride = l.strides()[axis];
     fn go<T: HostElement>(v: &[T], base: &Layout, index: &[usize], stride: usize) -> HostBuffer {
-        let mut out: Vec<T> = crate::cpu::pool::take(base.numel());
+        let mut out: Vec<T> = crate::cpu::pool::take_in_kernel(base.numel());
         out.extend(base.offsets().zip(index).map(|(o, &i)| v[o + i * stride]));
         T::into_buffer(out)
     }

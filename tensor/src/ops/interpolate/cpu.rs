@@ -139,7 +139,7 @@ fn backward<C: Float + AddAssign>(
     tx: &Taps<C>,
 ) -> Vec<C> {
     let ([h, w], [oh, ow]) = (p.in_hw, p.out_hw);
-    let mut out = crate::cpu::pool::filled(planes * h * w, C::zero());
+    let mut out = crate::cpu::pool::filled_in_kernel(planes * h * w, C::zero());
     for (src, plane) in g.chunks_exact(oh * ow).zip(out.chunks_exact_mut(h * w)) {
         for (oy, (iy, wy)) in ty.index.iter().zip(&ty.weight).enumerate() {
             for (ox, (ix, wx)) in tx.index.iter().zip(&tx.weight).enumerate() {

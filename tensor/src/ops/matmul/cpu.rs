@@ -55,7 +55,7 @@ macro_rules! gemm_batched {
         let (rsa, csa) = (al.strides()[r - 2] as isize, al.strides()[r - 1] as isize);
         let (rsb, csb) = (bl.strides()[r - 2] as isize, bl.strides()[r - 1] as isize);
         let batches = numel(&al.shape()[..r - 2]);
-        let mut out: Vec<$t> = crate::cpu::pool::filled(batches * m * n, 0.0);
+        let mut out: Vec<$t> = crate::cpu::pool::filled_in_kernel(batches * m * n, 0.0);
         if m * n > 0 && k > 0 && merged_rows(al, bl).is_some() {
             let (rows, rs) = merged_rows(al, bl).expect("checked");
             // SAFETY: as below; the merged rows address exactly the elements of `a`'s view.

@@ -48,7 +48,7 @@ fn rows<T: Float>(
             }));
         }
     });
-    let (mut means, mut rstds) = (pool::take(n), pool::take(n));
+    let (mut means, mut rstds) = (pool::take_in_kernel(n), pool::take_in_kernel(n));
     for &(m, r) in &stats {
         means.push(m);
         rstds.push(r);

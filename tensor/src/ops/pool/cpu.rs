@@ -228,7 +228,7 @@ fn mean_pool<C: Float + AddAssign>(
     [oh, ow]: [usize; 2],
     window: impl Fn(usize, usize) -> Option<Window>,
 ) -> Result<(Vec<C>, ())> {
-    let mut out = crate::cpu::pool::filled(planes * oh * ow, C::zero());
+    let mut out = crate::cpu::pool::filled("avg_pool2d", planes * oh * ow, C::zero())?;
     for (plane, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -256,7 +256,7 @@ fn mean_pool_backward<C: Float + AddAssign>(
     [oh, ow]: [usize; 2],
     window: impl Fn(usize, usize) -> Option<Window>,
 ) -> Result<(Vec<C>, ())> {
-    let mut out = crate::cpu::pool::filled(planes * h * w, C::zero());
+    let mut out = crate::cpu::pool::filled("avg_pool2d backward", planes * h * w, C::zero())?;
     for (src, plane) in g.chunks_exact(oh * ow).zip(out.chunks_exact_mut(h * w)) {
         for oy in 0..oh {
             for ox in 0..ow {
