@@ -27,7 +27,7 @@ use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::device::DEVICE_FLAG;
 use tessera::run::{ctx, exit_on_error, images, model, Device, Program, Result, RunError};
 use tessera::ssl::augment::stack_images;
-use tessera::ssl::eval::cls_attention_maps;
+use tessera::ssl::eval::{check_finite, cls_attention_maps};
 use tessera::tensor::Backend;
 
 const ABOUT: &str =
@@ -267,6 +267,16 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let input = images::to_input(&photo, vit.config.in_chans)?;
     let x = bb.prepare(stack_images(&[&input], dev).map_err(ctx("the input"))?)?;
     let maps = cls_attention_maps(vit, &x).map_err(ctx("attention"))?;
+    // Weights that are finite can still overflow inside a block; a picture of NaN would be
+    // drawn as if it meant something, so refuse it and name the first bad head and patch.
+    check_finite(
+        "attention_maps",
+        "the CLS attention of the last block",
+        &maps
+            .reshape(&[maps.shape()[1], maps.shape()[2] * maps.shape()[2]])
+            .map_err(ctx("attention"))?,
+    )
+    .map_err(ctx("the model's output"))?;
     let (heads, g) = (maps.shape()[1], maps.shape()[2]);
     let values = maps.to_vec::<f32>().map_err(ctx("attention"))?;
     let per_head: Vec<&[f32]> = values.chunks_exact(g * g).collect();

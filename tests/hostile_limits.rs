@@ -281,3 +281,77 @@ fn dino_at_700_pixels_is_an_error_not_an_abort() {
     );
     assert_fails(&out, &["cannot allocate", "the limit is 2147483648 bytes"]);
 }
+
+/// NaN weights: `attention_maps` used to draw and `features` to write garbage with exit 0; the
+/// checkpoint loader now refuses the file, naming the tensor, and nothing is written.
+#[test]
+fn attention_maps_and_features_refuse_a_nan_checkpoint() {
+    let d = temp_dir("nan-tools");
+    let ck = write_checkpoint(&d, |sd| {
+        let w = sd.get_mut("norm.bias").expect("norm.bias");
+        *w = Tensor::full(w.shape(), f64::NAN, DType::F32, &Cpu).unwrap();
+    });
+    let png = d.join("attention.png");
+    let out = run(
+        "attention_maps",
+        None,
+        &[
+            "--checkpoint",
+            s(&ck),
+            "--output",
+            s(&png),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_fails(&out, &["norm.bias", "NaN"]);
+    assert!(!png.exists());
+
+    let x = Tensor::<Cpu>::full(&[2, 1, 28, 28], 0.5, DType::F32, &Cpu).unwrap();
+    let t = write_tensor(&d, x);
+    let out_file = d.join("out.safetensors");
+    let out = run(
+        "features",
+        None,
+        &[
+            "--checkpoint",
+            s(&ck),
+            "--tensor",
+            s(&t),
+            "--output",
+            s(&out_file),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_fails(&out, &["norm.bias", "NaN"]);
+    assert!(!out_file.exists());
+}
+
+/// Finite weights that overflow inside the last block (its first norm scaled to `f32::MAX`)
+/// make the attention NaN: `attention_maps` refuses to draw it and names the first bad value.
+#[test]
+fn attention_maps_refuses_non_finite_attention() {
+    let d = temp_dir("attention-inf");
+    let ck = write_checkpoint(&d, |sd| {
+        let w = sd
+            .get_mut("blocks.1.norm1.weight")
+            .expect("blocks.1.norm1.weight");
+        *w = Tensor::full(w.shape(), f32::MAX as f64, DType::F32, &Cpu).unwrap();
+    });
+    let png = d.join("attention.png");
+    let out = run(
+        "attention_maps",
+        None,
+        &[
+            "--checkpoint",
+            s(&ck),
+            "--output",
+            s(&png),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_fails(&out, &["CLS attention", "not finite", "(row 0, col"]);
+    assert!(!png.exists());
+}
