@@ -43,6 +43,10 @@ ssl/tests/objectives.rs.
   mode: ``param.<name>``, ``x`` [6, 10], ``out``, ``grad_out``, ``grad.<name>``, ``grad_x``,
   then the buffers after that forward (``buffer.net.1.running_mean`` / ``running_var`` /
   ``num_batches_tracked``) and ``out_eval``, the eval-mode output with those statistics.
+  This is lucidrains' layout, whose last Linear has a bias (``net.3.bias``); DeepMind's
+  official ``MLP`` (``byol/utils/networks.py``) has none there, and that is Tessera's default
+  (``MlpHeadConfig::last_bias = false``). The Rust test checks this case with
+  ``last_bias: true``; ssl/tests/parity.rs checks the strict load of the official layout.
 * ``ema``: ``teacher.<name>`` and ``student.<name>`` for ``a.weight`` [3, 4], ``a.bias``
   [3], ``b.weight`` [2, 3]; ``out.<name>`` after DINO's in-place update with momentum 0.996,
   then ``out2.<name>`` after a second update with momentum 0.9 (same student).

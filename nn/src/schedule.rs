@@ -7,6 +7,7 @@
 //! | [`linspace`] | `np.linspace(start, stop, num)` |
 //! | [`cosine_scheduler`] | DINO `utils.cosine_scheduler` (learning rate, weight decay, teacher momentum) |
 //! | [`warmup_then_constant`] | DINO's teacher temperature schedule in `DINOLoss.__init__` |
+//! | [`byol_lr_schedule`] | BYOL's `learning_schedule` (warm-up `k·peak/W`, then cosine) |
 //! | [`byol_target_ema`] | BYOL's `target_ema` (`τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2`) |
 
 use crate::Result;
@@ -123,4 +124,34 @@ pub fn byol_target_ema(base_ema: f64, step: u64, max_steps: u64) -> f64 {
     let k = step.min(max_steps) as f64;
     let decay = 0.5 * (1.0 + libm::cos((PI * k) / max_steps as f64));
     1.0 - (1.0 - base_ema) * decay
+}
+
+/// BYOL's learning rate at every step of a `total_steps` run (DeepMind's
+/// `learning_schedule` in `byol/utils/schedules.py`, with the batch scaling already in
+/// `peak`): a linear warm-up `k·peak/W` for steps `k < W = warmup_steps`, so step 0 is 0 and
+/// the peak is first reached at step `W`, the first step after the warm-up; then
+/// `peak·0.5·(1 + cos(π·(k − W)/(total − W)))`.
+///
+/// DINO's warm-up ([`cosine_scheduler`]) is `linspace(0, peak, W)`, i.e. `k·peak/(W − 1)`,
+/// which reaches the peak one step earlier; each method keeps its own. Errors if the warm-up
+/// is longer than the run.
+pub fn byol_lr_schedule(peak: f64, total_steps: usize, warmup_steps: usize) -> Result<Vec<f64>> {
+    if warmup_steps > total_steps {
+        return Err(arg_err!(
+            "byol_lr_schedule",
+            "{warmup_steps} warm-up steps do not fit in {total_steps} steps"
+        )
+        .into());
+    }
+    let decay_steps = (total_steps - warmup_steps) as f64;
+    Ok((0..total_steps)
+        .map(|k| {
+            if k < warmup_steps {
+                k as f64 / warmup_steps as f64 * peak
+            } else {
+                let angle = PI * (k - warmup_steps) as f64 / decay_steps;
+                peak * 0.5 * (1.0 + libm::cos(angle))
+            }
+        })
+        .collect())
 }

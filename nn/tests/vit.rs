@@ -86,7 +86,9 @@ fn names_shapes_init_and_dpr() {
     assert_eq!(dpr, [0.0, f64::from(0.1f32)]);
     let x = Var::constant(Tensor::ones(&[2, 3, 12, 8], DType::F32, &Cpu).unwrap());
     assert_eq!(vit.forward(&x).unwrap().shape(), [2, 12]);
-    assert_eq!(vit.forward_features(&x).unwrap().shape(), [2, 7, 12]);
+    assert_eq!(vit.forward_tokens(&x).unwrap().shape(), [2, 7, 12]);
+    // `forward_features` is the image's vector, as on ResNet and the SSL `Backbone` trait.
+    assert_eq!(vit.forward_features(&x).unwrap().shape(), [2, 12]);
     let attn = vit.get_last_selfattention(&x).unwrap();
     assert_eq!(attn.shape(), [2, 3, 7, 7]);
     assert_eq!(vit.get_intermediate_layers(&x, 2).unwrap().len(), 2);

@@ -78,6 +78,9 @@ pub mod data;
 mod error;
 pub mod eval;
 
+/// The one L2 normalization of the crate (`F.normalize(x, p=2, dim=-1, eps)`), used by DINO's
+/// head, BYOL's loss and the k-NN evaluation.
+pub use dino::l2_normalize;
 pub use error::{Error, Result};
 
 // Self-supervised objectives: DINO and BYOL losses and heads, and the teacher EMA.

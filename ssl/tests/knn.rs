@@ -1,6 +1,8 @@
 //! Weighted k-NN on hand-checkable features.
 
-use tessera_ssl::eval::{knn_classifier, l2_normalize, pixel_features, KnnConfig};
+use tessera_autograd::Var;
+use tessera_ssl::eval::{knn_classifier, pixel_features, KnnConfig};
+use tessera_ssl::l2_normalize;
 use tessera_tensor::{Cpu, Tensor};
 
 fn t(v: &[f32], rows: usize) -> Tensor<Cpu> {
@@ -69,8 +71,8 @@ fn errors_and_normalization() {
         ..KnnConfig::with_k(1)
     };
     assert!(run(bad_t, &[0, 1]).is_err());
-    let n = l2_normalize(&t(&[3.0, 4.0, 0.0, 0.0], 2)).unwrap();
-    assert_eq!(n.to_vec::<f32>().unwrap(), vec![0.6, 0.8, 0.0, 0.0]);
+    let n = l2_normalize(&Var::constant(t(&[3.0, 4.0, 0.0, 0.0], 2)), 1e-12).unwrap();
+    assert_eq!(n.value().to_vec::<f32>().unwrap(), vec![0.6, 0.8, 0.0, 0.0]);
 }
 
 #[test]

@@ -217,6 +217,9 @@ fn byol_mlp_head_matches_pytorch() {
         in_dim: case.param("in_dim").as_usize(),
         hidden_dim: case.param("hidden_dim").as_usize(),
         out_dim: case.param("out_dim").as_usize(),
+        // The fixture is lucidrains' `byol-pytorch` MLP, whose last Linear has a bias
+        // (DeepMind's, the default, has none: see `byol_head_loads_official_layout`).
+        last_bias: true,
     };
     for dtype in DTYPES {
         let what = format!("byolmlp {dtype:?}");

@@ -93,6 +93,7 @@ pub use memory::{check_alloc, check_bytes, memory_limit, set_memory_limit};
 pub use ops::conv::ConvOptions;
 pub use ops::norm::BatchNormOutput;
 pub use ops::pool::Pool2dOptions;
+pub use ops::unary::GeluApproximate;
 pub use rng::Rng;
 pub use tensor::Tensor;
 

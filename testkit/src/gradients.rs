@@ -44,6 +44,7 @@ fn elementwise_cases<B: Backend>() -> Vec<Case<B>> {
         case("tanh", x, |v| v[0].tanh()),
         case("sigmoid", x, |v| v[0].sigmoid()),
         case("gelu", x, |v| v[0].gelu()),
+        case("gelu_tanh", x, |v| v[0].gelu_tanh()),
         case("erf", x, |v| v[0].erf()),
         case("relu", &[(&[2, 5], S)], |v| v[0].relu()),
         case("square", &[(&[2, 5], N)], |v| v[0].square()),

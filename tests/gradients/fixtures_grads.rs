@@ -6,7 +6,9 @@
 //! Each case runs three ways: inputs and `grad_out` contiguous, transposed (dims reversed in
 //! storage) and strided (a step-2 view behind an offset, NaN in the gaps). New cases in
 //! `scripts/gen_fixtures.py` are picked up automatically; a new op family needs an arm in
-//! [`run_op`] (and fails `every_differentiable_op_is_covered` until it has one).
+//! [`run_op`] (and fails `every_differentiable_op_is_covered` until it has one). The
+//! tanh-approximate GELU's cases live in `tests/fixtures/gelu_tanh.safetensors`
+//! (`scripts/gen_gelu_tanh_fixtures.py`) and run the same way.
 
 use crate::fixtures::{Array, Case, Fixtures, Json};
 use crate::support::*;
@@ -18,6 +20,13 @@ use tessera::tensor::{ConvOptions, Cpu, Pool2dOptions, Result, UnaryOp};
 fn fx() -> &'static Fixtures {
     static FX: OnceLock<Fixtures> = OnceLock::new();
     FX.get_or_init(|| Fixtures::open("tensor_ops.safetensors"))
+}
+
+/// The tanh-approximate GELU cases (`tests/fixtures/gelu_tanh.safetensors`, written by
+/// `scripts/gen_gelu_tanh_fixtures.py` in the same format, `op` `"unary"`).
+fn fx_gelu_tanh() -> &'static Fixtures {
+    static FX: OnceLock<Fixtures> = OnceLock::new();
+    FX.get_or_init(|| Fixtures::open("gelu_tanh.safetensors"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +139,7 @@ fn run_op(r: &Run) -> Result<V> {
                 "sigmoid" => x.sigmoid()?,
                 "relu" => x.relu()?,
                 "gelu" => x.gelu()?,
+                "gelu_tanh" => x.gelu_tanh()?,
                 "powf" => x.powf(r.p("p").as_f64())?,
                 f => panic!("unknown unary fn {f}"),
             }
@@ -288,7 +298,12 @@ fn compare(got: &T, want: &Array) -> std::result::Result<(), String> {
 
 /// Runs every differentiable case of `op` in every mode; panics listing all failures.
 fn run_family(op: &str) {
-    let cases: Vec<Case> = fx()
+    run_family_in(fx(), op)
+}
+
+/// [`run_family`] on the cases of another fixture file.
+fn run_family_in(fx: &Fixtures, op: &str) {
+    let cases: Vec<Case> = fx
         .cases_with_op(op)
         .into_iter()
         .filter(|c| c.has("grad_out"))
@@ -346,6 +361,12 @@ families! {
     cat => "cat",
     stack => "stack",
     pad => "pad",
+}
+
+/// The tanh-approximate GELU's gradient against PyTorch (its own fixture file).
+#[test]
+fn unary_gelu_tanh() {
+    run_family_in(fx_gelu_tanh(), "unary");
 }
 
 /// Every op with a stored gradient has a test above, and every reference gradient belongs to

@@ -4,7 +4,7 @@
 use crate::support::*;
 use proptest::prelude::*;
 use tessera::autograd::GradcheckOptions;
-use tessera::tensor::{DType, UnaryOp};
+use tessera::tensor::{DType, GeluApproximate, UnaryOp};
 
 /// One proptest per line: a random shape (rank 1-4, dims 1-4) in a random layout, values
 /// from the domain, checked with the full Jacobian.
@@ -37,6 +37,8 @@ elementwise! {
     sigmoid: Domain::Range(-6.0, 6.0) => |x| x.sigmoid();
     relu: Domain::AwayFromZero => |x| x.relu();
     gelu: Domain::Range(-4.0, 4.0) => |x| x.gelu();
+    gelu_tanh: Domain::Range(-4.0, 4.0) => |x| x.gelu_tanh();
+    gelu_with_tanh: Domain::Range(-4.0, 4.0) => |x| x.gelu_with(GeluApproximate::Tanh);
     sign_has_zero_gradient: Domain::AwayFromZero => |x| x.unary(UnaryOp::Sign)?.add(x);
     powf_fractional: Domain::Range(0.1, 3.0) => |x| x.powf(2.5);
     powf_negative: Domain::Range(0.1, 3.0) => |x| x.powf(-1.5);

@@ -7,13 +7,14 @@ use crate::{Backward, Var};
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, CmpOp, Result, Tensor, UnaryOp};
+use tessera_tensor::{Backend, CmpOp, GeluApproximate, Result, Tensor, UnaryOp};
 
-/// Which function was applied: the tensor crate's [`UnaryOp`] plus GELU (a composite op).
+/// Which function was applied: the tensor crate's [`UnaryOp`] plus GELU in either form (a
+/// composite op).
 #[derive(Clone, Copy, Debug)]
 enum Unary {
     Op(UnaryOp),
-    Gelu,
+    Gelu(GeluApproximate),
 }
 
 /// Which tensor a derivative needs.
@@ -27,7 +28,7 @@ impl Unary {
     fn needs(self) -> Needs {
         use UnaryOp::*;
         match self {
-            Unary::Gelu => Needs::Input,
+            Unary::Gelu(_) => Needs::Input,
             Unary::Op(Neg | Sign | Affine { .. } | DivScalar(_)) => Needs::Nothing,
             Unary::Op(Exp | Sqrt | Rsqrt | Recip | Tanh | Sigmoid) => Needs::Output,
             Unary::Op(Abs | Log | Square | Erf | Relu | Powf(_) | Clamp { .. } | ScalarDiv(_)) => {
@@ -86,9 +87,10 @@ impl<B: Backend> UnaryBackward<B> {
                     &masked(&x.compare_scalar(CmpOp::Le, max)?, g)?,
                 ),
             },
-            // d/dx x*Phi(x) = Phi(x) + x*phi(x), phi(x) = e^{-x^2/2}/sqrt(2 pi)
-            // (a composite that backends may fuse, like the forward)
-            Unary::Gelu => x.gelu_backward(g),
+            // exact: d/dx x*Phi(x) = Phi(x) + x*phi(x), phi(x) = e^{-x^2/2}/sqrt(2 pi);
+            // tanh: see `composite::gelu_tanh_backward` (composites that backends may fuse,
+            // like the forward)
+            Unary::Gelu(approximate) => x.gelu_backward_with(g, approximate),
         }
     }
 }
@@ -96,7 +98,8 @@ impl<B: Backend> UnaryBackward<B> {
 impl<B: Backend> Backward<B> for UnaryBackward<B> {
     fn name(&self) -> &'static str {
         match self.f {
-            Unary::Gelu => "gelu",
+            Unary::Gelu(GeluApproximate::None) => "gelu",
+            Unary::Gelu(GeluApproximate::Tanh) => "gelu_tanh",
             Unary::Op(_) => "unary",
         }
     }
@@ -130,8 +133,18 @@ impl<B: Backend> Var<B> {
 
     /// GELU, exact erf form (PyTorch: `F.gelu`).
     pub fn gelu(&self) -> Result<Var<B>> {
-        let y = self.value().gelu()?;
-        Ok(self.unary_record(Unary::Gelu, y))
+        self.gelu_with(GeluApproximate::None)
+    }
+
+    /// GELU, tanh approximation (PyTorch: `F.gelu(x, approximate='tanh')`).
+    pub fn gelu_tanh(&self) -> Result<Var<B>> {
+        self.gelu_with(GeluApproximate::Tanh)
+    }
+
+    /// GELU in the form `approximate` selects (PyTorch: `F.gelu(x, approximate=...)`).
+    pub fn gelu_with(&self, approximate: GeluApproximate) -> Result<Var<B>> {
+        let y = self.value().gelu_with(approximate)?;
+        Ok(self.unary_record(Unary::Gelu(approximate), y))
     }
 
     /// `x^p` for a scalar exponent.
@@ -211,7 +224,7 @@ mod tests {
     fn elementwise_functions() {
         let x = rand(&[2, 3], 1);
         type F = fn(&Var<tessera_tensor::Cpu>) -> tessera_tensor::Result<Var<tessera_tensor::Cpu>>;
-        let fs: [(&str, F); 13] = [
+        let fs: [(&str, F); 14] = [
             ("neg", |v| v.neg()),
             ("abs", |v| v.abs()),
             ("exp", |v| v.exp()),
@@ -221,6 +234,7 @@ mod tests {
             ("sigmoid", |v| v.sigmoid()),
             ("relu", |v| v.relu()),
             ("gelu", |v| v.gelu()),
+            ("gelu_tanh", |v| v.gelu_tanh()),
             ("affine", |v| v.affine(-1.5, 2.0)),
             ("add_scalar", |v| v.add_scalar(3.0)),
             ("div_scalar", |v| v.div_scalar(4.0)),

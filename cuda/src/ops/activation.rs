@@ -2,6 +2,10 @@
 //! inputs into a new contiguous tensor. CPU counterpart: `gelu` / `gelu_backward` in
 //! `tensor/src/ops/unary/cpu.rs` (f32/f64 there; here f16/bf16 too, computed in f32);
 //! specification: `composite::gelu` / `composite::gelu_backward`.
+//!
+//! The tanh-approximate GELU (`gelu_tanh` / `gelu_tanh_backward`) has no fused kernel here:
+//! the CUDA backend keeps the `Backend` trait's defaults, `composite::gelu_tanh` /
+//! `composite::gelu_tanh_backward`, built from the elementwise kernels (tanh, mul, affine).
 
 use crate::driver::arg;
 use crate::launch::{count, grid_stride, suffix};

@@ -181,6 +181,20 @@ impl<B: Backend> BatchNorm<B> {
         self.forward_with(x, w.as_ref().map(Param::var), b.as_ref().map(Param::var))
     }
 
+    /// The eval-mode forward through `&self` (PyTorch: `bn.eval(); bn(x)`), whatever mode the
+    /// layer is in: normalizes with the running statistics (with the batch's when
+    /// `track_running_stats` is off, as PyTorch does) and updates nothing. Lets a shared,
+    /// frozen model be evaluated without `&mut`.
+    pub fn forward_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        self.check_input(x.value())?;
+        let w = self.weight.as_ref().map(Param::var);
+        let b = self.bias.as_ref().map(Param::var);
+        match &self.running {
+            Some(r) => x.batch_norm_eval(&r.mean, &r.var, w, b, self.eps),
+            None => Ok(x.batch_norm_train(w, b, self.eps)?.0),
+        }
+    }
+
     /// The functional form: this layer's mode, statistics and configuration with explicit
     /// affine parameters (for gradient checks and functional calls).
     pub fn forward_with(

@@ -18,7 +18,7 @@ pub use conv::Conv2d;
 pub use dropout::{DropPath, Dropout};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
-pub use mlp::{gelu, relu, Mlp};
+pub use mlp::{gelu, gelu_with, relu, Mlp};
 pub use patch_embed::PatchEmbed;
 pub use pool::{AdaptiveAvgPool2d, MaxPool2d};
 pub use weight_norm::WeightNormLinear;

@@ -25,7 +25,7 @@
 
 use crate::init::{self, FanMode, Nonlinearity};
 use crate::layers::{BatchNorm, Conv2d, Linear, MaxPool2d};
-use crate::module::{join, Entry, EntryMut, Module};
+use crate::module::{join, Entry, EntryMut, Module, Param};
 use crate::Result;
 use alloc::format;
 use alloc::vec::Vec;
@@ -95,22 +95,26 @@ impl ResNetConfig {
     }
 }
 
-/// A conv without bias, initialized with torchvision's `kaiming_normal_(fan_out, relu)`.
+/// A conv without bias, initialized with torchvision's `kaiming_normal_(fan_out, relu)`, or
+/// zeros without an `rng` (a model about to be overwritten by a checkpoint).
 fn conv<B: Backend>(
     shape: [usize; 4],
     opts: ConvOptions,
     dtype: DType,
-    rng: &mut Rng,
+    rng: Option<&mut Rng>,
     backend: &B,
 ) -> Result<Conv2d<B>> {
-    let w = init::kaiming_normal(
-        &shape,
-        FanMode::FanOut,
-        Nonlinearity::Relu,
-        dtype,
-        rng,
-        backend,
-    )?;
+    let w = match rng {
+        Some(rng) => init::kaiming_normal(
+            &shape,
+            FanMode::FanOut,
+            Nonlinearity::Relu,
+            dtype,
+            rng,
+            backend,
+        )?,
+        None => init::zeros(&shape, dtype, backend)?,
+    };
     Conv2d::from_tensors(w, None, opts)
 }
 
@@ -135,6 +139,19 @@ impl<B: Backend> Block<B> {
         rng: &mut Rng,
         backend: &B,
     ) -> Result<Self> {
+        Self::build(kind, inplanes, planes, stride, dtype, Some(rng), backend)
+    }
+
+    /// [`Block::new`], with zero conv weights when `rng` is `None`.
+    fn build(
+        kind: BlockKind,
+        inplanes: usize,
+        planes: usize,
+        stride: usize,
+        dtype: DType,
+        mut rng: Option<&mut Rng>,
+        backend: &B,
+    ) -> Result<Self> {
         let out = planes * kind.expansion();
         let specs: Vec<([usize; 4], ConvOptions)> = match kind {
             BlockKind::Basic => alloc::vec![
@@ -150,7 +167,7 @@ impl<B: Backend> Block<B> {
         let mut convs = Vec::with_capacity(specs.len());
         let mut bns = Vec::with_capacity(specs.len());
         for (shape, opts) in specs {
-            convs.push(conv(shape, opts, dtype, rng, backend)?);
+            convs.push(conv(shape, opts, dtype, rng.as_deref_mut(), backend)?);
             bns.push(BatchNorm::new_2d(shape[0], dtype, backend)?);
         }
         let downsample = if stride != 1 || inplanes != out {
@@ -186,6 +203,23 @@ impl<B: Backend> Block<B> {
         }
         let identity = match &mut self.downsample {
             Some((c, bn)) => bn.forward(&c.forward(x)?)?,
+            None => x.clone(),
+        };
+        out.add(&identity)?.relu()
+    }
+
+    /// [`Block::forward`] in eval mode through `&self` (see [`BatchNorm::forward_eval`]).
+    pub fn forward_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let mut out = x.clone();
+        let last = self.convs.len().saturating_sub(1);
+        for (i, (c, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
+            out = bn.forward_eval(&c.forward(&out)?)?;
+            if i < last {
+                out = out.relu()?;
+            }
+        }
+        let identity = match &self.downsample {
+            Some((c, bn)) => bn.forward_eval(&c.forward(x)?)?,
             None => x.clone(),
         };
         out.add(&identity)?.relu()
@@ -240,6 +274,22 @@ pub struct ResNet<B: Backend> {
 impl<B: Backend> ResNet<B> {
     /// Builds and initializes the model (in training mode, as PyTorch).
     pub fn new(config: ResNetConfig, dtype: DType, rng: &mut Rng, backend: &B) -> Result<Self> {
+        Self::build(config, dtype, Some(rng), backend)
+    }
+
+    /// The same model with every parameter zero (BatchNorm weights 1, running statistics
+    /// as PyTorch's fresh ones) and no random draws: the cheap start for
+    /// `load_state_dict` from a checkpoint, which overwrites every tensor.
+    pub fn zeros(config: ResNetConfig, dtype: DType, backend: &B) -> Result<Self> {
+        Self::build(config, dtype, None, backend)
+    }
+
+    fn build(
+        config: ResNetConfig,
+        dtype: DType,
+        mut rng: Option<&mut Rng>,
+        backend: &B,
+    ) -> Result<Self> {
         if config.in_channels == 0 || config.layers.contains(&0) {
             return Err(arg_err!(
                 "ResNet",
@@ -251,7 +301,13 @@ impl<B: Backend> ResNet<B> {
             true => (3, ConvOptions::new(1, 1)),
             false => (7, ConvOptions::new(2, 3)),
         };
-        let conv1 = conv([64, config.in_channels, k, k], opts, dtype, rng, backend)?;
+        let conv1 = conv(
+            [64, config.in_channels, k, k],
+            opts,
+            dtype,
+            rng.as_deref_mut(),
+            backend,
+        )?;
         let bn1 = BatchNorm::new_2d(64, dtype, backend)?;
         let maxpool = (!config.small_stem).then(|| MaxPool2d::new(3, 2, 1));
         let kind = config.block;
@@ -261,15 +317,27 @@ impl<B: Backend> ResNet<B> {
             let planes = 64 << stage;
             for i in 0..config.layers[stage] {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(Block::new(
-                    kind, inplanes, planes, stride, dtype, rng, backend,
+                blocks.push(Block::build(
+                    kind,
+                    inplanes,
+                    planes,
+                    stride,
+                    dtype,
+                    rng.as_deref_mut(),
+                    backend,
                 )?);
                 inplanes = planes * kind.expansion();
             }
         }
         let fc = match config.num_classes {
             0 => None,
-            n => Some(Linear::new(inplanes, n, true, dtype, rng, backend)?),
+            n => Some(match rng {
+                Some(rng) => Linear::new(inplanes, n, true, dtype, rng, backend)?,
+                None => Linear {
+                    weight: Param::new(init::zeros(&[n, inplanes], dtype, backend)?),
+                    bias: Some(Param::new(init::zeros(&[n], dtype, backend)?)),
+                },
+            }),
         };
         let mut model = ResNet {
             conv1,
@@ -310,6 +378,29 @@ impl<B: Backend> ResNet<B> {
     /// Logits `[n, num_classes]`, or the features when there is no `fc`.
     pub fn forward(&mut self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
         let h = self.forward_features(x)?;
+        match &self.fc {
+            Some(fc) => fc.forward(&h),
+            None => Ok(h),
+        }
+    }
+
+    /// [`ResNet::forward_features`] in eval mode through `&self` (PyTorch: `model.eval()`
+    /// then the same call): BatchNorm uses its running statistics and updates nothing,
+    /// whatever mode the model is in.
+    pub fn forward_features_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let mut h = self.bn1.forward_eval(&self.conv1.forward(x)?)?.relu()?;
+        if let Some(pool) = &self.maxpool {
+            h = pool.forward(&h)?;
+        }
+        for block in self.layers.iter().flatten() {
+            h = block.forward_eval(&h)?;
+        }
+        h.adaptive_avg_pool2d([1, 1])?.flatten(1, 3)
+    }
+
+    /// [`ResNet::forward`] in eval mode through `&self`.
+    pub fn forward_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let h = self.forward_features_eval(x)?;
         match &self.fc {
             Some(fc) => fc.forward(&h),
             None => Ok(h),

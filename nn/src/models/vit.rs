@@ -36,7 +36,7 @@ use crate::Result;
 use alloc::format;
 use alloc::vec::Vec;
 use tessera_autograd::Var;
-use tessera_tensor::{arg_err, shape_err, Backend, ConvOptions, DType, Rng};
+use tessera_tensor::{arg_err, shape_err, Backend, ConvOptions, DType, GeluApproximate, Rng};
 
 /// The architecture (DINO's `VisionTransformer` arguments).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -144,6 +144,12 @@ impl<B: Backend> Block<B> {
         let x = x.add(&self.drop_path.forward(&y)?)?;
         let y = self.mlp.forward(&self.norm2.forward(&x)?)?;
         x.add(&self.drop_path.forward(&y)?)
+    }
+
+    /// [`Block::forward`] in eval mode: drop-path is the identity.
+    pub fn forward_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let x = x.add(&self.attn.forward(&self.norm1.forward(x)?)?)?;
+        x.add(&self.mlp.forward(&self.norm2.forward(&x)?)?)
     }
 
     /// The attention weights `[b, heads, n, n]` of this block (DINO:
@@ -268,6 +274,7 @@ impl<B: Backend> VisionTransformer<B> {
                 mlp: Mlp {
                     fc1: linear(d, hidden, true)?,
                     fc2: linear(hidden, d, true)?,
+                    gelu: GeluApproximate::None,
                 },
             });
         }
@@ -309,6 +316,21 @@ impl<B: Backend> VisionTransformer<B> {
             err = fresh.and_then(|t| Ok(p.set(t)?)).err();
         });
         err.map_or(Ok(()), Err)
+    }
+
+    /// Selects the GELU of every block's MLP (PyTorch: building the model with
+    /// `act_layer=partial(nn.GELU, approximate='tanh')`). DINO uses the exact form, the
+    /// default; the choice is not a parameter, so checkpoints load into either.
+    pub fn set_gelu(&mut self, approximate: GeluApproximate) {
+        for block in &mut self.blocks {
+            block.mlp.gelu = approximate;
+        }
+    }
+
+    /// The builder form of [`VisionTransformer::set_gelu`].
+    pub fn with_gelu(mut self, approximate: GeluApproximate) -> Self {
+        self.set_gelu(approximate);
+        self
     }
 
     /// The embedding dim `D`.
@@ -370,8 +392,10 @@ impl<B: Backend> VisionTransformer<B> {
         tokens.add(&self.interpolate_pos_encoding(gh * gw, h, w)?)
     }
 
-    /// Every token after the final norm, `[b, 1 + n, D]`.
-    pub fn forward_features(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+    /// Every token after the final norm, `[b, 1 + n, D]`: the CLS token, then the patch
+    /// tokens (DINO's `forward` before it keeps `x[:, 0]`). Take the mean of `[.., 1.., ..]`
+    /// for mean-pooled patch features.
+    pub fn forward_tokens(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
         let mut t = self.prepare_tokens(x)?;
         for blk in &self.blocks {
             t = blk.forward(&t)?;
@@ -379,9 +403,29 @@ impl<B: Backend> VisionTransformer<B> {
         self.norm.forward(&t)
     }
 
-    /// The CLS output after the final norm, `[b, D]` (DINO's `forward`).
+    /// The image's feature vector `[b, D]`: the CLS token after the final norm. The same
+    /// meaning as [`ResNet::forward_features`](crate::models::resnet::ResNet::forward_features)
+    /// (pooled `[b, D]`) and the `Backbone` trait of `tessera-ssl`; every token is
+    /// [`VisionTransformer::forward_tokens`].
+    pub fn forward_features(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        self.forward_tokens(x)?.select(1, 0)
+    }
+
+    /// The CLS output after the final norm, `[b, D]` (DINO's `forward`; this ViT has no
+    /// classifier, so it equals [`VisionTransformer::forward_features`]).
     pub fn forward(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
-        self.forward_features(x)?.select(1, 0)
+        self.forward_features(x)
+    }
+
+    /// [`VisionTransformer::forward`] in eval mode, whatever mode the model is in: drop-path
+    /// off. (The ViT has no BatchNorm and `forward` already takes `&self`; this is the call
+    /// that is deterministic even on a model left in training mode.)
+    pub fn forward_eval(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
+        let mut t = self.prepare_tokens(x)?;
+        for blk in &self.blocks {
+            t = blk.forward_eval(&t)?;
+        }
+        self.norm.forward(&t)?.select(1, 0)
     }
 
     /// The last block's attention weights `[b, heads, 1 + n, 1 + n]`.

@@ -1,5 +1,6 @@
-//! BYOL's projector and predictor: `Linear → BatchNorm1d → ReLU → Linear` (lucidrains'
-//! `MLP` in `byol-pytorch`, deepmind's `MLP` in `byol/utils/networks.py`).
+//! BYOL's projector and predictor: `Linear → BatchNorm1d → ReLU → Linear`, as DeepMind's `MLP`
+//! in `byol/utils/networks.py` (whose last `hk.Linear` has `with_bias=False`). lucidrains'
+//! `MLP` in `byol-pytorch` keeps a bias there; [`MlpHeadConfig::last_bias`] selects it.
 
 use tessera_autograd::Var;
 use tessera_nn::layers::{BatchNorm, Linear};
@@ -16,23 +17,28 @@ pub struct MlpHeadConfig {
     pub hidden_dim: usize,
     /// Output size, the projection size (256).
     pub out_dim: usize,
+    /// Whether the last Linear has a bias. `false` in DeepMind's official code (`MLP` in
+    /// `byol/utils/networks.py`), so its parameter layout loads strictly; `true` gives
+    /// lucidrains' `byol-pytorch` layout (`net.3.bias`).
+    pub last_bias: bool,
 }
 
 impl MlpHeadConfig {
-    /// BYOL's sizes: hidden 4096, output 256.
+    /// BYOL's sizes: hidden 4096, output 256, no bias in the last Linear (DeepMind's).
     pub fn new(in_dim: usize) -> Self {
         MlpHeadConfig {
             in_dim,
             hidden_dim: 4096,
             out_dim: 256,
+            last_bias: false,
         }
     }
 }
 
 /// BYOL's projector / predictor MLP, `nn.Sequential(Linear(in, hidden), BatchNorm1d(hidden),
-/// ReLU, Linear(hidden, out))`, with its PyTorch names: `net.0.{weight,bias}`,
-/// `net.1.{weight,bias,running_mean,running_var,num_batches_tracked}`, `net.3.{weight,bias}`
-/// (the ReLU is `net.2`). PyTorch's default initialization (Linear: uniform ±1/√in; BatchNorm:
+/// ReLU, Linear(hidden, out, bias=False))`, with its PyTorch names: `net.0.{weight,bias}`,
+/// `net.1.{weight,bias,running_mean,running_var,num_batches_tracked}`, `net.3.weight` (plus
+/// `net.3.bias` only with [`MlpHeadConfig::last_bias`]; the ReLU is `net.2`). PyTorch's default initialization (Linear: uniform ±1/√in; BatchNorm:
 /// weight 1, bias 0, momentum 0.1, eps 1e-5).
 ///
 /// The same struct serves as projector and predictor (BYOL's are the same shape); the online
@@ -58,7 +64,7 @@ impl<B: Backend> MlpHead<B> {
         }
         let fc1 = Linear::new(c.in_dim, c.hidden_dim, true, dtype, rng, backend)?;
         let bn = BatchNorm::new_1d(c.hidden_dim, dtype, backend)?;
-        let fc2 = Linear::new(c.hidden_dim, c.out_dim, true, dtype, rng, backend)?;
+        let fc2 = Linear::new(c.hidden_dim, c.out_dim, c.last_bias, dtype, rng, backend)?;
         Ok(MlpHead { fc1, bn, fc2 })
     }
 

@@ -45,7 +45,7 @@
 //! use tessera_tensor::{Cpu, DType, Rng, Tensor};
 //! # fn main() -> Result<(), tessera_nn::Error> {
 //! let mut rng = Rng::new(0);
-//! let proj_cfg = MlpHeadConfig { in_dim: 8, hidden_dim: 16, out_dim: 4 };
+//! let proj_cfg = MlpHeadConfig { in_dim: 8, hidden_dim: 16, out_dim: 4, last_bias: false };
 //! let pred_cfg = MlpHeadConfig { in_dim: 4, ..proj_cfg };
 //! let mut projector = MlpHead::new(proj_cfg, DType::F32, &mut rng, &Cpu)?;
 //! let mut predictor = MlpHead::new(pred_cfg, DType::F32, &mut rng, &Cpu)?;

@@ -115,8 +115,10 @@ impl<B: Backend> DinoHead<B> {
         Ok(DinoHead { mlp, last_layer })
     }
 
-    /// `x [n, in_dim] -> [n, out_dim]`: MLP, `F.normalize(dim=-1, eps=1e-12)`, last layer.
-    pub fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
+    /// The bottleneck features `x [n, in_dim] -> [n, bottleneck_dim]`: the MLP's output
+    /// before the L2 normalization and the last layer (`self.mlp(x)` in DINO's
+    /// `DINOHead.forward`), e.g. for a k-NN or a linear probe on the head's embedding.
+    pub fn forward_bottleneck(&self, x: &Var<B>) -> Result<Var<B>> {
         let mut h = x.clone();
         for (i, lin) in self.mlp.iter().enumerate() {
             if i > 0 {
@@ -124,7 +126,13 @@ impl<B: Backend> DinoHead<B> {
             }
             h = lin.forward(&h)?;
         }
-        let h = l2_normalize(&h, 1e-12)?;
+        Ok(h)
+    }
+
+    /// `x [n, in_dim] -> [n, out_dim]`: MLP ([`DinoHead::forward_bottleneck`]),
+    /// `F.normalize(dim=-1, eps=1e-12)`, last layer.
+    pub fn forward(&self, x: &Var<B>) -> Result<Var<B>> {
+        let h = l2_normalize(&self.forward_bottleneck(x)?, 1e-12)?;
         self.last_layer.forward(&h)
     }
 

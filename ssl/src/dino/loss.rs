@@ -31,8 +31,8 @@ pub struct DinoLossConfig {
 
 impl DinoLossConfig {
     /// DINO's ViT-S/16 recipe: teacher temperature 0.04 → 0.07 over 30 epochs, student
-    /// temperature 0.1, center momentum 0.9. `nepochs` must be at least 30 unless
-    /// [`DinoLossConfig::warmup_teacher_temp_epochs`] is lowered.
+    /// temperature 0.1, center momentum 0.9. A run shorter than the 30-epoch warm-up gets a
+    /// warm-up as long as the run (see [`DinoLoss::new`]).
     pub fn new(out_dim: usize, ncrops: usize, nepochs: usize) -> Self {
         DinoLossConfig {
             out_dim,
@@ -77,8 +77,8 @@ pub struct DinoLoss<B: Backend> {
 
 impl<B: Backend> DinoLoss<B> {
     /// A loss with a zero center `[1, out_dim]` of `dtype`. Errors on a temperature or
-    /// momentum that is not a positive finite number (momentum in `[0, 1]`), fewer than 2
-    /// crops, or a warm-up longer than `nepochs`.
+    /// momentum that is not a positive finite number (momentum in `[0, 1]`) or fewer than 2
+    /// crops. A teacher-temperature warm-up longer than `nepochs` is clamped to `nepochs`.
     pub fn new(config: DinoLossConfig, dtype: DType, backend: &B) -> tessera_nn::Result<Self> {
         let op = "DinoLoss::new";
         let c = &config;
@@ -110,10 +110,13 @@ impl<B: Backend> DinoLoss<B> {
         if c.out_dim == 0 {
             return Err(arg_err!(op, "out_dim must be positive").into());
         }
+        // DINO's `DINOLoss.__init__` fails on a run shorter than the warm-up (`np.ones` of a
+        // negative length); a short run is a normal use here, so the warm-up is clamped to the
+        // run: it then spans the whole run and still ends at `teacher_temp`.
         let teacher_temp_schedule = warmup_then_constant(
             c.warmup_teacher_temp,
             c.teacher_temp,
-            c.warmup_teacher_temp_epochs,
+            c.warmup_teacher_temp_epochs.min(c.nepochs),
             c.nepochs,
         )?;
         let center = Tensor::zeros(&[1, c.out_dim], dtype, backend)?;
@@ -328,7 +331,11 @@ mod tests {
         let mut c = DinoLossConfig::new(5, 1, 40);
         assert!(DinoLoss::<Cpu>::new(c, DType::F64, &Cpu).is_err());
         c.ncrops = 2;
-        c.nepochs = 10; // shorter than the 30-epoch warm-up
-        assert!(DinoLoss::<Cpu>::new(c, DType::F64, &Cpu).is_err());
+        c.nepochs = 3; // shorter than the 30-epoch warm-up: clamped to the run
+        let l = DinoLoss::<Cpu>::new(c, DType::F64, &Cpu).unwrap();
+        let want = [0.04, 0.055, 0.07];
+        let got = l.teacher_temp_schedule();
+        assert!(got.len() == 3 && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-15));
+        assert!(l.teacher_temp(2).is_ok() && l.teacher_temp(3).is_err());
     }
 }

@@ -74,7 +74,10 @@ impl KnnConfig {
     }
 }
 
-/// The outcome for one `k`.
+/// The outcome for one `k`, with what DINO's `knn_classifier` computes on the way (its
+/// `indices`, `distances`, `probs` and sorted `predictions`), flattened row-major over the
+/// test samples. The details take `n_test · (16·k + 8·num_classes + 4·top5_width)` bytes
+/// on the host.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KnnResult {
     pub k: usize,
@@ -85,12 +88,50 @@ pub struct KnnResult {
     pub top5: Option<f64>,
     /// The predicted class of every test sample.
     pub predictions: Vec<u32>,
+    /// `[n_test, k]`: the training indices of each test sample's neighbours, most similar
+    /// first (ties: lower index first).
+    pub neighbor_indices: Vec<usize>,
+    /// `[n_test, k]`: their cosine similarities, in the same order.
+    pub neighbor_similarities: Vec<f64>,
+    /// `[n_test, num_classes]`: each class's summed vote `Σ exp(sim / T)` over the
+    /// neighbours with that label (DINO's `probs`, unnormalized as there).
+    pub class_scores: Vec<f64>,
+    /// `[n_test, top5_width]`: the best `top5_width = min(5, k, num_classes)` classes by
+    /// score, best first (ties: lower class first); column 0 is `predictions`.
+    pub top5_predictions: Vec<u32>,
+    /// Columns of `top5_predictions`.
+    pub top5_width: usize,
+    /// Columns of `class_scores`.
+    pub num_classes: usize,
 }
 
-/// Divides each row by its L2 norm, clamped below at 1e-12 (`F.normalize(x, dim=1)`).
-pub fn l2_normalize<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
-    let norm = x.square()?.sum(&[-1], true)?.sqrt()?;
-    Ok(x.div(&norm.clamp(1e-12, f64::INFINITY)?)?)
+impl KnnResult {
+    /// Test sample `i`'s neighbours: training indices and similarities, most similar first.
+    pub fn neighbors(&self, i: usize) -> (&[usize], &[f64]) {
+        let r = i * self.k..(i + 1) * self.k;
+        (
+            &self.neighbor_indices[r.clone()],
+            &self.neighbor_similarities[r],
+        )
+    }
+
+    /// Test sample `i`'s score of every class.
+    pub fn scores(&self, i: usize) -> &[f64] {
+        &self.class_scores[i * self.num_classes..(i + 1) * self.num_classes]
+    }
+
+    /// Test sample `i`'s best classes, best first.
+    pub fn top5_of(&self, i: usize) -> &[u32] {
+        &self.top5_predictions[i * self.top5_width..(i + 1) * self.top5_width]
+    }
+}
+
+/// The features as k-NN compares them: each row divided by its L2 norm, clamped below at
+/// 1e-12 (DINO: `nn.functional.normalize(x, dim=1, p=2)`), through the crate's one
+/// [`crate::l2_normalize`] (no graph is recorded for a constant).
+fn normalize_rows<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
+    let v = crate::l2_normalize(&tessera_autograd::Var::constant(x.clone()), 1e-12)?;
+    Ok(v.value().clone())
 }
 
 /// Checks a `[n, d]` feature matrix with `n` labels below `num_classes`.
@@ -203,10 +244,28 @@ fn knn_blocked<B: Backend>(
         one_row.and_then(|b| b.checked_mul(rows)),
     )?;
 
-    let train_t = l2_normalize(train_features)?.t()?;
-    let test_n = l2_normalize(test_features)?;
+    let train_t = normalize_rows(train_features)?.t()?;
+    let test_n = normalize_rows(test_features)?;
 
-    let mut predictions = alloc::vec![Vec::with_capacity(n_test); cfg.ks.len()];
+    let mut results: Vec<KnnResult> = cfg
+        .ks
+        .iter()
+        .map(|&k| {
+            let top5_width = k.min(5).min(num_classes);
+            KnnResult {
+                k,
+                top1: 0.0,
+                top5: None,
+                predictions: Vec::with_capacity(n_test),
+                neighbor_indices: Vec::with_capacity(n_test * k),
+                neighbor_similarities: Vec::with_capacity(n_test * k),
+                class_scores: Vec::with_capacity(n_test * num_classes),
+                top5_predictions: Vec::with_capacity(n_test * top5_width),
+                top5_width,
+                num_classes,
+            }
+        })
+        .collect();
     let mut hits1 = alloc::vec![0usize; cfg.ks.len()];
     let mut hits5 = alloc::vec![0usize; cfg.ks.len()];
     let mut order: Vec<usize> = Vec::with_capacity(n_train);
@@ -227,7 +286,8 @@ fn knn_blocked<B: Backend>(
             order.truncate(k_max);
             order.sort_unstable_by(by_sim);
             let target = test_labels[start + r] as usize;
-            for (j, &k) in cfg.ks.iter().enumerate() {
+            for (j, res) in results.iter_mut().enumerate() {
+                let k = res.k;
                 votes.iter_mut().for_each(|v| *v = 0.0);
                 for &i in &order[..k] {
                     votes[train_labels[i] as usize] += libm::exp(row[i] / t);
@@ -236,25 +296,24 @@ fn knn_blocked<B: Backend>(
                 classes.extend(0..num_classes);
                 // Stable: equal votes keep the lower class first.
                 classes.sort_by(|a, b| votes[*b].total_cmp(&votes[*a]));
-                predictions[j].push(classes[0] as u32);
+                let best = &classes[..res.top5_width];
+                res.predictions.push(classes[0] as u32);
+                res.neighbor_indices.extend_from_slice(&order[..k]);
+                res.neighbor_similarities
+                    .extend(order[..k].iter().map(|&i| row[i]));
+                res.class_scores.extend_from_slice(&votes);
+                res.top5_predictions.extend(best.iter().map(|&c| c as u32));
                 hits1[j] += usize::from(classes[0] == target);
-                hits5[j] += usize::from(classes[..k.min(5).min(num_classes)].contains(&target));
+                hits5[j] += usize::from(best.contains(&target));
             }
         }
     }
     let n = n_test as f64;
-    Ok(cfg
-        .ks
-        .iter()
-        .zip(predictions)
-        .enumerate()
-        .map(|(j, (&k, predictions))| KnnResult {
-            k,
-            top1: hits1[j] as f64 / n,
-            top5: (num_classes >= 5).then(|| hits5[j] as f64 / n),
-            predictions,
-        })
-        .collect())
+    for (j, res) in results.iter_mut().enumerate() {
+        res.top1 = hits1[j] as f64 / n;
+        res.top5 = (num_classes >= 5).then(|| hits5[j] as f64 / n);
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -15,5 +15,5 @@ pub use baseline::pixel_features;
 pub use baseline::raw_pixel_knn;
 pub use budget::{vit_batch_within_budget, vit_image_bytes};
 pub use finite::check_finite;
-pub use knn::{knn_classifier, l2_normalize, KnnConfig, KnnResult};
+pub use knn::{knn_classifier, KnnConfig, KnnResult};
 pub use linear_probe::{linear_probe, LinearProbeConfig, LinearProbeResult};

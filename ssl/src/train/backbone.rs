@@ -9,6 +9,10 @@ use tessera_tensor::{Backend, Result};
 /// A feature extractor that DINO and BYOL put a head on: images `[b, c, h, w]` to features
 /// `[b, embed_dim]`.
 ///
+/// `forward_features` means the same here and on the models' inherent methods: one pooled
+/// vector per image, the CLS token for a ViT, the global average pool for a ResNet (never
+/// the token sequence or the classifier's logits).
+///
 /// `&mut self` because a backbone with BatchNorm records batch statistics in training mode.
 /// `Clone` so that a trainer can compute a step on copies and commit only on success.
 pub trait Backbone<B: Backend>: Module<B> + Clone {
@@ -24,15 +28,12 @@ pub trait Backbone<B: Backend>: Module<B> + Clone {
     fn remove_classifier(&mut self) {}
 }
 
-/// DINO's ViT backbone: the CLS token after the final norm (`VisionTransformer.forward`).
-///
-/// Note: this trait method is the *CLS output*; the inherent
-/// [`VisionTransformer::forward_features`] returns every token. Method-call syntax on a
-/// concrete `VisionTransformer` picks the inherent one; generic code over `M: Backbone<B>`
-/// gets this one.
+/// DINO's ViT backbone: the CLS token after the final norm (`VisionTransformer.forward`),
+/// the same `[b, D]` as the inherent [`VisionTransformer::forward_features`] (every token is
+/// [`VisionTransformer::forward_tokens`]).
 impl<B: Backend> Backbone<B> for VisionTransformer<B> {
     fn forward_features(&mut self, x: &Var<B>) -> Result<Var<B>> {
-        VisionTransformer::forward(self, x)
+        VisionTransformer::forward_features(self, x)
     }
 
     fn embed_dim(&self) -> usize {

@@ -15,7 +15,7 @@ use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
 use tessera_nn::optim::{Lars, LarsConfig, Optimizer};
-use tessera_nn::schedule::cosine_scheduler;
+use tessera_nn::schedule::byol_lr_schedule;
 use tessera_nn::ModuleExt;
 use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
 
@@ -38,7 +38,9 @@ pub struct ByolConfig {
     pub weight_decay: f64,
     /// LARS momentum (0.9) and trust coefficient (1e-3).
     pub lars: LarsConfig,
-    /// Linear warm-up of the learning rate from 0 (10 epochs), then cosine decay to 0.
+    /// Linear warm-up of the learning rate from 0 (10 epochs), then cosine decay to 0, as
+    /// BYOL's `learning_schedule`: step `k` of `W` warm-up steps gets `k·peak/W`
+    /// ([`tessera_nn::schedule::byol_lr_schedule`]).
     pub warmup_epochs: usize,
     /// Training epochs (300 in BYOL; 1000 for the best results).
     pub epochs: usize,
@@ -164,6 +166,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
             in_dim: ob.embed_dim(),
             hidden_dim: cfg.projector_hidden_dim,
             out_dim: cfg.projection_dim,
+            last_bias: false, // DeepMind's `MLP`: no bias in the last Linear
         };
         let projector = MlpHead::new(proj_cfg, dtype, rng, &backend)?;
         let pred_cfg = MlpHeadConfig {
@@ -185,8 +188,16 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         init_frozen_copy(&online.net, &mut target)?;
         let lr = cfg.scaled_lr();
         let optimizer = Lars::new(decay_groups(&online, lr, cfg.weight_decay), cfg.lars)?;
+        // BYOL's own warm-up, `k·peak/W` (not DINO's `linspace`, which peaks a step early).
+        let total = cfg.epochs.checked_mul(niter_per_epoch).ok_or_else(|| {
+            arg_err!(
+                op,
+                "{} epochs x {niter_per_epoch} steps overflows",
+                cfg.epochs
+            )
+        })?;
         let lr_schedule =
-            cosine_scheduler(lr, 0.0, cfg.epochs, niter_per_epoch, cfg.warmup_epochs, 0.0)?;
+            byol_lr_schedule(lr, total, cfg.warmup_epochs.saturating_mul(niter_per_epoch))?;
         Ok(ByolTrainer {
             online,
             target,

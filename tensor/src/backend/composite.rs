@@ -44,6 +44,33 @@ pub fn gelu_backward<B: Backend>(x: &Tensor<B>, grad: &Tensor<B>) -> Result<Tens
     grad.mul(&cdf.add(&x.mul(&pdf)?)?)
 }
 
+/// `sqrt(2/pi)`, the scale inside the tanh of the approximate GELU.
+pub const GELU_TANH_BETA: f64 = core::f64::consts::SQRT_2 * core::f64::consts::FRAC_2_SQRT_PI * 0.5;
+/// The cubic coefficient inside the tanh of the approximate GELU.
+pub const GELU_TANH_KAPPA: f64 = 0.044715;
+
+/// `x/2 * (1 + tanh(u))` with `u = sqrt(2/pi) * (x + 0.044715 x^3)`, computed as
+/// `u = x * (sqrt(2/pi) * (1 + 0.044715 x^2))` (PyTorch: `gelu` with `approximate='tanh'`).
+pub fn gelu_tanh<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
+    let u = x.mul(
+        &x.square()?
+            .affine(GELU_TANH_KAPPA * GELU_TANH_BETA, GELU_TANH_BETA)?,
+    )?;
+    x.mul(&u.tanh()?.affine(0.5, 0.5)?)
+}
+
+/// `grad * d gelu_tanh(x)/dx = grad * ((1 + t)/2 + x/2 * (1 - t^2) * sqrt(2/pi) *
+/// (1 + 3 * 0.044715 x^2))` with `t = tanh(u)` (PyTorch: `gelu_backward` with
+/// `approximate='tanh'`).
+pub fn gelu_tanh_backward<B: Backend>(x: &Tensor<B>, grad: &Tensor<B>) -> Result<Tensor<B>> {
+    let x2 = x.square()?;
+    let u = x.mul(&x2.affine(GELU_TANH_KAPPA * GELU_TANH_BETA, GELU_TANH_BETA)?)?;
+    let t = u.tanh()?;
+    let du = x2.affine(3.0 * GELU_TANH_KAPPA * GELU_TANH_BETA, GELU_TANH_BETA)?;
+    let right = t.square()?.affine(-1.0, 1.0)?.mul(&du)?.mul(x)?;
+    grad.mul(&t.affine(0.5, 0.5)?.add(&right.mul_scalar(0.5)?)?)
+}
+
 pub fn layer_norm<B: Backend>(
     x: &Tensor<B>,
     weight: Option<&Tensor<B>>,

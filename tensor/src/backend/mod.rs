@@ -60,8 +60,8 @@
 //! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
-//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `layer_norm`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `layer_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `convolution_backward` |
+//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `convolution_backward` |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
 //! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
@@ -443,6 +443,17 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// the same shape and float dtype (checked by the front end).
     fn gelu_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
         composite::gelu_backward(x, grad)
+    }
+
+    /// GELU, the tanh approximation: `x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`.
+    fn gelu_tanh(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        composite::gelu_tanh(x)
+    }
+
+    /// The gradient of [`Backend::gelu_tanh`]. `x` and `grad` have the same shape and float
+    /// dtype (checked by the front end).
+    fn gelu_tanh_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        composite::gelu_tanh_backward(x, grad)
     }
 
     /// The gradient of softmax from its output `y`: `y * (grad - sum(grad * y))` along `axis`.

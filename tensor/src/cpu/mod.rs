@@ -422,6 +422,32 @@ impl Backend for Cpu {
         }
     }
 
+    fn gelu_tanh(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        checks::fused("gelu_tanh", x.shape(), x.dtype())?;
+        match ops::unary::cpu::gelu_tanh(x.storage(), x.layout()) {
+            Some(s) => kernel_output(s, x.shape()),
+            None => crate::backend::composite::gelu_tanh(x),
+        }
+    }
+
+    fn gelu_tanh_backward(&self, x: &Tensor<Self>, grad: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let (xs, gs) = (&**x.storage(), &**grad.storage());
+        checks::same_shapes(
+            "gelu_tanh_backward",
+            &[(xs, x.layout()), (gs, grad.layout())],
+            x.dtype(),
+        )?;
+        match ops::unary::cpu::gelu_tanh_backward(
+            x.storage(),
+            x.layout(),
+            grad.storage(),
+            grad.layout(),
+        ) {
+            Some(s) => kernel_output(s, x.shape()),
+            None => crate::backend::composite::gelu_tanh_backward(x, grad),
+        }
+    }
+
     fn layer_norm(
         &self,
         x: &Tensor<Self>,

@@ -4,7 +4,7 @@
 use super::support::*;
 use tessera_tensor::{Backend, DType, Error, Result, Rng, Tensor};
 
-/// The unary family: every `UnaryOp`, scalar affine ops, clamp and GELU, on views and in f64/f16/bf16; integer inputs are dtype errors.
+/// The unary family: every `UnaryOp`, scalar affine ops, clamp and GELU (exact and tanh), on views and in f64/f16/bf16; integer inputs are dtype errors.
 pub fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let x = f32t(b, &[-2.0, -0.5, 0.0, 0.5, 1.0, 3.0], &[2, 3])?;
     let pos = x.abs()?.add_scalar(1.0)?;
@@ -33,6 +33,19 @@ pub fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
         ],
         1e-6,
     );
+    // PyTorch 2.9.1: F.gelu(x, approximate="tanh")
+    close(
+        &x.gelu_tanh()?,
+        &[
+            -0.04540231,
+            -0.15428599,
+            0.0,
+            0.34571401,
+            0.84119199,
+            2.99636261,
+        ],
+        1e-6,
+    );
     assert!(x.clamp(1.0, 0.0).is_err());
     let all = [
         ("neg", x.neg()?),
@@ -55,11 +68,18 @@ pub fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
         ("div_scalar", x.div_scalar(4.0)?),
         ("clamp", x.clamp(-0.7, 0.7)?),
         ("gelu", x.gelu()?),
+        ("gelu_tanh", x.gelu_tanh()?),
         ("exp of a transposed view", x.t()?.exp()?),
         ("gelu of a transposed view", x.t()?.gelu()?),
+        ("gelu_tanh of a transposed view", x.t()?.gelu_tanh()?),
         ("f64 tanh", x.to_dtype(DType::F64)?.tanh()?),
         ("f16 exp", x.to_dtype(DType::F16)?.exp()?),
         ("bf16 gelu", x.to_dtype(DType::BF16)?.gelu()?),
+        ("f16 gelu_tanh", x.to_dtype(DType::F16)?.gelu_tanh()?),
+        ("f64 gelu_tanh backward", {
+            let x = x.to_dtype(DType::F64)?;
+            x.gelu_tanh_backward(&x.affine(0.5, 1.0)?)?
+        }),
     ];
     for (name, t) in &all {
         rec(out, name, t)?;
@@ -68,6 +88,7 @@ pub fn unary_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     let i = i64t(b, &[1, 2], &[2])?;
     assert!(matches!(i.exp(), Err(Error::DType { .. })));
     assert!(matches!(i.gelu(), Err(Error::DType { .. })));
+    assert!(matches!(i.gelu_tanh(), Err(Error::DType { .. })));
     Ok(())
 }
 

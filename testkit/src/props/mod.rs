@@ -184,7 +184,7 @@ where
     compare_tensors(what, &want, &got, tol.get(want.dtype(), family))
 }
 
-fn unary_ops<B: Backend>() -> [(&'static str, Op<B>); 12] {
+fn unary_ops<B: Backend>() -> [(&'static str, Op<B>); 13] {
     fn pos<B: Backend>(x: &Tensor<B>) -> Result<Tensor<B>> {
         x.abs()?.add_scalar(0.5)
     }
@@ -195,6 +195,7 @@ fn unary_ops<B: Backend>() -> [(&'static str, Op<B>); 12] {
         ("tanh", |x| x.tanh()),
         ("sigmoid", |x| x.sigmoid()),
         ("gelu", |x| x.gelu()),
+        ("gelu_tanh", |x| x.gelu_tanh()),
         ("erf", |x| x.erf()),
         ("relu", |x| x.relu()),
         ("square", |x| x.square()),
@@ -211,7 +212,7 @@ pub fn check_unary_props<B: Backend>(
     cases: u32,
 ) -> std::result::Result<(), Failure> {
     let strategy =
-        (shape(), float_dtype(), 0usize..12).prop_flat_map(|(s, d, op)| (input_of(s, d), Just(op)));
+        (shape(), float_dtype(), 0usize..13).prop_flat_map(|(s, d, op)| (input_of(s, d), Just(op)));
     run_cases("props/unary", cases, strategy, |(x, op)| {
         let (name, fc) = unary_ops::<Cpu>()[op];
         let fd = unary_ops::<B>()[op].1;

@@ -161,3 +161,57 @@ pub(crate) fn gelu_backward(
         _ => None,
     }
 }
+
+/// `(sqrt(2/pi), sqrt(2/pi) * 0.044715)`: `u = x * (b + c x^2)` is the tanh argument of the
+/// approximate GELU, the same grouping as `composite::gelu_tanh`.
+fn gelu_tanh_consts<T: Float>() -> (T, T) {
+    use crate::backend::composite::{GELU_TANH_BETA, GELU_TANH_KAPPA};
+    (
+        T::from_f64(GELU_TANH_BETA),
+        T::from_f64(GELU_TANH_KAPPA * GELU_TANH_BETA),
+    )
+}
+
+/// Fused tanh-approximate GELU, `x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`, for
+/// f32/f64 (`None` for other dtypes).
+pub(crate) fn gelu_tanh(x: &HostBuffer, layout: &Layout) -> Option<HostBuffer> {
+    fn g<T: Float>(v: T) -> T {
+        let (b, c) = gelu_tanh_consts::<T>();
+        let half = T::from_f64(0.5);
+        let t = (v * (b + c * (v * v))).tanh();
+        v * (t * half + half)
+    }
+    match x {
+        HostBuffer::F32(v) => Some(HostBuffer::F32(strided::map(v, layout, g))),
+        HostBuffer::F64(v) => Some(HostBuffer::F64(strided::map(v, layout, g))),
+        _ => None,
+    }
+}
+
+/// Fused gradient of the tanh-approximate GELU for f32/f64 in one pass (`None`: use the
+/// composite): `grad * ((1 + t)/2 + x/2 * (1 - t^2) * (b + 3c x^2))`, `t = tanh(x (b + c x^2))`.
+pub(crate) fn gelu_tanh_backward(
+    x: &HostBuffer,
+    xl: &Layout,
+    grad: &HostBuffer,
+    gl: &Layout,
+) -> Option<HostBuffer> {
+    fn d<T: Float>(v: T, g: T) -> T {
+        let (b, c) = gelu_tanh_consts::<T>();
+        let half = T::from_f64(0.5);
+        let x2 = v * v;
+        let t = (v * (b + c * x2)).tanh();
+        let du = b + T::from_f64(3.0) * c * x2;
+        let right = (T::one() - t * t) * du * v;
+        g * (t * half + half + right * half)
+    }
+    match (x, grad) {
+        (HostBuffer::F32(v), HostBuffer::F32(g)) => {
+            Some(HostBuffer::F32(strided::zip(v, xl, g, gl, d)))
+        }
+        (HostBuffer::F64(v), HostBuffer::F64(g)) => {
+            Some(HostBuffer::F64(strided::zip(v, xl, g, gl, d)))
+        }
+        _ => None,
+    }
+}
