@@ -26,7 +26,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use half::{bf16, f16};
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, View};
 use tessera_tensor::{Backend, HostBuffer, Tensor};
 
 /// Parameter or state name → tensor, ordered by name (PyTorch: `state_dict()`).
@@ -108,6 +108,26 @@ fn from_le_bytes(key: &str, dtype: Dtype, data: &[u8]) -> Result<HostBuffer> {
     })
 }
 
+/// The largest header accepted: the `safetensors` crate's own limit.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The flat index and value of the first NaN or infinity of a float buffer.
+fn first_non_finite(buf: &HostBuffer) -> Option<(usize, f64)> {
+    fn find<T: Copy>(v: &[T], to_f64: impl Fn(T) -> f64) -> Option<(usize, f64)> {
+        v.iter()
+            .map(|&x| to_f64(x))
+            .enumerate()
+            .find(|(_, x)| !x.is_finite())
+    }
+    match buf {
+        HostBuffer::F16(v) => find(v, f64::from),
+        HostBuffer::BF16(v) => find(v, f64::from),
+        HostBuffer::F32(v) => find(v, f64::from),
+        HostBuffer::F64(v) => find(v, |x| x),
+        HostBuffer::I64(_) | HostBuffer::U8(_) => None,
+    }
+}
+
 fn format_err(e: safetensors::SafeTensorError) -> Error {
     Error::Format { msg: e.to_string() }
 }
@@ -143,20 +163,75 @@ impl<B: Backend> Checkpoint<B> {
     }
 
     /// Parses the bytes of a safetensors file, creating the tensors on `backend`.
+    ///
+    /// Everything the header declares is checked against the bytes before it is used: the
+    /// header length against the file (and the `safetensors` crate's 100 MB header limit),
+    /// each tensor's dtype × shape against its byte range, the ranges against each other
+    /// (contiguous, in order, no overlap) and against the data section. Every float tensor must
+    /// be finite: a NaN or an infinity is an error naming the tensor and the first bad
+    /// element, since weights like that make everything computed from them garbage.
     pub fn from_bytes(bytes: &[u8], backend: &B) -> Result<Self> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_err)?;
+        let bad = |msg: String| Error::Format { msg };
+        let Some((len8, rest)) = bytes.split_first_chunk::<8>() else {
+            return Err(bad(format!(
+                "the file has {} bytes, fewer than the 8 of the header length",
+                bytes.len()
+            )));
+        };
+        let n = u64::from_le_bytes(*len8);
+        if n > rest.len() as u64 {
+            return Err(bad(format!(
+                "the header length says {n} bytes but only {} follow it",
+                rest.len()
+            )));
+        }
+        if n > MAX_HEADER_BYTES {
+            return Err(bad(format!(
+                "the header is {n} bytes, more than the limit of {MAX_HEADER_BYTES}"
+            )));
+        }
+        let (head, data) = rest.split_at(n as usize);
+        let head =
+            core::str::from_utf8(head).map_err(|e| bad(format!("the header is not UTF-8: {e}")))?;
+        // Parsed here rather than by `SafeTensors::deserialize`, whose final size check adds
+        // the declared data length without overflow checking (a panic in debug builds for
+        // offsets near usize::MAX). The crate's `Metadata` still checks, while parsing, that
+        // the byte ranges are contiguous and in order and that each one is exactly dtype ×
+        // shape bytes (with overflow-checked products).
+        let header: safetensors::tensor::Metadata =
+            serde_json::from_str(head).map_err(|e| bad(format!("header: {e}")))?;
+        let declared = header.data_len();
+        if declared != data.len() {
+            return Err(bad(format!(
+                "the header's tensors cover {declared} bytes of data but the file has {} after \
+                 the header",
+                data.len()
+            )));
+        }
         let metadata: Metadata = match header.metadata() {
             Some(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             None => Metadata::new(),
         };
-        let st = SafeTensors::deserialize(bytes).map_err(format_err)?;
         let mut tensors = StateDict::new();
-        for (name, view) in st.iter() {
-            let host = from_le_bytes(name, view.dtype(), view.data())?;
-            tensors.insert(
-                name.to_string(),
-                Tensor::from_host(host, view.shape(), backend)?,
-            );
+        for (name, info) in header.tensors() {
+            let (start, end) = info.data_offsets;
+            let raw = data.get(start..end).ok_or_else(|| {
+                bad(format!(
+                    "tensor \"{name}\": data_offsets [{start}, {end}] are outside the {} bytes \
+                     of data",
+                    data.len()
+                ))
+            })?;
+            let host = from_le_bytes(&name, info.dtype, raw)?;
+            if let Some((index, value)) = first_non_finite(&host) {
+                return Err(bad(format!(
+                    "tensor \"{name}\" (shape {:?}) holds {value} at flat index {index}; \
+                     a checkpoint with non-finite weights is refused",
+                    info.shape
+                )));
+            }
+            let t = Tensor::from_host(host, &info.shape, backend)?;
+            tensors.insert(name, t);
         }
         Ok(Checkpoint { tensors, metadata })
     }
@@ -172,6 +247,13 @@ impl<B: Backend> Checkpoint<B> {
     #[cfg(feature = "std")]
     pub fn load(path: impl AsRef<std::path::Path>, backend: &B) -> Result<Self> {
         let path = path.as_ref();
+        // The whole file is read into memory: ask the memory budget first, so that a huge
+        // file is an error rather than an allocation failure.
+        let len = std::fs::metadata(path).map_err(io_err("read", path))?.len();
+        tessera_tensor::check_bytes(
+            &format!("reading the checkpoint {}", path.display()),
+            usize::try_from(len).ok(),
+        )?;
         let bytes = std::fs::read(path).map_err(io_err("read", path))?;
         Self::from_bytes(&bytes, backend)
     }

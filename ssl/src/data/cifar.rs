@@ -5,7 +5,7 @@
 //! then B planes). CIFAR-100 (`cifar-100-binary/`): `train.bin` and `test.bin`, records of
 //! a coarse label byte (20 superclasses), a fine label byte (100 classes), then 3072 pixels.
 
-use super::{read_bytes, Dataset, Format};
+use super::{budget, io_err, read_bytes, Dataset, Format};
 use crate::error::{Error, Result};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -24,18 +24,36 @@ pub fn read_cifar_files(
     format: Format,
 ) -> Result<Dataset> {
     let record = label_bytes + PIXELS;
-    let mut images = Vec::new();
-    let mut labels = Vec::new();
+    if label_index >= label_bytes {
+        return Err(Error::Config(alloc::format!(
+            "CIFAR label byte {label_index} is not among the {label_bytes} label bytes"
+        )));
+    }
+    // Every plain file's size is known before reading: check the record multiple of all of
+    // them, and the total against the memory budget, before the first byte is read.
+    let mut records = 0usize;
+    for f in files.iter().filter(|f| !super::is_gz(f)) {
+        let len = std::fs::metadata(f).map_err(|e| io_err(f, e))?.len();
+        records = records.saturating_add(check_records(f, len, record)?);
+    }
+    let reserve = |path: &Path, n: usize, images: &mut Vec<u8>, labels: &mut Vec<u32>| {
+        let px = budget(path, "the CIFAR images", n.checked_mul(PIXELS))?;
+        let lb = budget(path, "the CIFAR labels as u32", n.checked_mul(4))?;
+        images.reserve_exact(px - images.len());
+        labels.reserve_exact(lb / 4 - labels.len());
+        Ok::<(), Error>(())
+    };
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    if let Some(f) = files.first() {
+        reserve(f, records, &mut images, &mut labels)?;
+    }
     for f in files {
         let bytes = read_bytes(f)?;
-        let (n, rem) = (bytes.len() / record, bytes.len() % record);
-        if n == 0 || rem != 0 {
-            // The size the file would have with its last record complete.
-            return Err(Error::Truncated {
-                path: f.display().to_string(),
-                expected: ((n + 1) * record) as u64,
-                actual: bytes.len() as u64,
-            });
+        let n = check_records(f, bytes.len() as u64, record)?;
+        if super::is_gz(f) {
+            // Decompressed sizes are only known now.
+            let total = labels.len().saturating_add(n);
+            reserve(f, total, &mut images, &mut labels)?;
         }
         let first = labels.len();
         for r in bytes.chunks_exact(record) {
@@ -51,6 +69,25 @@ pub fn read_cifar_files(
         num_classes,
         class_names: Vec::new(),
         format,
+    })
+}
+
+/// The number of `record`-byte records in a file of `len` bytes: an error unless it is a
+/// positive whole number.
+fn check_records(path: &Path, len: u64, record: usize) -> Result<usize> {
+    let record = record as u64;
+    let (n, rem) = (len / record, len % record);
+    if n == 0 || rem != 0 {
+        // The size the file would have with its last record complete.
+        return Err(Error::Truncated {
+            path: path.display().to_string(),
+            expected: (n + 1) * record,
+            actual: len,
+        });
+    }
+    usize::try_from(n).map_err(|_| Error::Io {
+        path: path.display().to_string(),
+        msg: alloc::format!("{n} CIFAR records do not fit in memory"),
     })
 }
 

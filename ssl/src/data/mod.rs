@@ -248,31 +248,80 @@ impl Dataset {
     }
 }
 
-/// Reads a whole file, gunzipping it if its name ends in `.gz`.
-pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let io = |e: std::io::Error| {
-        let p = path.display().to_string();
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { path: p }
-        } else {
-            Error::Io {
-                path: p,
-                msg: e.to_string(),
-            }
+/// The error of an I/O failure on `path` (a missing file is [`Error::NotFound`]).
+pub(crate) fn io_err(path: &Path, e: std::io::Error) -> Error {
+    let path = path.display().to_string();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::NotFound { path }
+    } else {
+        Error::Io {
+            path,
+            msg: e.to_string(),
         }
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
+    }
+}
+
+/// Whether `path` is read as gzip (its name ends in `.gz`).
+pub(crate) fn is_gz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+/// Checks a buffer of `bytes` (`None`: the size overflowed) for `what`, read from `path`,
+/// against the memory budget (`tessera_tensor::set_memory_limit`); returns the size. The error
+/// names the file.
+pub(crate) fn budget(path: &Path, what: &str, bytes: Option<usize>) -> Result<usize> {
+    tessera_tensor::check_bytes(what, bytes).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(bytes.unwrap_or(0))
+}
+
+/// Makes room for `additional` more bytes in `v`, which holds data read from `path`: growth
+/// stays geometric (amortized), but neither the contents nor the buffer may pass the memory
+/// budget; the error names `what`.
+pub(crate) fn grow(path: &Path, what: &str, v: &mut Vec<u8>, additional: usize) -> Result<()> {
+    let want = budget(path, what, v.len().checked_add(additional))?;
+    if want > v.capacity() {
+        let limit = tessera_tensor::memory::allocation_bound();
+        let cap = want
+            .max(v.capacity().saturating_mul(2))
+            .min(limit.max(want));
+        v.reserve_exact(cap - v.len());
+    }
+    Ok(())
+}
+
+/// Reads a whole file, gunzipping it if its name ends in `.gz`. The file, or what it
+/// decompresses to, must fit the memory budget: decompression stops at the first chunk past
+/// it, so a gzip bomb is an error, not an allocation.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    if !is_gz(path) {
+        let len = budget(path, "reading the file", usize::try_from(len).ok())?;
+        let mut out = Vec::with_capacity(len);
+        std::io::BufReader::new(file)
             .read_to_end(&mut out)
-            .map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                msg: alloc::format!("gzip: {e}"),
-            })?;
+            .map_err(|e| io_err(path, e))?;
         return Ok(out);
     }
-    Ok(raw)
+    let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
+    let gz_err = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        msg: alloc::format!("gzip: {e}"),
+    };
+    let (mut out, mut chunk) = (Vec::new(), alloc::vec![0u8; 1 << 16]);
+    loop {
+        let k = match gz.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(gz_err(e)),
+        };
+        grow(path, "decompressing the file", &mut out, k)?;
+        out.extend_from_slice(&chunk[..k]);
+    }
 }
 
 /// Names of the regular files in `dir`, sorted.
