@@ -297,6 +297,17 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let output: PathBuf = p
         .path("output")
         .unwrap_or_else(|| PathBuf::from("runs/features/features.safetensors"));
+    // The file is safetensors whatever it is called; a name saying otherwise (`x.npy`,
+    // `x.jpg`) would mislead whoever opens it, so refuse it before any work.
+    let is_safetensors = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if !is_safetensors {
+        return Err(RunError::usage(format!(
+            "--output {}: features are written as safetensors; use a .safetensors file name",
+            output.display()
+        )));
+    }
 
     let loaded = match &checkpoint {
         Some(path) => {

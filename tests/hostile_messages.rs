@@ -285,6 +285,20 @@ fn attention_maps_output_extension_is_honoured_or_refused() {
     }
 }
 
+/// `features --output x.jpg` used to write safetensors under a picture's name; any name but
+/// `.safetensors` is refused before any work.
+#[test]
+fn features_output_must_be_safetensors() {
+    let d = temp_dir("features-ext");
+    for name in ["f.jpg", "f.npy", "f"] {
+        let p = d.join(name);
+        let mut a = vec!["--output", s(&p)];
+        a.extend(SMALL_RANDOM);
+        assert_fails(&run("features", &a), 2, "use a .safetensors file name");
+        assert!(!p.exists());
+    }
+}
+
 // ---- images: empty, 1 pixel, names that are not UTF-8 ----
 
 /// A 1x1 grey PNG.
