@@ -10,12 +10,17 @@
 //! ```
 //!
 //! It writes one picture (default `runs/attention_maps/attention.png`; `--output` ending in
-//! `.jpg` or `.jpeg` writes a JPEG, other extensions are refused): the input photo on the
-//! left, then one heat map per head (scaled from its smallest to its largest weight, as
-//! matplotlib's `imsave`, viridis colours) in a grid of up to 3 columns; with
-//! `--threshold F` each head shows instead the photo with the smallest set of patches that
-//! holds a fraction `F` of that head's attention mass (DINO's `--threshold`), the rest dimmed. It prints, per head, the largest weight, the mass on the
-//! patches (the rest goes to the CLS token itself) and the entropy of the normalized map.
+//! `.jpg` or `.jpeg` writes a JPEG, other extensions are refused) that says what it shows: a
+//! title, the model and the image, the photo above the input exactly as the model saw it
+//! (its resolution, grey for a 1-channel model, upscaled nearest-neighbour), then one heat
+//! map per head ("head 1", ...) in a grid of up to 3 columns, each scaled from its smallest
+//! to its largest weight (as matplotlib's `imsave`, viridis colours) with a colour bar whose
+//! tick labels are the attention probabilities. With `--threshold F` each head shows instead
+//! the photo with the smallest set of patches that holds a fraction `F` of that head's
+//! attention mass (DINO's `--threshold`), the rest dimmed. A patch grid coarser than 8x8
+//! gets a warning, on the picture and on stderr. It prints, per head, the largest weight,
+//! the mass on the patches (the rest goes to the CLS token itself) and the entropy of the
+//! normalized map.
 //!
 //! Pixels go in as `[0, 1]` values without normalization, as `dino_vit_s` trains; a
 //! 1-channel model (Fashion-MNIST) sees the photo's luma. Without `--checkpoint` the model is
@@ -25,7 +30,7 @@
 use std::path::PathBuf;
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::device::DEVICE_FLAG;
-use tessera::run::{ctx, exit_on_error, images, model, Device, Program, Result, RunError};
+use tessera::run::{ctx, exit_on_error, images, model, plot, Device, Program, Result, RunError};
 use tessera::ssl::augment::stack_images;
 use tessera::ssl::eval::{check_finite, cls_attention_maps};
 use tessera::tensor::Backend;
@@ -114,29 +119,9 @@ fn check_tile(size: usize, typed: bool, zoom: Option<usize>) -> Result<()> {
     }
 }
 
-/// White space between tiles, in pixels.
-const GAP: u32 = 4;
-/// Tiles per row of the head grid (right of the photo).
-const MAX_COLS: usize = 3;
-
-/// Viridis, 5 stops, linearly interpolated; `t` in `[0, 1]`.
-fn viridis(t: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 5] = [
-        [68.0, 1.0, 84.0],
-        [59.0, 82.0, 139.0],
-        [33.0, 145.0, 140.0],
-        [94.0, 201.0, 98.0],
-        [253.0, 231.0, 37.0],
-    ];
-    let x = t.clamp(0.0, 1.0) * 4.0;
-    let i = (x.floor() as usize).min(3);
-    let f = x - i as f32;
-    let mut c = [0u8; 3];
-    for (k, v) in c.iter_mut().enumerate() {
-        *v = (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f).round() as u8;
-    }
-    c
-}
+/// Patch grids with fewer patches a side than this get a warning: the maps are too coarse
+/// to show where the model looks.
+const MIN_GRID: usize = 8;
 
 /// DINO's `--threshold`: the patches with the largest weights whose normalized mass together
 /// exceeds `1 - threshold` from below, i.e. the smallest top set holding `threshold` of it.
@@ -281,79 +266,84 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     let values = maps.to_vec::<f32>().map_err(ctx("attention"))?;
     let per_head: Vec<&[f32]> = values.chunks_exact(g * g).collect();
 
-    // The grid: the photo, then `cols` columns of heads.
-    let cols = heads.clamp(1, MAX_COLS);
-    let rows = heads.div_ceil(cols).max(1);
-    let tile = (size * zoom) as u32;
-    let width = (1 + cols as u32) * tile + cols as u32 * GAP;
-    let height = rows as u32 * tile + (rows as u32 - 1) * GAP;
-    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let z = zoom as u32;
-    for y in 0..tile {
-        for x in 0..tile {
-            canvas.put_pixel(x, y, *photo.get_pixel(x / z, y / z));
-        }
+    let masks: Option<Vec<Vec<bool>>> =
+        threshold.map(|t| per_head.iter().map(|m| threshold_mask(m, t)).collect());
+    let kept: Vec<Option<usize>> = (0..heads)
+        .map(|h| masks.as_ref().map(|m| m[h].iter().filter(|&&k| k).count()))
+        .collect();
+    let coarse = (g < MIN_GRID).then(|| {
+        format!(
+            "warning: patch grid {g}x{g}: too coarse for the maps to show much \
+             (use --img-size {} or more)",
+            MIN_GRID * patch
+        )
+    });
+    if let Some(w) = &coarse {
+        eprintln!("{w}");
     }
-    let mut kept = Vec::new();
-    for (h, map) in per_head.iter().enumerate() {
-        let (c, r) = ((1 + h % cols) as u32, (h / cols) as u32);
-        let (x0, y0) = (c * (tile + GAP), r * (tile + GAP));
-        let max = map.iter().copied().fold(f32::MIN, f32::max);
-        let min = map.iter().copied().fold(f32::MAX, f32::min);
-        let mask = threshold.map(|t| threshold_mask(map, t));
-        kept.push(mask.as_ref().map(|m| m.iter().filter(|&&k| k).count()));
-        for y in 0..tile {
-            for x in 0..tile {
-                let (py, px) = (y / z, x / z);
-                let cell = (py as usize / patch) * g + px as usize / patch;
-                let rgb = match &mask {
-                    None if max > min => viridis((map[cell] - min) / (max - min)),
-                    None => viridis(0.0),
-                    Some(m) => {
-                        let v = photo.get_pixel(px, py).0;
-                        if m[cell] {
-                            v
-                        } else {
-                            v.map(|c| (f32::from(c) * 0.2) as u8)
-                        }
-                    }
-                };
-                canvas.put_pixel(x0 + x, y0 + y, image::Rgb(rgb));
-            }
-        }
+    let model_line = match &checkpoint {
+        Some(path) => format!(
+            "model: {} ({network} backbone of {})",
+            bb.arch,
+            path.display()
+        ),
+        None => format!("model: {}", bb.arch),
+    };
+    let image_line = format!(
+        "image: {} at {size}x{size} px, {g}x{g} patches of {patch} px",
+        image_path.display()
+    );
+    let untrained = "note: no --checkpoint: the attention maps of an untrained model are not \
+                     meaningful";
+    let tile = size * zoom;
+    let photo_tile = images::load_square(&image_path, tile)?;
+    let input_tile = images::input_picture(&input, zoom as u32);
+    let colour = if input.channels() == 1 { "grey" } else { "RGB" };
+    let mut notes = vec![model_line.clone(), image_line.clone()];
+    if checkpoint.is_none() {
+        notes.push(untrained.to_string());
     }
+    notes.push(format!(
+        "model input: {size}x{size} px, {colour}, shown {zoom}x larger (nearest neighbour)"
+    ));
+    let canvas = plot::attention::AttentionFigure {
+        title: "DINO attention maps: CLS token to patches, last block".into(),
+        notes,
+        warning: coarse,
+        photo: &photo_tile,
+        photo_label: "photo".into(),
+        input: &input_tile,
+        input_label: "model input".into(),
+        maps: &per_head,
+        head_labels: plot::attention::head_labels(masks.as_deref(), heads, g),
+        grid: g,
+        cell_px: (patch * zoom) as u32,
+        masks: masks.as_deref(),
+        legend: plot::attention::legend(threshold),
+    }
+    .draw();
+    let (width, height) = canvas.dimensions();
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(ctx(&dir.display().to_string()))?;
     }
     images::save_picture(&canvas, &output, "--output")?;
 
-    match &checkpoint {
-        Some(path) => println!(
-            "model: {} ({network} backbone of {})",
-            bb.arch,
-            path.display()
-        ),
-        None => {
-            println!("model: {}", bb.arch);
-            println!(
-                "note: no --checkpoint: the attention maps of an untrained model are not \
-                 meaningful"
-            );
-        }
+    println!("{model_line}");
+    if checkpoint.is_none() {
+        println!("{untrained}");
     }
+    println!("{image_line}");
     println!(
-        "image: {} at {size}x{size} px, {g}x{g} patches of {patch} px",
-        image_path.display()
-    );
-    println!(
-        "wrote {} ({width}x{height} px: the image and {heads} heads)",
+        "wrote {} ({width}x{height} px: the photo, the model input and {heads} heads in \
+         tiles of {tile}x{tile} px)",
         output.display()
     );
     for (h, map) in per_head.iter().enumerate() {
         let max = map.iter().copied().fold(0.0f32, f32::max);
         let mass: f32 = map.iter().sum();
         let mut line = format!(
-            "  head {h}: max {max:.4}, mass on patches {mass:.4}, entropy {:.3} nats (uniform {:.3})",
+            "  head {}: max {max:.4}, mass on patches {mass:.4}, entropy {:.3} nats (uniform {:.3})",
+            h + 1,
             entropy(map),
             ((g * g) as f64).ln()
         );

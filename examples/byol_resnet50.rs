@@ -248,6 +248,7 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         extra: Default::default(),
         epochs,
         niter,
+        plot: tessera::run::plot::MetricsLabels::byol(),
     };
     let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<Option<f64>> {
         let top1 = knn_top1(t.target_backbone(), &bank, &test, dev)?;
@@ -265,6 +266,7 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         FreshStart {
             bank: &bank,
             test: &test,
+            normalize: None,
             knn_before: &knn_before,
         },
     )?;

@@ -1,5 +1,7 @@
 //! k-NN evaluation (k = 20, T = 0.07 by default) of the ViT backbone in a checkpoint written
-//! by `dino_vit_s`.
+//! by `dino_vit_s`. Its defaults are the training run's evaluation (the student, the mean of
+//! the patch tokens, the whole embedded split, raw pixels standardised with the checkpoint's
+//! statistics), so both print the same numbers for the same checkpoint.
 //!
 //! The similarities are computed in blocks of test images bounded in memory, and every large
 //! allocation is checked against the memory budget (`TESSERA_MEMORY_LIMIT`, default: the
@@ -25,7 +27,13 @@ const FLAGS: &[Flag] = &[
         .default("runs/dino_vit_s/checkpoint.safetensors"),
     Flag::value("data", "DIR", "Dataset folder").default_note("the embedded data/fashion-mnist"),
     Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
-    Flag::value("network", "teacher|student", "Which backbone to evaluate").default("teacher"),
+    Flag::value("network", "teacher|student", "Which backbone to evaluate").default("student"),
+    Flag::value(
+        "feature",
+        "cls|patch-mean",
+        "The CLS token or the mean of the patch tokens (after the final norm)",
+    )
+    .default("patch-mean"),
     Flag::value("k", "N", "Neighbours").default("20"),
     Flag::value("temperature", "T", "Vote temperature").default("0.07"),
     Flag::value(
@@ -33,13 +41,13 @@ const FLAGS: &[Flag] = &[
         "N",
         "Train-split images for the k-NN bank (class-balanced; 0 = all)",
     )
-    .default("400"),
+    .default("0"),
     Flag::value(
         "eval-test",
         "N",
         "Test-split images to classify (class-balanced; 0 = all)",
     )
-    .default("200"),
+    .default("0"),
     Flag::value("seed", "N", "Seed of the subsets, as in training").default("0"),
     DEVICE_FLAG,
 ];
@@ -72,13 +80,19 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         .get("checkpoint")?
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
     let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
-    let network = p.raw("network").unwrap_or("teacher").to_string();
+    let network = p.raw("network").unwrap_or("student").to_string();
+    let feature_name = p.raw("feature").unwrap_or("patch-mean");
+    let feature = model::Feature::parse(feature_name).ok_or_else(|| {
+        tessera::run::RunError::usage(format!(
+            "--feature {feature_name}: expected cls or patch-mean"
+        ))
+    })?;
     model::check_network(&network)?;
     let k: usize = p.get_or("k", 20)?;
     let temperature: f64 = p.get_or("temperature", 0.07)?;
     let seed: u64 = p.get_or("seed", 0)?;
-    let n_train: usize = p.get_or("eval-train", 400)?;
-    let n_test: usize = p.get_or("eval-test", 200)?;
+    let n_train: usize = p.get_or("eval-train", 0)?;
+    let n_test: usize = p.get_or("eval-test", 0)?;
 
     let model::Backbone {
         model: vit,
@@ -100,8 +114,8 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         temperature,
         chunk_size: 256,
     };
-    // The two feature matrices (f32), before computing them.
-    let dim = vit.config.embed_dim;
+    // The two feature matrices (f32, both features side by side), before computing them.
+    let dim = 2 * vit.config.embed_dim;
     memory::check_bytes(
         &format!(
             "the features of {} bank and {} test images ({dim} values each)",
@@ -113,15 +127,18 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
             .and_then(|n| n.checked_mul(4)),
     )
     .map_err(ctx("features"))?;
-    let raw = raw_pixel_knn(&bank, &test, None, &cfg, dev).map_err(ctx("raw-pixel k-NN"))?;
-    let tr = model::cls_features(&vit, &bank, img_size, normalize.as_ref(), dev)?;
-    let te = model::cls_features(&vit, &test, img_size, normalize.as_ref(), dev)?;
+    let raw = raw_pixel_knn(&bank, &test, normalize.as_ref(), &cfg, dev)
+        .map_err(ctx("raw-pixel k-NN"))?;
+    let both = |ds| model::token_features(&vit, ds, img_size, normalize.as_ref(), dev);
+    let tr = feature.columns(&both(&bank)?)?;
+    let te = feature.columns(&both(&test)?)?;
     let classes = bank.num_classes.max(test.num_classes);
     let r =
         knn_classifier(&tr, &bank.labels, &te, &test.labels, classes, &cfg).map_err(ctx("k-NN"))?;
     println!(
-        "checkpoint: {} ({arch}), {network} backbone",
-        path.display()
+        "checkpoint: {} ({arch}), {network} backbone, {} feature",
+        path.display(),
+        feature.name()
     );
     println!(
         "k-NN (k={k}, T={temperature}) on {} train / {} test images of {}:",
@@ -129,7 +146,15 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         test.len(),
         data_dir.display()
     );
-    println!("  raw pixels: top-1 {:.2}%", 100.0 * raw[0].top1);
+    println!(
+        "  raw pixels{}: top-1 {:.2}%",
+        if normalize.is_some() {
+            " (standardised)"
+        } else {
+            ""
+        },
+        100.0 * raw[0].top1
+    );
     println!("  backbone:   top-1 {:.2}%", 100.0 * r[0].top1);
     Ok(())
 }

@@ -289,7 +289,10 @@ pub fn image_folder(data: &[u8]) -> bool {
 
 /// The examples, whose flag tables the `args` target parses against.
 const EXAMPLES: [(&str, &str); 6] = [
-    ("dino_vit_s", include_str!("../../examples/dino_vit_s.rs")),
+    (
+        "dino_vit_s",
+        include_str!("../../examples/dino_vit_s/config.rs"),
+    ),
     (
         "byol_resnet50",
         include_str!("../../examples/byol_resnet50.rs"),

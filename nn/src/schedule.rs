@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`linspace`] | `np.linspace(start, stop, num)` |
 //! | [`cosine_scheduler`] | DINO `utils.cosine_scheduler` (learning rate, weight decay, teacher momentum) |
+//! | [`cosine_schedule_steps`] | the same with its lengths in steps (for runs of a few epochs) |
 //! | [`warmup_then_constant`] | DINO's teacher temperature schedule in `DINOLoss.__init__` |
 //! | [`byol_lr_schedule`] | BYOL's `learning_schedule` (warm-up `k·peak/W`, then cosine) |
 //! | [`byol_target_ema`] | BYOL's `target_ema` (`τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2`) |
@@ -78,12 +79,37 @@ pub fn cosine_scheduler(
         )
         .into());
     }
-    let mut schedule = if warmup_epochs > 0 {
-        linspace(start_warmup_value, base_value, warmup_iters)
-    } else {
-        Vec::new()
-    };
-    let len = total - warmup_iters;
+    cosine_schedule_steps(
+        base_value,
+        final_value,
+        total,
+        warmup_iters,
+        start_warmup_value,
+    )
+}
+
+/// [`cosine_scheduler`] with its lengths in steps rather than epochs: `total_steps` values,
+/// the first `warmup_steps` of them `linspace(start_warmup_value, base_value, warmup_steps)`,
+/// the rest DINO's cosine from `base_value` towards `final_value`. With `total_steps =
+/// epochs · niter_per_ep` and `warmup_steps = warmup_epochs · niter_per_ep` it is exactly
+/// DINO's schedule; short runs use it so that a warm-up is a fraction of the run rather than
+/// a whole epoch. Errors if the warm-up is longer than the schedule.
+pub fn cosine_schedule_steps(
+    base_value: f64,
+    final_value: f64,
+    total_steps: usize,
+    warmup_steps: usize,
+    start_warmup_value: f64,
+) -> Result<Vec<f64>> {
+    if warmup_steps > total_steps {
+        return Err(arg_err!(
+            "cosine_schedule_steps",
+            "{warmup_steps} warm-up steps do not fit in {total_steps} steps"
+        )
+        .into());
+    }
+    let mut schedule = linspace(start_warmup_value, base_value, warmup_steps);
+    let len = total_steps - warmup_steps;
     let half_range = 0.5 * (base_value - final_value);
     schedule.extend((0..len).map(|i| {
         let angle = (PI * i as f64) / len as f64;

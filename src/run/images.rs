@@ -1,6 +1,6 @@
 //! Photos as model inputs (for `attention_maps` and `features`): PNG/JPEG decoding, resize and
-//! center crop, RGB or grayscale planes in `[0, 1]`; and pictures written in the format their
-//! file name asks for.
+//! center crop, RGB or grayscale planes in `[0, 1]`; an input drawn back as a picture; and
+//! pictures written in the format their file name asks for.
 
 use super::{Result, RunError};
 use image::codecs::jpeg::JpegEncoder;
@@ -119,6 +119,20 @@ pub fn to_input(rgb: &RgbImage, channels: usize) -> Result<Image> {
     Image::from_u8(channels, h, w, &chw).map_err(|e| RunError::new(e.to_string()))
 }
 
+/// The input `img` as the model sees it, as a picture `zoom` times larger (nearest neighbour,
+/// so each input pixel stays a visible square): grey for 1 channel, RGB for 3, `[0, 1]`
+/// mapped to `0..=255`.
+pub fn input_picture(img: &Image, zoom: u32) -> RgbImage {
+    let (c, h, w) = (img.channels(), img.height(), img.width());
+    let z = zoom.max(1) as usize;
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    RgbImage::from_fn((w * z) as u32, (h * z) as u32, |x, y| {
+        let (x, y) = (x as usize / z, y as usize / z);
+        let k = |ch: usize| byte(img.at(ch.min(c - 1), y, x));
+        image::Rgb([k(0), k(1), k(2)])
+    })
+}
+
 /// Fails unless `size` is a positive multiple of `patch`.
 pub fn check_patch_multiple(what: &str, h: usize, w: usize, patch: usize) -> Result<()> {
     if h == 0 || w == 0 || patch == 0 || h % patch != 0 || w % patch != 0 {
@@ -208,6 +222,17 @@ mod tests {
             "--output x.gif: cannot write .gif pictures; name a .png, .jpg or .jpeg file"
         );
         assert!(f("x").unwrap_err().message.contains("no file extension"));
+    }
+
+    #[test]
+    fn inputs_draw_back_grey_or_rgb_and_zoomed() {
+        let grey = Image::from_u8(1, 1, 2, &[0, 255]).unwrap();
+        let p = input_picture(&grey, 3);
+        assert_eq!(p.dimensions(), (6, 3));
+        assert_eq!(p.get_pixel(2, 2).0, [0, 0, 0]);
+        assert_eq!(p.get_pixel(3, 0).0, [255, 255, 255]);
+        let rgb = Image::from_u8(3, 1, 1, &[10, 20, 30]).unwrap();
+        assert_eq!(input_picture(&rgb, 0).get_pixel(0, 0).0, [10, 20, 30]);
     }
 
     #[test]

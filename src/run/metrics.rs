@@ -1,7 +1,7 @@
 //! Per-epoch metrics: one JSON object per line in `<output-dir>/metrics.jsonl`, and a PNG with
-//! the loss and the k-NN accuracy per epoch (two line charts, no text).
+//! the loss and the k-NN accuracy per epoch (two labelled line charts drawn by [`plot`]).
 
-use super::{ctx, Result};
+use super::{ctx, plot, Result};
 use std::io::Write;
 use std::path::Path;
 
@@ -108,94 +108,21 @@ pub fn append_jsonl(path: &Path, m: &EpochMetrics) -> Result<()> {
     writeln!(f, "{}", m.to_json()).map_err(ctx(&path.display().to_string()))
 }
 
-type Rgb = image::Rgb<u8>;
-
-/// Draws a line chart of `ys` (x = index) into the `w x h` panel at `(x0, y0)`: a frame, a
-/// zero-free axis range from the data, the line and a dot per point.
-fn chart(img: &mut image::RgbImage, x0: u32, y0: u32, w: u32, h: u32, ys: &[f64], color: Rgb) {
-    let axis = image::Rgb([90, 90, 90]);
-    let (l, t, r, b) = (x0 + 30, y0 + 20, x0 + w - 15, y0 + h - 30);
-    for x in l..=r {
-        img.put_pixel(x, b, axis);
-        img.put_pixel(x, t, image::Rgb([220, 220, 220]));
-    }
-    for y in t..=b {
-        img.put_pixel(l, y, axis);
-    }
-    let pts: Vec<(usize, f64)> = ys
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, y)| y.is_finite())
-        .collect();
-    if pts.is_empty() {
-        return;
-    }
-    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let nx = ys.len().max(2) - 1;
-    let px = |i: usize| l as f64 + (r - l) as f64 * i as f64 / nx as f64;
-    let py = |v: f64| b as f64 - (b - t) as f64 * (0.05 + 0.9 * (v - lo) / span);
-    // Ticks on the x axis, one per point.
-    for (i, _) in ys.iter().enumerate() {
-        let x = px(i).round() as u32;
-        for y in b..b + 4 {
-            img.put_pixel(x, y, axis);
-        }
-    }
-    let dot = |img: &mut image::RgbImage, x: f64, y: f64, rad: i64| {
-        for dy in -rad..=rad {
-            for dx in -rad..=rad {
-                let (xx, yy) = (x.round() as i64 + dx, y.round() as i64 + dy);
-                if xx >= 0 && yy >= 0 && (xx as u32) < img.width() && (yy as u32) < img.height() {
-                    img.put_pixel(xx as u32, yy as u32, color);
-                }
-            }
-        }
-    };
-    for pair in pts.windows(2) {
-        let (a, c) = (
-            (px(pair[0].0), py(pair[0].1)),
-            (px(pair[1].0), py(pair[1].1)),
-        );
-        let steps = ((c.0 - a.0).abs().max((c.1 - a.1).abs()).ceil() as usize).max(1);
-        for s in 0..=steps {
-            let f = s as f64 / steps as f64;
-            dot(img, a.0 + (c.0 - a.0) * f, a.1 + (c.1 - a.1) * f, 0);
-        }
-    }
-    for &(i, v) in &pts {
-        dot(img, px(i), py(v), 2);
-    }
+/// Writes `<path>` (PNG): the figure of [`plot::metrics_figure`] with words that fit any
+/// method (title, loss panel, k-NN panel in % with the accuracy before training at epoch 0).
+pub fn plot_png(path: &Path, all: &[EpochMetrics], knn_before: Option<f64>) -> Result<()> {
+    plot_png_with(path, all, knn_before, &plot::MetricsLabels::default())
 }
 
-/// Writes `<path>` (PNG): left panel the training loss per epoch (blue), right panel the k-NN
-/// top-1 accuracy (red; the first point is the accuracy before training when given).
-pub fn plot_png(path: &Path, all: &[EpochMetrics], knn_before: Option<f64>) -> Result<()> {
-    let (w, h) = (640u32, 320u32);
-    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
-    let losses: Vec<f64> = all.iter().map(|m| m.loss).collect();
-    let mut acc: Vec<f64> = knn_before.into_iter().collect();
-    acc.extend(all.iter().map(|m| m.knn_top1.unwrap_or(f64::NAN)));
-    chart(
-        &mut img,
-        0,
-        0,
-        w / 2,
-        h,
-        &losses,
-        image::Rgb([31, 119, 180]),
-    );
-    chart(
-        &mut img,
-        w / 2,
-        0,
-        w / 2,
-        h,
-        &acc,
-        image::Rgb([214, 39, 40]),
-    );
+/// [`plot_png`] with the method's words and the raw-pixel reference line of `labels`
+/// (e.g. [`plot::MetricsLabels::dino`]).
+pub fn plot_png_with(
+    path: &Path,
+    all: &[EpochMetrics],
+    knn_before: Option<f64>,
+    labels: &plot::MetricsLabels,
+) -> Result<()> {
+    let img = plot::metrics_figure(all, knn_before, labels);
     let mut bytes = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(

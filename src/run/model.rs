@@ -178,9 +178,63 @@ pub fn resized(img: Image, size: usize) -> Image {
 /// The backbone's CLS features `[n, D]` of every image of `ds` (resized to `size`,
 /// standardized with `norm`), in batches of up to 64 without building a graph: what DINO's k-NN
 /// evaluation extracts. The batch shrinks to what the memory budget allows (attention grows
-/// with the square of the token count, so a large `size` would otherwise ask for tens of GB). The images are decoded and standardized on the host; each batch is
-/// then moved to `backend`, where `model` lives.
+/// with the square of the token count, so a large `size` would otherwise ask for tens of GB).
+/// The images are decoded and standardized on the host; each batch is then moved to
+/// `backend`, where `model` lives.
 pub fn cls_features<B: Backend>(
+    model: &VisionTransformer<B>,
+    ds: &Dataset,
+    size: usize,
+    norm: Option<&Normalize>,
+    backend: &B,
+) -> Result<Tensor<B>> {
+    let both = token_features(model, ds, size, norm, backend)?;
+    let d = model.config.embed_dim;
+    both.narrow(1, 0, d).map_err(ctx("features"))
+}
+
+/// What a ViT's output tokens are summarised by for k-NN: the CLS token (DINO's choice), or
+/// the mean of the patch tokens (global average pooling, as in MAE's and iBOT's linear
+/// probes), both after the final norm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    Cls,
+    PatchMean,
+}
+
+impl Feature {
+    /// The name used in flags and printed tables: `cls` or `patch-mean`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Cls => "cls",
+            Feature::PatchMean => "patch-mean",
+        }
+    }
+
+    /// Parses [`Feature::name`].
+    pub fn parse(s: &str) -> Option<Feature> {
+        match s {
+            "cls" => Some(Feature::Cls),
+            "patch-mean" => Some(Feature::PatchMean),
+            _ => None,
+        }
+    }
+
+    /// This feature's columns `[n, D]` of [`token_features`]' `[n, 2D]`.
+    pub fn columns<B: Backend>(self, both: &Tensor<B>) -> Result<Tensor<B>> {
+        let d = both.shape().get(1).copied().unwrap_or(0) / 2;
+        let start = match self {
+            Feature::Cls => 0,
+            Feature::PatchMean => d,
+        };
+        both.narrow(1, start, d).map_err(ctx("features"))
+    }
+}
+
+/// Both features of every image of `ds` from one forward pass, side by side: `[n, 2D]`,
+/// columns `0..D` the CLS token and `D..2D` the mean of the patch tokens (see
+/// [`Feature`]). Same batching and preprocessing as [`cls_features`].
+pub fn token_features<B: Backend>(
     model: &VisionTransformer<B>,
     ds: &Dataset,
     size: usize,
@@ -203,8 +257,17 @@ pub fn cls_features<B: Backend>(
             .map_err(ctx("features"))?;
         let refs: Vec<&Image> = imgs.iter().collect();
         let x = stack_images(&refs, backend).map_err(ctx("features"))?;
-        let f = model.forward(&Var::constant(x)).map_err(ctx("features"))?;
-        rows.push(f.value().clone());
+        let tokens = model
+            .forward_tokens(&Var::constant(x))
+            .map_err(ctx("features"))?;
+        let t = tokens.value();
+        let n = t.shape()[1];
+        let cls = t.select(1, 0).map_err(ctx("features"))?;
+        let patch_mean = t
+            .narrow(1, 1, n - 1)
+            .and_then(|p| p.mean(&[1], false))
+            .map_err(ctx("features"))?;
+        rows.push(Tensor::cat(&[cls, patch_mean], 1).map_err(ctx("features"))?);
     }
     Tensor::cat(&rows, 0).map_err(ctx("features"))
 }

@@ -6,6 +6,7 @@ use super::progress::Phase;
 use super::{ctx, Result};
 use std::ops::Range;
 use std::time::Instant;
+use tessera_ssl::augment::Normalize;
 use tessera_ssl::data::Dataset;
 use tessera_ssl::eval::{knn_classifier, pixel_features, raw_pixel_knn, KnnConfig};
 use tessera_tensor::{Backend, Tensor};
@@ -84,12 +85,13 @@ pub fn knn_top1_polled<B: Backend>(
 pub(super) fn raw_pixel_floor_polled<B: Backend>(
     bank: &Dataset,
     test: &Dataset,
+    normalize: Option<&Normalize>,
     backend: &B,
 ) -> Result<Option<f64>> {
     let t = Instant::now();
     let c = bank.image_shape()[0];
     let feats = |ds: &Dataset| {
-        pixel_features(&ds.images, ds.len(), c, None, backend).map_err(ctx("raw-pixel k-NN"))
+        pixel_features(&ds.images, ds.len(), c, normalize, backend).map_err(ctx("raw-pixel k-NN"))
     };
     let (tr, te) = (feats(bank)?, feats(test)?);
     let classes = bank.num_classes.max(test.num_classes);
@@ -103,7 +105,12 @@ pub(super) fn raw_pixel_floor_polled<B: Backend>(
     phase.finish();
     if let Some(top1) = top1 {
         println!(
-            "k-NN floor, raw pixels (k=20, T=0.07): top-1 {:.2}%  ({:.1}s)",
+            "k-NN floor, raw pixels{} (k=20, T=0.07): top-1 {:.2}%  ({:.1}s)",
+            if normalize.is_some() {
+                ", standardised"
+            } else {
+                ""
+            },
             100.0 * top1,
             t.elapsed().as_secs_f64()
         );

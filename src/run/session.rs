@@ -19,10 +19,12 @@
 use super::args::{Flag, Parsed};
 use super::ckpt::{self, ConfigChange, RunConfig, RunPosition};
 use super::metrics::{self, EpochMetrics};
+use super::plot::MetricsLabels;
 use super::{ctx, signal, Result, RunError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tessera_nn::checkpoint::{Checkpoint, Metadata, StateDict};
+use tessera_ssl::augment::Normalize;
 use tessera_ssl::data::Dataset;
 use tessera_ssl::train::{Backbone, ByolTrainer, DinoTrainer};
 use tessera_tensor::{Backend, DType, Tensor};
@@ -191,6 +193,8 @@ pub struct RunSpec {
     pub epochs: usize,
     /// Steps per epoch.
     pub niter: usize,
+    /// The words of `metrics.png` (its raw-pixel line is filled in from the run).
+    pub plot: MetricsLabels,
 }
 
 /// What the run's model is evaluated on before training, and how.
@@ -198,6 +202,10 @@ pub struct FreshStart<'a, T> {
     /// The k-NN bank (labelled training images) and the test images.
     pub bank: &'a Dataset,
     pub test: &'a Dataset,
+    /// The standardisation of the raw-pixel floor (the model's input statistics): the fair
+    /// floor, since k-NN on cosine similarity is not invariant to the pixels' mean. `None`:
+    /// pixels in `[0, 1]`.
+    pub normalize: Option<&'a Normalize>,
     /// Prints and returns the k-NN top-1 of the untrained model (the "before" number);
     /// `None` when a signal stopped it.
     pub knn_before: &'a dyn Fn(&mut T) -> Result<Option<f64>>,
@@ -459,7 +467,7 @@ impl Session {
             )));
         }
         if self.pos.knn_raw.is_none() {
-            match raw_pixel_floor_polled(fresh.bank, fresh.test, backend)? {
+            match raw_pixel_floor_polled(fresh.bank, fresh.test, fresh.normalize, backend)? {
                 Some(v) => self.pos.knn_raw = Some(v),
                 None => return Err(self.stop(trainer)),
             }
@@ -563,7 +571,16 @@ impl Session {
         self.pos.loss_sum = 0.0;
         self.dirty = true;
         self.save(trainer)?;
-        metrics::plot_png(&self.files.plot, &self.history, self.pos.knn_before)?;
+        let labels = MetricsLabels {
+            knn_raw: self.pos.knn_raw,
+            ..self.spec.plot.clone()
+        };
+        metrics::plot_png_with(
+            &self.files.plot,
+            &self.history,
+            self.pos.knn_before,
+            &labels,
+        )?;
         if signal::interrupted() && self.pos.epoch < self.spec.epochs {
             return Err(self.stop(trainer));
         }
@@ -591,6 +608,7 @@ mod tests {
             extra: Metadata::new(),
             epochs: 3,
             niter: 10,
+            plot: MetricsLabels::default(),
         };
         let recorded = RunConfig::new().with("batch-size", 8);
         let mut pos = RunPosition {

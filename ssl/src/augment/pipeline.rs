@@ -79,6 +79,10 @@ pub struct DinoAugConfig {
     pub local_crops_number: usize,
     /// Blur standard-deviation range in pixels, DINO (0.1, 2.0) at 224.
     pub blur_sigma: (f64, f64),
+    /// DINO's Gaussian blur and solarization (true). False turns both off: on small images
+    /// such as 28-px Fashion-MNIST a blur of a few pixels erases the garment's texture and
+    /// solarizing inverts a whole garment, so the two views stop sharing what identifies it.
+    pub blur_and_solarize: bool,
     /// DINO: ImageNet statistics. `None` keeps `[0, 1]` values.
     pub normalize: Option<Normalize>,
 }
@@ -93,6 +97,7 @@ impl Default for DinoAugConfig {
             local_crops_scale: (0.05, 0.4),
             local_crops_number: 8,
             blur_sigma: (0.1, 2.0),
+            blur_and_solarize: true,
             normalize: Some(Normalize::imagenet()),
         }
     }
@@ -132,10 +137,13 @@ impl DataAugmentationDino {
             ));
         }
         let n = &cfg.normalize;
+        // DINO's probabilities, or none at all.
+        let on = if cfg.blur_and_solarize { 1.0 } else { 0.0 };
+        let (gs, ls) = (cfg.global_crops_scale, cfg.local_crops_scale);
         Ok(DataAugmentationDino {
-            global1: ViewAugment::standard(g, cfg.global_crops_scale, 1.0, s, 0.0, n.clone())?,
-            global2: ViewAugment::standard(g, cfg.global_crops_scale, 0.1, s, 0.2, n.clone())?,
-            local: ViewAugment::standard(l, cfg.local_crops_scale, 0.5, s, 0.0, n.clone())?,
+            global1: ViewAugment::standard(g, gs, on, s, 0.0, n.clone())?,
+            global2: ViewAugment::standard(g, gs, 0.1 * on, s, 0.2 * on, n.clone())?,
+            local: ViewAugment::standard(l, ls, 0.5 * on, s, 0.0, n.clone())?,
             local_crops_number: cfg.local_crops_number,
         })
     }

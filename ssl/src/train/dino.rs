@@ -16,7 +16,7 @@ use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
 use tessera_nn::optim::{clip_grad_per_param, AdamW, AdamWConfig, Optimizer};
-use tessera_nn::schedule::cosine_scheduler;
+use tessera_nn::schedule::{cosine_schedule_steps, cosine_scheduler};
 use tessera_nn::ModuleExt;
 use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
 
@@ -74,6 +74,27 @@ pub struct DinoConfig {
     pub global_crops_size: usize,
     /// Side of the local crops (96).
     pub local_crops_size: usize,
+    /// Warm-ups and the frozen last layer measured in steps instead of epochs (`None`, the
+    /// default: DINO's epochs). The run still lasts `epochs` epochs.
+    pub step_schedule: Option<StepSchedule>,
+}
+
+/// The lengths of DINO's warm-ups and of the frozen last layer in optimizer steps, for runs
+/// of a few epochs: DINO's ImageNet run has ~1,250 steps per epoch, so its 10 warm-up epochs
+/// and 1 frozen epoch are a small part of 100 epochs; a short run on a small dataset that
+/// counted them in epochs would spend itself warming up. With a step schedule the learning
+/// rate, weight decay and momentum schedules are built by
+/// [`cosine_schedule_steps`] over `epochs · niter_per_epoch` steps, the teacher temperature
+/// has one value per step, and the last layer is frozen while `iteration < freeze_last_layer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepSchedule {
+    /// Steps of the linear learning-rate warm-up (replaces `warmup_epochs`).
+    pub warmup: usize,
+    /// Steps of the teacher-temperature warm-up (replaces `warmup_teacher_temp_epochs`).
+    pub warmup_teacher_temp: usize,
+    /// Steps during which the head's last layer gets no update (replaces
+    /// `freeze_last_layer`).
+    pub freeze_last_layer: usize,
 }
 
 impl DinoConfig {
@@ -103,6 +124,7 @@ impl DinoConfig {
             local_crops_number: 8,
             global_crops_size: 224,
             local_crops_size: 96,
+            step_schedule: None,
         }
     }
 
@@ -123,15 +145,24 @@ impl DinoConfig {
         }
     }
 
-    /// The loss's configuration (`ncrops = 2 + local_crops_number`).
-    pub fn loss_config(&self) -> DinoLossConfig {
+    /// The loss's configuration for a run of `niter_per_epoch` steps per epoch (`ncrops = 2 +
+    /// local_crops_number`). With a [`StepSchedule`] the loss's temperature schedule has one
+    /// entry per step (its "epochs" are steps); otherwise one per epoch, as in DINO.
+    pub fn loss_config(&self, niter_per_epoch: usize) -> DinoLossConfig {
+        let (warmup, len) = match self.step_schedule {
+            Some(s) => (
+                s.warmup_teacher_temp,
+                self.epochs.saturating_mul(niter_per_epoch),
+            ),
+            None => (self.warmup_teacher_temp_epochs, self.epochs),
+        };
         DinoLossConfig {
             out_dim: self.out_dim,
             ncrops: 2 + self.local_crops_number,
             warmup_teacher_temp: self.warmup_teacher_temp,
             teacher_temp: self.teacher_temp,
-            warmup_teacher_temp_epochs: self.warmup_teacher_temp_epochs,
-            nepochs: self.epochs,
+            warmup_teacher_temp_epochs: warmup,
+            nepochs: len,
             student_temp: self.student_temp,
             center_momentum: self.center_momentum,
         }
@@ -250,12 +281,20 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             head: student.head.clone(),
         };
         init_frozen_copy(&student, &mut teacher)?;
-        let loss = DinoLoss::new(cfg.loss_config(), dtype, &backend)?;
+        let loss = DinoLoss::new(cfg.loss_config(niter_per_epoch), dtype, &backend)?;
         let lr = cfg.scaled_lr();
         let groups = decay_groups(&student, lr, cfg.weight_decay);
         let optimizer = AdamW::new(groups, AdamWConfig::default())?;
         let (e, n) = (cfg.epochs, niter_per_epoch);
-        let lr_schedule = cosine_scheduler(lr, cfg.min_lr, e, n, cfg.warmup_epochs, 0.0)?;
+        let lr_schedule = match cfg.step_schedule {
+            Some(s) => {
+                let total = e
+                    .checked_mul(n)
+                    .ok_or_else(|| arg_err!(op, "{e} epochs x {n} steps overflows"))?;
+                cosine_schedule_steps(lr, cfg.min_lr, total, s.warmup, 0.0)?
+            }
+            None => cosine_scheduler(lr, cfg.min_lr, e, n, cfg.warmup_epochs, 0.0)?,
+        };
         let wd_schedule = cosine_scheduler(cfg.weight_decay, cfg.weight_decay_end, e, n, 0, 0.0)?;
         let momentum_schedule = dino_momentum_schedule(cfg.momentum_teacher, 1.0, e, n)?;
         Ok(DinoTrainer {
@@ -288,8 +327,10 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
     /// `groups` are the crops grouped by resolution as
     /// [`batch_by_resolution`](crate::augment::batch_by_resolution) produces them: first the
     /// two global views `[2b, c, H, W]` (all view-0 crops, then all view-1 crops), then the
-    /// local crops `[n_local·b, c, h, w]` (possibly in several groups). Errors (and changes
-    /// nothing) on bad shapes or past the end of the schedules.
+    /// local crops `[n_local·b, c, h, w]` (possibly in several groups). `epoch` selects the
+    /// teacher temperature and the last-layer freezing; with a
+    /// [`step_schedule`](DinoConfig::step_schedule) both follow the step counter instead.
+    /// Errors (and changes nothing) on bad shapes or past the end of the schedules.
     pub fn train_step(
         &mut self,
         groups: &[Tensor<B>],
@@ -317,7 +358,16 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             )
             .into());
         }
-        let teacher_temp = self.loss.teacher_temp(epoch)?;
+        // The index into the temperature schedule and the freezing rule: the epoch, or the
+        // step with a step schedule.
+        let (unit, freeze) = match self.config.step_schedule {
+            Some(s) => (
+                usize::try_from(it).map_err(|_| arg_err!(op, "step {it} overflows usize"))?,
+                s.freeze_last_layer,
+            ),
+            None => (epoch, self.config.freeze_last_layer),
+        };
+        let teacher_temp = self.loss.teacher_temp(unit)?;
         // Teacher: frozen parameters, constant input: no graph is recorded.
         let teacher_out = self
             .teacher
@@ -334,7 +384,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             (None, None)
         };
         // DinoLoss::forward, on a copy: the loss, then the center update.
-        let loss = self.loss.loss(&student_out, &teacher_out, epoch)?;
+        let loss = self.loss.loss(&student_out, &teacher_out, unit)?;
         let mut loss_fresh = self.loss.clone();
         loss_fresh.update_center(&teacher_out)?;
         let loss_value = loss.value().item()?;
@@ -355,7 +405,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             }
         }
         let mut clipped: StateDict<B> = names.into_iter().zip(flat).collect();
-        cancel_gradients_last_layer(epoch, &mut clipped, self.config.freeze_last_layer);
+        cancel_gradients_last_layer(unit, &mut clipped, freeze);
         // The updates run in place (no copy of the model or of the optimizer state): the
         // inputs were checked above, so only a failure of the backend can stop them midway.
         if !self.record_gradients {

@@ -20,4 +20,4 @@ mod dino;
 
 pub use backbone::Backbone;
 pub use byol::{ByolConfig, ByolNet, ByolOnline, ByolStepStats, ByolTrainer};
-pub use dino::{DinoConfig, DinoStepStats, DinoStudent, DinoTrainer};
+pub use dino::{DinoConfig, DinoStepStats, DinoStudent, DinoTrainer, StepSchedule};
