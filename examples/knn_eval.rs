@@ -1,6 +1,6 @@
 //! k-NN evaluation (k = 20, T = 0.07 by default) of the ViT backbone in a checkpoint written
-//! by `dino_vit_s`. Its defaults are the training run's evaluation (the student, the mean of
-//! the patch tokens, the whole embedded split, raw pixels standardised with the checkpoint's
+//! by `dino_vit_s`. Its defaults are the training run's evaluation (the student's CLS token,
+//! the whole embedded split, raw pixels standardised with the checkpoint's
 //! statistics), so both print the same numbers for the same checkpoint.
 //!
 //! The similarities are computed in blocks of test images bounded in memory, and every large
@@ -33,7 +33,7 @@ const FLAGS: &[Flag] = &[
         "cls|patch-mean",
         "The CLS token or the mean of the patch tokens (after the final norm)",
     )
-    .default("patch-mean"),
+    .default("cls"),
     Flag::value("k", "N", "Neighbours").default("20"),
     Flag::value("temperature", "T", "Vote temperature").default("0.07"),
     Flag::value(
@@ -81,7 +81,7 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
     let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
     let network = p.raw("network").unwrap_or("student").to_string();
-    let feature_name = p.raw("feature").unwrap_or("patch-mean");
+    let feature_name = p.raw("feature").unwrap_or("cls");
     let feature = model::Feature::parse(feature_name).ok_or_else(|| {
         tessera::run::RunError::usage(format!(
             "--feature {feature_name}: expected cls or patch-mean"

@@ -37,13 +37,13 @@ Crops    2 global 28 px (random resized crop scale 0.4-1, ratio 3/4-4/3, bilinea
          Teacher: the 2 global crops; student: all 6.
 Loss     DINO loss, student temperature 0.1, teacher temperature 0.04 constant, centre momentum 0.9.
 Optim    AdamW (0.9, 0.999, eps 1e-8), batch 128 (drop-last: 78 steps per epoch), peak lr
-         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over total = epochs * 78 steps:
+         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over schedule-epochs * 78 steps (default 10 epochs), of which the run trains the first epochs * 78:
          lr linear warm-up 0 -> peak over the first floor(10% of total) steps (DINO's
          np.linspace, both ends included), then cosine to 1e-6; weight decay cosine 0.04 -> 0.4
          (none on biases and 1-D params); teacher EMA momentum cosine 0.99 -> 1; gradient norm
          clipped to 3.0 per parameter; last head layer's gradients dropped during the first
          floor(5% of total) steps.
-Length   `--epochs N` (default 4). `--minutes M` instead times a few steps on a throw-away copy
+Length   `--epochs N` (default 3, of `--schedule-epochs` 10). `--minutes M` instead times a few steps on a throw-away copy
          of the models (the training RNG streams are untouched) and picks the largest whole
          number of epochs whose training steps fit in M minutes (training only, k-NN excluded);
          if not even one epoch fits, it trains that many steps of a single, truncated epoch (the
@@ -374,7 +374,10 @@ def train_step(student, teacher, opt, loss_fn, crops, lr, wd, mom, freeze, clip)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 4 unless --minutes)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 3 unless --minutes)")
+    p.add_argument("--schedule-epochs", type=int, default=10,
+                   help="epochs the schedules span; the run stops after --epochs of them "
+                        "(as dino_vit_s: a short run is the start of a longer schedule)")
     p.add_argument("--minutes", type=float, default=None,
                    help="fit the training length (whole epochs) into M minutes of training")
     p.add_argument("--batch-size", type=int, default=128)
@@ -459,7 +462,7 @@ def main():
 
     per_epoch = len(train_x) // args.batch_size  # drop-last
     assert per_epoch > 0, "fewer training images than one batch"
-    epochs = 4 if args.epochs is None and args.minutes is None else args.epochs
+    epochs = 3 if args.epochs is None and args.minutes is None else args.epochs
     total = None if epochs is None else epochs * per_epoch
     if args.minutes is not None:
         # Time a few steps on throw-away copies (own RNG), so that the real run is unchanged.
@@ -485,17 +488,20 @@ def main():
               f"training {total} steps ({total / per_epoch:.2f} epochs of {per_epoch})")
 
     peak = args.lr * args.batch_size / 256
-    warm = int(args.warmup_frac * total)
-    freeze = int(args.freeze_frac * total)
-    lr_s = cosine_schedule(peak, args.min_lr, total, warm)
-    wd_s = cosine_schedule(args.weight_decay, args.weight_decay_end, total)
-    mom_s = cosine_schedule(args.momentum_teacher, 1.0, total)
-    assert len(lr_s) == len(wd_s) == len(mom_s) == total
-    print(f"schedule: {total} steps ({total / per_epoch:.2f} epochs of {per_epoch} steps, batch "
-          f"{args.batch_size}); "
+    # The schedules span --schedule-epochs (at least the run); the run trains `total` steps.
+    sched = max(args.schedule_epochs * per_epoch, total)
+    warm = int(args.warmup_frac * sched)
+    freeze = int(args.freeze_frac * sched)
+    lr_s = cosine_schedule(peak, args.min_lr, sched, warm)
+    wd_s = cosine_schedule(args.weight_decay, args.weight_decay_end, sched)
+    mom_s = cosine_schedule(args.momentum_teacher, 1.0, sched)
+    assert len(lr_s) == len(wd_s) == len(mom_s) == sched
+    print(f"schedule: {sched} steps, training the first {total} ({total / per_epoch:.2f} epochs "
+          f"of {per_epoch} steps, batch {args.batch_size}); "
           f"lr 0 -> {peak:.3g} over {warm} steps, first {lr_s[0]:.3g}, peak {lr_s.max():.4g}, "
-          f"last {lr_s[-1]:.3g}; wd {wd_s[0]:.3g} -> {wd_s[-1]:.4g}; momentum {mom_s[0]:.4g} -> "
-          f"{mom_s[-1]:.6f}; last layer frozen for {freeze} steps", flush=True)
+          f"at the run's end {lr_s[total - 1]:.3g}; wd {wd_s[0]:.3g} -> {wd_s[total - 1]:.4g}; "
+          f"momentum {mom_s[0]:.4g} -> {mom_s[total - 1]:.6f}; last layer frozen for {freeze} "
+          f"steps", flush=True)
 
     loss_fn = DinoLoss(args.out_dim, 2 + args.local_crops, args.teacher_temp, args.student_temp,
                        args.center_momentum)

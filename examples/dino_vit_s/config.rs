@@ -3,9 +3,12 @@
 //! The default preset is sized for 28-px images and ten minutes on two CPU cores: a ViT 192
 //! wide and 6 deep with 7-px patches (16 patches + CLS), batch 128, a 2048-way DINO head,
 //! 2 global crops of 28 px (scale 0.4–1) and 4 local crops of 14 px (scale 0.1–0.4), no blur
-//! or solarization, and schedules counted in steps (warm-up 10% of the run, last layer
-//! frozen for 5%, teacher EMA 0.99 → 1). Why each choice: see README.md, "The main job".
-//! `--preset paper` is DINO's ViT-S/16 recipe at 224 px with its epoch schedules (for GPUs).
+//! or solarization, schedules counted in steps (warm-up 10%, last layer frozen for 5%,
+//! teacher EMA 0.99 → 1), and a run of 3 epochs that is the start of a 10-epoch schedule
+//! (`--schedule-epochs`): a complete 3-epoch schedule spends most of its steps warming up
+//! and decaying, and learns less than the same steps near the peak learning rate. Why each
+//! choice: README.md, "Train DINO". `--preset paper` is DINO's ViT-S/16 recipe at 224 px with
+//! its epoch schedules (for GPUs).
 
 use std::path::PathBuf;
 use tessera::run::args::{Flag, Parsed};
@@ -25,12 +28,13 @@ pub const FLAGS: &[Flag] = &[
     Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
     Flag::value("preset", "NAME", "default (small ViT, ~10 min on 2 cores) | paper (ViT-S/16, 224/96 crops, out_dim 65536, DINO's 100-epoch schedule; for GPUs) | tiny (for tests)").default("default"),
     Flag::value("epochs", "N", "Training epochs (passes over the training images)").default_note("3; paper: 100, tiny: 3"),
+    Flag::value("schedule-epochs", "N", "Epochs the schedules (warm-up, cosine lr and weight decay, EMA momentum) span; the run stops after --epochs of them, so a short run is the start of a longer schedule and spends its steps near the peak learning rate").default_note("10; paper and tiny: --epochs"),
     Flag::value("batch-size", "N", "Images per step").default_note("128; paper: 64, tiny: 8"),
     Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.0005"),
     Flag::value("schedule", "steps|epochs", "Unit of the warm-ups and of the frozen last layer (steps: for short runs)").default_note("steps; paper: epochs"),
-    Flag::value("warmup-steps", "N", "Steps of linear learning-rate warm-up (--schedule steps)").default_note("10% of the run's steps"),
+    Flag::value("warmup-steps", "N", "Steps of linear learning-rate warm-up (--schedule steps)").default_note("10% of the schedule's steps"),
     Flag::value("warmup-epochs", "N", "Epochs of linear learning-rate warm-up (--schedule epochs)").default_note("paper: 10"),
-    Flag::value("freeze-last-layer-steps", "N", "Steps during which the head's last layer is not updated (--schedule steps)").default_note("5% of the run's steps"),
+    Flag::value("freeze-last-layer-steps", "N", "Steps during which the head's last layer is not updated (--schedule steps)").default_note("5% of the schedule's steps"),
     Flag::value("freeze-last-layer", "N", "Epochs during which the head's last layer is not updated (--schedule epochs)").default_note("paper: 1"),
     Flag::value("teacher-temp", "T", "Teacher temperature after the warm-up").default_note("0.04; paper: 0.07"),
     Flag::value("warmup-teacher-temp-steps", "N", "Steps of linear teacher-temperature warm-up from 0.04 (--schedule steps)").default_note("0"),
@@ -69,6 +73,8 @@ pub struct Config {
     pub resize: Option<usize>,
     pub preset: String,
     pub epochs: usize,
+    /// `None`: `epochs` (a complete schedule).
+    pub schedule_epochs: Option<usize>,
     pub batch_size: usize,
     pub lr: f64,
     /// True: the warm-ups and the frozen last layer count steps (`--schedule steps`).
@@ -115,6 +121,7 @@ impl Config {
             resize: None,
             preset: name.into(),
             epochs: 3,
+            schedule_epochs: Some(10),
             batch_size: 128,
             lr: 0.0005,
             schedule_in_steps: true,
@@ -154,6 +161,7 @@ impl Config {
             "default" => Ok(base),
             "paper" => Ok(Config {
                 epochs: 100,
+                schedule_epochs: None,
                 batch_size: 64,
                 schedule_in_steps: false,
                 warmup_epochs: 10,
@@ -175,6 +183,7 @@ impl Config {
             }),
             "tiny" => Ok(Config {
                 epochs: 3,
+                schedule_epochs: None,
                 batch_size: 8,
                 local_crops: 2,
                 out_dim: 64,
@@ -238,6 +247,7 @@ impl Config {
             data: p.path("data").unwrap_or(c.data),
             resize: p.get("resize")?,
             epochs: p.get_or("epochs", c.epochs)?,
+            schedule_epochs: p.get("schedule-epochs")?.or(c.schedule_epochs),
             batch_size: p.get_or("batch-size", c.batch_size)?,
             lr: p.get_or("lr", c.lr)?,
             schedule_in_steps,
@@ -298,8 +308,8 @@ impl Config {
         Ok(cfg)
     }
 
-    /// The step counts of a run of `total` steps: (lr warm-up, frozen last layer), each
-    /// as given or its default fraction of the run.
+    /// The step counts of a schedule of `total` steps: (lr warm-up, frozen last layer), each
+    /// as given or its default fraction of the schedule.
     pub fn step_lengths(&self, total: usize) -> (usize, usize) {
         (
             self.warmup_steps.unwrap_or(total / 10),
@@ -320,6 +330,10 @@ impl Config {
                 self.resize.map_or("none".into(), |r| r.to_string()),
             )
             .with("epochs", self.epochs)
+            .with(
+                "schedule-epochs",
+                self.schedule_epochs.unwrap_or(self.epochs),
+            )
             .with("batch-size", self.batch_size)
             .with("lr", self.lr)
             .with(

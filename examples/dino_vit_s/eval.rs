@@ -11,9 +11,10 @@ use tessera::ssl::data::Dataset;
 use tessera::tensor::Backend;
 
 /// The feature the run's headline number is about: what the per-epoch k-NN, `metrics.png`
-/// and `knn_eval`'s default report. The patch mean is the better k-NN feature at this scale
-/// (PyTorch on the same recipe: 1.5–3.5 points above CLS throughout training).
-pub const HEADLINE: Feature = Feature::PatchMean;
+/// and `knn_eval`'s default report. The CLS token is DINO's feature, and the one that learns
+/// in this recipe: PyTorch on the same recipe and budget moves its student CLS k-NN from
+/// 65.3% to 69.1% (+3.8 points) while the patch mean, better at the start (68.9%), gains 0.8.
+pub const HEADLINE: Feature = Feature::Cls;
 
 /// k-NN top-1 of both features of one backbone.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -99,6 +99,13 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
             )));
         }
     }
+    let schedule_epochs = cfg.schedule_epochs.unwrap_or(cfg.epochs);
+    if schedule_epochs < cfg.epochs {
+        return Err(RunError::usage(format!(
+            "--epochs {} is longer than the schedules' --schedule-epochs {schedule_epochs}",
+            cfg.epochs
+        )));
+    }
     if cfg.batch_size == 0 || cfg.epochs == 0 {
         return Err(RunError::usage(
             "--batch-size and --epochs must be positive",
@@ -175,8 +182,9 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
     let student =
         VisionTransformer::new(vit, DType::F32, &mut rng, dev).map_err(ctx("the model"))?;
     let teacher = student.clone();
+    // The schedules span `schedule_epochs`; the run stops after `epochs` of them.
     let total_steps = niter
-        .checked_mul(cfg.epochs)
+        .checked_mul(schedule_epochs)
         .ok_or_else(|| RunError::usage("--epochs x steps per epoch overflows"))?;
     let (warmup_steps, freeze_steps) = cfg.step_lengths(total_steps);
     let step_schedule = cfg.schedule_in_steps.then_some(StepSchedule {
@@ -191,7 +199,7 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         warmup_teacher_temp_epochs: cfg.warmup_teacher_temp_epochs,
         lr: cfg.lr,
         batch_size: cfg.batch_size,
-        warmup_epochs: cfg.warmup_epochs.min(cfg.epochs),
+        warmup_epochs: cfg.warmup_epochs.min(schedule_epochs),
         momentum_teacher: cfg.momentum_teacher,
         freeze_last_layer: cfg.freeze_last_layer,
         norm_last_layer: cfg.norm_last_layer,
@@ -199,7 +207,7 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         global_crops_size: img_size,
         local_crops_size: local_size,
         step_schedule,
-        ..DinoConfig::new(cfg.out_dim, cfg.epochs)
+        ..DinoConfig::new(cfg.out_dim, schedule_epochs)
     };
     let mut trainer = DinoTrainer::new(student, teacher, dcfg, niter, &mut rng)
         .map_err(ctx("setting up DINO"))?;

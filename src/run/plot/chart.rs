@@ -244,7 +244,11 @@ impl Chart {
                 let yy = py(y);
                 samples.extend((0..=20).map(|k| (l as f64 + (r - l) as f64 * k as f64 / 20.0, yy)));
             }
-            samples.extend(p.iter().map(|&(x, y)| (px(x), py(y))));
+            // A data point weighs as much as a whole reference line: hiding a measured
+            // value is worse than hiding part of a dashed line.
+            for &(x, y) in p {
+                samples.extend(core::iter::repeat_n((px(x), py(y)), 32));
+            }
             for pair in p.windows(2) {
                 let (a, e) = (
                     (px(pair[0].0), py(pair[0].1)),

@@ -7,6 +7,8 @@ pub mod parallel;
 pub mod pool;
 mod storage;
 pub(crate) mod strided;
+#[cfg(feature = "std")]
+mod workers;
 
 pub use storage::CpuStorage;
 

@@ -8,14 +8,17 @@
 //! `no_std` builds always run as a single chunk on the calling thread.
 //!
 //! The thread count is `std::thread::available_parallelism()`, overridden by the environment
-//! variable `TESSERA_NUM_THREADS` (read once, at the first large op).
+//! variable `TESSERA_NUM_THREADS` (read once, at the first large op). The chunks other than
+//! the caller's run on a persistent pool of `threads - 1` workers (`cpu/workers.rs`).
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
 use core::ops::Range;
 
-/// Work (roughly: elements read) below which an op stays on the calling thread. Spawning
-/// scoped threads costs ~10-20 µs, about what 64K simple element-operations take.
+/// Work (roughly: elements read) below which an op stays on the calling thread. Handing a
+/// chunk to a worker of the pool (`cpu/workers.rs`) and waiting for it costs a few µs, and
+/// spawning a scoped thread (the fallback) ~10-20 µs, about what 64K simple
+/// element-operations take.
 pub(crate) const MIN_PAR_WORK: usize = 1 << 16;
 
 /// The number of threads the CPU kernels use for large ops (1 without the `std` feature).
@@ -82,19 +85,17 @@ fn run_parts<T: Send>(
     parts: usize,
     f: &(impl Fn(Range<usize>, &mut [T]) + Sync),
 ) {
-    std::thread::scope(|s| {
-        let mut rest = out;
-        for i in 0..parts {
-            let range = part(units, parts, i);
-            let (chunk, tail) = core::mem::take(&mut rest).split_at_mut(range.len() * unit);
-            rest = tail;
-            if i + 1 == parts {
-                f(range, chunk); // the last chunk runs on the calling thread
-            } else {
-                s.spawn(move || f(range, chunk));
-            }
-        }
-    });
+    // The first `parts - 1` chunks go to the worker pool, the last runs on this thread.
+    let mut tasks: Vec<super::workers::Task<'_>> = Vec::with_capacity(parts - 1);
+    let mut rest = out;
+    for i in 0..parts - 1 {
+        let range = part(units, parts, i);
+        let (chunk, tail) = core::mem::take(&mut rest).split_at_mut(range.len() * unit);
+        rest = tail;
+        tasks.push(alloc::boxed::Box::new(move || f(range, chunk)));
+    }
+    let last = part(units, parts, parts - 1);
+    super::workers::run(tasks, || f(last, rest));
 }
 
 #[cfg(not(feature = "std"))]

@@ -78,28 +78,42 @@ macro_rules! gemm_batched {
                 );
             }
         } else if m * n > 0 {
-            for_each_batch(al, bl, |i, oa, ob| {
-                let c = &mut out[i * m * n..(i + 1) * m * n];
-                // SAFETY: the layouts were checked to fit their storages, so every element
-                // of the m×k and k×n views addressed with these strides is in bounds; `c` is
-                // an exclusively borrowed m×n row-major block.
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr().add(oa),
-                        rsa,
-                        csa,
-                        b.as_ptr().add(ob),
-                        rsb,
-                        csb,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    );
+            // Small matrices (attention's per-head products) are single-threaded inside
+            // GEMM: spread the batch entries over the threads instead. Each entry is computed
+            // by the same call whichever thread runs it, so the result does not depend on the
+            // thread count.
+            let mut offsets = Vec::with_capacity(batches);
+            for_each_batch(al, bl, |_, oa, ob| offsets.push((oa, ob)));
+            // Large entries keep GEMM's own threading (work 0: one chunk, this thread).
+            let per_entry = (m * n).saturating_mul(k);
+            let work = if per_entry >= 1 << 21 {
+                0
+            } else {
+                batches.saturating_mul(per_entry)
+            };
+            crate::cpu::parallel::for_each_chunk_mut(&mut out, m * n, work, |range, chunk| {
+                for (c, &(oa, ob)) in chunk.chunks_exact_mut(m * n).zip(&offsets[range]) {
+                    // SAFETY: the layouts were checked to fit their storages, so every element
+                    // of the m×k and k×n views addressed with these strides is in bounds; `c`
+                    // is an exclusively borrowed m×n row-major block.
+                    unsafe {
+                        $gemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            a.as_ptr().add(oa),
+                            rsa,
+                            csa,
+                            b.as_ptr().add(ob),
+                            rsb,
+                            csb,
+                            0.0,
+                            c.as_mut_ptr(),
+                            n as isize,
+                            1,
+                        );
+                    }
                 }
             });
         }
