@@ -112,33 +112,14 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         ));
     }
     let seed = cfg.seed;
-    let train = data::balanced_prefix(
-        &train_all,
-        if cfg.train_images == 0 {
-            usize::MAX
-        } else {
-            cfg.train_images
-        },
-        mix(&[seed, 1]),
-    )?;
-    let bank = data::balanced_prefix(
-        &train_all,
-        if cfg.eval_train == 0 {
-            usize::MAX
-        } else {
-            cfg.eval_train
-        },
-        mix(&[seed, 2]),
-    )?;
-    let test = data::balanced_prefix(
-        &test_all,
-        if cfg.eval_test == 0 {
-            usize::MAX
-        } else {
-            cfg.eval_test
-        },
-        mix(&[seed, 3]),
-    )?;
+    // A class-balanced subset of n images; 0 means all of them.
+    let subset = |ds, n: usize, stream| {
+        let n = if n == 0 { usize::MAX } else { n };
+        data::balanced_prefix(ds, n, mix(&[seed, stream]))
+    };
+    let train = subset(&train_all, cfg.train_images, 1)?;
+    let bank = subset(&train_all, cfg.eval_train, 2)?;
+    let test = subset(&test_all, cfg.eval_test, 3)?;
     // Inputs are standardized with the training split's per-channel statistics, as DINO
     // does with ImageNet's; the checkpoint records them for evaluation.
     let norm = train_all

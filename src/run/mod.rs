@@ -35,6 +35,7 @@ pub mod device;
 pub mod images;
 pub mod metrics;
 pub mod model;
+pub mod options;
 pub mod plot;
 mod polled_eval;
 pub mod progress;
