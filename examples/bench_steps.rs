@@ -1,6 +1,7 @@
-//! Whole training-step throughput of DINO ViT-S/16 and BYOL ResNet-50 on any backend: the
-//! Tessera side of the GPU comparison with PyTorch eager (`scripts/bench_steps.py`, same
-//! models, shapes and optimizers; `scripts/bench_steps.sh` runs both and prints a table).
+//! Whole training-step throughput of DINO ViT-S/16, the main job's default DINO step and BYOL
+//! ResNet-50 on any backend: the Tessera side of the comparison with PyTorch eager
+//! (`scripts/bench_steps.py`, same models, shapes and optimizers; `scripts/bench_steps.sh`
+//! runs both on a GPU, `scripts/bench_cpu.sh` runs the CPU rows and prints a table).
 //!
 //! ```sh
 //! cargo run --release --features cuda --example bench_steps -- \
@@ -19,6 +20,9 @@
 //!   crops, student on all); DINO loss with centering; per-parameter gradient clipping at
 //!   3.0; AdamW (lr 0.0005·batch/256, weight decay 0.04); teacher EMA (momentum 0.996). The
 //!   last layer is not frozen (`freeze_last_layer = 0`), so every parameter is updated.
+//! - `dino_default`: the same step at the size of `examples/dino_vit_s`'s default recipe:
+//!   ViT 192 wide, 6 deep, 3 heads, patch 7; head 192 → 2048 → 2048 → 256 → 2048; batch 128
+//!   with 2 global crops of 28 px and 4 local crops of 14 px per image.
 //! - `byol_resnet50`: [`ByolTrainer`] with torchvision's ResNet-50 (no classifier) online and
 //!   target, projector and predictor MLPs 4096-256 with BatchNorm, two views of `--img-size`
 //!   (224) per image, each through the online and the target network; BYOL loss; LARS
@@ -32,14 +36,18 @@
 //! device still reports within a fixed time. On a CUDA device the caching allocator's
 //! peak of bytes in live blocks since the device was opened (weights, optimizer state and
 //! activations) is printed too; PyTorch's `torch.cuda.max_memory_allocated` is the same
-//! measure.
+//! measure. On the CPU the peak is the process's peak resident set (`VmHWM` of
+//! `/proc/self/status`, Linux only), which the PyTorch script reads as `ru_maxrss`; both
+//! count the whole process (the program, its libraries, data and buffer caches).
 //!
 //! `--dtype bf16` makes the weights, the optimizer state and the inputs bf16 ("pure bf16"),
 //! unlike PyTorch's autocast, which keeps f32 master weights and runs only some ops in bf16.
+//! `--precision bf16` (CPU) keeps everything f32 but rounds every GEMM's inputs to bf16 with
+//! f32 accumulation: the closer counterpart of the script's `--dtype bf16` (autocast).
 //!
 //! The last line is machine-readable:
-//! `RESULT model=... dtype=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`
-//! (`peak_mb=na` off CUDA).
+//! `RESULT model=... dtype=... precision=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`
+//! (`peak_mb=na` where neither measure is available).
 
 use std::any::Any;
 use std::time::Instant;
@@ -47,6 +55,7 @@ use tessera::nn::models::resnet::{BlockKind, ResNet, ResNetConfig};
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::device::DEVICE_FLAG;
+use tessera::run::precision::{Precision, PRECISION_FLAG};
 use tessera::run::{ctx, exit_on_error, Device, Program, Result, RunError};
 use tessera::ssl::train::{ByolConfig, ByolTrainer, DinoConfig, DinoTrainer};
 use tessera::tensor::{Backend, DType, Rng, Tensor};
@@ -55,25 +64,28 @@ const ABOUT: &str = "Training-step throughput of DINO ViT-S/16 and BYOL ResNet-5
 of scripts/bench_steps.sh)";
 
 const FLAGS: &[Flag] = &[
-    Flag::value("model", "NAME", "dino_vit_s16 | byol_resnet50").default("dino_vit_s16"),
-    Flag::value("batch", "N", "Images per step").default("64"),
+    Flag::value("model", "NAME", "dino_vit_s16 | dino_default | byol_resnet50").default("dino_vit_s16"),
+    Flag::value("batch", "N", "Images per step").default_note("64; dino_default: 128"),
     Flag::value("steps", "N", "Timed steps").default("10"),
     Flag::value("warmup", "N", "Untimed steps first").default("3"),
     Flag::value("time-limit", "S", "Stop early once the steps have taken S seconds, keeping the timed steps so far (at least one; 0 = no limit)").default("0"),
     Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast)").default("f32"),
-    Flag::value("img-size", "PX", "Global crop / view side").default("224"),
-    Flag::value("local-size", "PX", "DINO local crop side").default("96"),
-    Flag::value("local-crops", "N", "DINO local crops per image").default("10"),
-    Flag::value("patch-size", "PX", "ViT patch side").default_note("16; --tiny: 8"),
-    Flag::value("out-dim", "K", "DINO head output dimension").default_note("65536; --tiny: 128"),
+    Flag::value("img-size", "PX", "Global crop / view side").default_note("224; dino_default: 28"),
+    Flag::value("local-size", "PX", "DINO local crop side").default_note("96; dino_default: 14"),
+    Flag::value("local-crops", "N", "DINO local crops per image").default_note("10; dino_default: 4"),
+    Flag::value("patch-size", "PX", "ViT patch side").default_note("16; dino_default: 7, --tiny: 8"),
+    Flag::value("out-dim", "K", "DINO head output dimension").default_note("65536; dino_default: 2048, --tiny: 128"),
     Flag::switch("tiny", "Tiny models for quick checks: ViT 32 dims, 2 blocks, 2 heads, head 64-16; ResNet with one bottleneck per stage, projector 64-16"),
     DEVICE_FLAG,
+    PRECISION_FLAG,
     Flag::value("seed", "N", "Random seed").default("0"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Model {
     Dino,
+    /// DINO at the size of `examples/dino_vit_s`'s default recipe.
+    DinoDefault,
     Byol,
 }
 
@@ -81,6 +93,7 @@ impl Model {
     fn name(self) -> &'static str {
         match self {
             Model::Dino => "dino_vit_s16",
+            Model::DinoDefault => "dino_default",
             Model::Byol => "byol_resnet50",
         }
     }
@@ -101,6 +114,7 @@ struct Config {
     out_dim: usize,
     tiny: bool,
     device: Device,
+    precision: Precision,
     seed: u64,
 }
 
@@ -108,10 +122,11 @@ impl Config {
     fn from_args(p: &Parsed) -> Result<Config> {
         let model = match p.value::<String>("model")?.as_str() {
             "dino_vit_s16" | "dino" => Model::Dino,
+            "dino_default" => Model::DinoDefault,
             "byol_resnet50" | "byol" => Model::Byol,
             other => {
                 return Err(RunError::usage(format!(
-                    "--model: expected dino_vit_s16 or byol_resnet50, got {other:?}"
+                    "--model: expected dino_vit_s16, dino_default or byol_resnet50, got {other:?}"
                 )))
             }
         };
@@ -125,20 +140,23 @@ impl Config {
             }
         };
         let tiny = p.switch("tiny");
+        let small = model == Model::DinoDefault;
+        let pick = |paper: usize, default: usize| if small { default } else { paper };
         let c = Config {
             model,
-            batch: p.value("batch")?,
+            batch: p.get_or("batch", pick(64, 128))?,
             steps: p.value("steps")?,
             warmup: p.value("warmup")?,
             time_limit: p.value("time-limit")?,
             dtype,
-            img_size: p.value("img-size")?,
-            local_size: p.value("local-size")?,
-            local_crops: p.value("local-crops")?,
-            patch_size: p.get_or("patch-size", if tiny { 8 } else { 16 })?,
-            out_dim: p.get_or("out-dim", if tiny { 128 } else { 65536 })?,
+            img_size: p.get_or("img-size", pick(224, 28))?,
+            local_size: p.get_or("local-size", pick(96, 14))?,
+            local_crops: p.get_or("local-crops", pick(10, 4))?,
+            patch_size: p.get_or("patch-size", if tiny { 8 } else { pick(16, 7) })?,
+            out_dim: p.get_or("out-dim", if tiny { 128 } else { pick(65536, 2048) })?,
             tiny,
             device: Device::from_args(p)?,
+            precision: Precision::from_args(p, Device::from_args(p)?)?,
             seed: p.value("seed")?,
         };
         if c.batch < 2 || c.steps == 0 || c.out_dim == 0 {
@@ -146,7 +164,7 @@ impl Config {
                 "--batch must be >= 2 (BatchNorm), --steps and --out-dim > 0",
             ));
         }
-        if c.model == Model::Dino {
+        if c.model != Model::Byol {
             let p = c.patch_size;
             for (flag, s) in [("--img-size", c.img_size), ("--local-size", c.local_size)] {
                 if p == 0 || s == 0 || s % p != 0 {
@@ -177,6 +195,7 @@ fn main() {
             Outcome::Run(p) => p,
         };
         let cfg = Config::from_args(&parsed)?;
+        cfg.precision.apply();
         cfg.device.run(cfg)
     })
 }
@@ -193,8 +212,27 @@ fn as_cuda<B: Backend>(dev: &B) -> Option<&tessera::cuda::Cuda> {
 }
 
 /// The caching allocator's peak of bytes in live blocks, in MiB, on a CUDA device.
+/// Peak memory in MiB: the CUDA caching allocator's peak of live bytes on a CUDA device, else
+/// the process's peak resident set (`VmHWM`, Linux).
 fn peak_mb<B: Backend>(dev: &B) -> Option<f64> {
-    as_cuda(dev).map(|c| c.memory_stats().peak_in_use_bytes as f64 / (1u64 << 20) as f64)
+    match as_cuda(dev) {
+        Some(c) => Some(c.memory_stats().peak_in_use_bytes as f64 / (1u64 << 20) as f64),
+        None => peak_rss_mb(),
+    }
+}
+
+/// `VmHWM` of `/proc/self/status` in MiB (`None` off Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -240,7 +278,7 @@ fn build<B: Backend>(c: &Config, dev: &B) -> Result<(Stepper<B>, String)> {
     let niter = c.warmup + c.steps;
     let b = c.batch;
     match c.model {
-        Model::Dino => {
+        Model::Dino | Model::DinoDefault => {
             let vit = VitConfig {
                 img_size: c.img_size,
                 ..if c.tiny {
@@ -249,6 +287,11 @@ fn build<B: Backend>(c: &Config, dev: &B) -> Result<(Stepper<B>, String)> {
                         depth: 2,
                         num_heads: 2,
                         ..VitConfig::small(c.patch_size)
+                    }
+                } else if c.model == Model::DinoDefault {
+                    VitConfig {
+                        depth: 6,
+                        ..VitConfig::tiny(c.patch_size)
                     }
                 } else {
                     VitConfig::small(c.patch_size)
@@ -339,9 +382,10 @@ fn bench<B: Backend>(c: &Config, dev: &B) -> Result<()> {
     let (mut stepper, what) = build(c, dev)?;
     dev.synchronize().map_err(ctx("synchronize"))?;
     println!(
-        "bench_steps: {} on {device}, {}, batch {}, {what}; built in {:.2} s",
+        "bench_steps: {} on {device}, {}, GEMM precision {}, batch {}, {what}; built in {:.2} s",
         c.model.name(),
         c.dtype_name(),
+        c.precision.name(),
         c.batch,
         t.elapsed().as_secs_f64()
     );
@@ -395,18 +439,23 @@ fn bench<B: Backend>(c: &Config, dev: &B) -> Result<()> {
     let med = median(&times);
     let ips = c.batch as f64 / med;
     let peak = peak_mb(dev);
+    let measure = if as_cuda(dev).is_some() {
+        "peak allocated (caching allocator, live blocks)"
+    } else {
+        "peak resident set (VmHWM)"
+    };
     println!(
         "median step {:.1} ms over {} steps -> {ips:.2} img/s{}",
         med * 1e3,
         times.len(),
-        peak.map_or(String::new(), |m| format!(
-            "; peak allocated {m:.0} MiB (caching allocator, live blocks)"
-        ))
+        peak.map_or(String::new(), |m| format!("; {measure} {m:.0} MiB"))
     );
     println!(
-        "RESULT model={} dtype={} batch={} img_per_s={ips:.3} step_ms={:.2} steps={} peak_mb={}",
+        "RESULT model={} dtype={} precision={} batch={} img_per_s={ips:.3} step_ms={:.2} steps={} \
+         peak_mb={}",
         c.model.name(),
         c.dtype_name(),
+        c.precision.name(),
         c.batch,
         med * 1e3,
         times.len(),

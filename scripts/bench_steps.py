@@ -14,6 +14,9 @@ scripts/bench_models.py, imported from it):
   foreach ops); AdamW (lr 0.0005*batch/256, weight decay 0.04 on weights, 0 on biases and
   rank-1 parameters; torch's default foreach implementation); teacher EMA 0.996 (foreach
   lerp). The last layer is not frozen (as `freeze_last_layer = 0` on the Rust side).
+- `dino_default`: the same step at the size of `examples/dino_vit_s`'s default recipe: ViT
+  192 wide, 6 deep, 3 heads, patch 7; head 192 -> 2048 -> 2048 -> 256 -> 2048; batch 128 with
+  2 global crops of 28 px and 4 local crops of 14 px per image.
 - `byol_resnet50`: BYOL's step. ResNet-50 (torchvision v1.5, no classifier) online and
   target; projector 2048 -> 4096 -> 256 and predictor 256 -> 4096 -> 256, each
   Linear-BatchNorm1d-ReLU-Linear; two views of `--img-size`, each through the online and
@@ -32,7 +35,8 @@ convolutions (see `--tf32`); cudnn.benchmark off unless `--cudnn-benchmark`.
 Each step is timed between two `torch.cuda.synchronize()` calls; the result is the median
 over `--steps` steps after `--warmup` untimed ones, in images (batch samples) per second.
 Peak memory is `torch.cuda.max_memory_allocated()` since the start (weights, optimizer
-state, activations). The last line is machine-readable, as the Rust binary's:
+state, activations) on a GPU, and the process's peak resident set (`ru_maxrss`) on the CPU,
+which the Rust side reads as `VmHWM`. The last line is machine-readable, as the Rust binary's:
 `RESULT model=... dtype=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`.
 `--time-limit S` ends the run early once the steps have taken S seconds (at least one timed
 step), as on the Rust side.
@@ -185,6 +189,9 @@ class DinoStep:
         if a.tiny:
             vit = dict(embed_dim=32, depth=2, num_heads=2)
             hidden, bottleneck = 64, 16
+        elif a.model == "dino_default":
+            vit = dict(embed_dim=192, depth=6, num_heads=3)
+            hidden, bottleneck = 2048, 256
         else:
             vit = dict(embed_dim=384, depth=12, num_heads=6)
             hidden, bottleneck = 2048, 256
@@ -348,21 +355,33 @@ class ByolStep:
 
 # --- driver ----------------------------------------------------------------------------
 
+def peak_rss_mb():
+    """The process's peak resident set in MiB (Linux reports ru_maxrss in KiB), or None."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=["dino_vit_s16", "byol_resnet50"], default="dino_vit_s16")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--model", choices=["dino_vit_s16", "dino_default", "byol_resnet50"],
+                    default="dino_vit_s16")
+    ap.add_argument("--batch", type=int, default=None, help="default 64; dino_default: 128")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--time-limit", type=float, default=0.0,
                     help="stop early once the steps have taken S seconds, keeping the timed "
                          "steps so far (at least one; 0 = no limit)")
     ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
-    ap.add_argument("--img-size", type=int, default=224)
-    ap.add_argument("--local-size", type=int, default=96)
-    ap.add_argument("--local-crops", type=int, default=10)
-    ap.add_argument("--patch-size", type=int, default=None, help="default 16; --tiny: 8")
-    ap.add_argument("--out-dim", type=int, default=None, help="default 65536; --tiny: 128")
+    ap.add_argument("--img-size", type=int, default=None, help="default 224; dino_default: 28")
+    ap.add_argument("--local-size", type=int, default=None, help="default 96; dino_default: 14")
+    ap.add_argument("--local-crops", type=int, default=None,
+                    help="default 10; dino_default: 4")
+    ap.add_argument("--patch-size", type=int, default=None,
+                    help="default 16; dino_default: 7, --tiny: 8")
+    ap.add_argument("--out-dim", type=int, default=None,
+                    help="default 65536; dino_default: 2048, --tiny: 128")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     ap.add_argument("--tf32", choices=["default", "on", "off"], default="default",
@@ -372,10 +391,15 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    small = a.model == "dino_default"
+    for name, paper, default in [("batch", 64, 128), ("img_size", 224, 28),
+                                 ("local_size", 96, 14), ("local_crops", 10, 4)]:
+        if getattr(a, name) is None:
+            setattr(a, name, default if small else paper)
     if a.patch_size is None:
-        a.patch_size = 8 if a.tiny else 16
+        a.patch_size = 8 if a.tiny else 7 if small else 16
     if a.out_dim is None:
-        a.out_dim = 128 if a.tiny else 65536
+        a.out_dim = 128 if a.tiny else 2048 if small else 65536
     if a.device is None:
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(a.device)
@@ -394,7 +418,7 @@ def main():
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     t = time.perf_counter()
-    bench = DinoStep(a, dev) if a.model == "dino_vit_s16" else ByolStep(a, dev)
+    bench = ByolStep(a, dev) if a.model == "byol_resnet50" else DinoStep(a, dev)
     sync()
     name = torch.cuda.get_device_name(dev) if cuda else "cpu"
     print(f"bench_steps.py: {a.model} on {a.device} ({name}), {a.dtype}, batch {a.batch}, "
@@ -434,10 +458,14 @@ def main():
             over = True
     med = statistics.median(times)
     ips = a.batch / med
-    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20
+        measure = "peak allocated (torch.cuda.max_memory_allocated)"
+    else:
+        peak = peak_rss_mb()
+        measure = "peak resident set (ru_maxrss)"
     print(f"median step {med * 1e3:.1f} ms over {len(times)} steps -> {ips:.2f} img/s"
-          + (f"; peak allocated {peak:.0f} MiB (torch.cuda.max_memory_allocated)"
-             if cuda else ""))
+          + ("" if peak is None else f"; {measure} {peak:.0f} MiB"))
     peak_mb = "na" if peak is None else f"{peak:.0f}"
     print(f"RESULT model={a.model} dtype={a.dtype} batch={a.batch} img_per_s={ips:.3f} "
           f"step_ms={med * 1e3:.2f} steps={len(times)} peak_mb={peak_mb}")

@@ -216,6 +216,56 @@ fn unknown_device_lists_the_choices() {
     }
 }
 
+/// `--precision`: a bad value is a usage error, and bf16 (a CPU GEMM setting) is refused off
+/// the CPU backend, before any work.
+#[test]
+fn precision_flag_is_checked() {
+    for example in ["dino_vit_s", "byol_resnet50"] {
+        let d = temp_dir(&format!("precision-{example}"));
+        for (args, want) in [
+            (
+                &["--precision", "fp8"][..],
+                "error: --precision: expected f32 or bf16, got \"fp8\"",
+            ),
+            (
+                &["--precision", "bf16", "--device", "cuda-sim"][..],
+                "error: --precision bf16 is implemented by the CPU backend only, not --device \
+                 cuda-sim",
+            ),
+        ] {
+            let out = run_in(&d, example, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{example}: {stderr}");
+            assert!(
+                stderr.contains(want),
+                "{example}: {stderr:?} lacks {want:?}"
+            );
+        }
+        let written: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert!(written.is_empty(), "{example} wrote {written:?}");
+    }
+}
+
+/// A bf16 run trains, says so, and records it: resuming it as an f32 run is a changed
+/// setting.
+#[test]
+fn bf16_precision_is_part_of_the_run() {
+    let d = temp_dir("bf16-run");
+    let out = run(&args_ref(&tiny(
+        &d,
+        &["--epochs", "1", "--precision", "bf16"],
+    )));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("precision bf16"), "{stdout}");
+    let out = run(&args_ref(&tiny(&d, &["--epochs", "1", "--resume"])));
+    assert_fails(&out, "precision");
+}
+
 #[test]
 fn resume_from_another_architecture() {
     let d = temp_dir("arch");

@@ -1,7 +1,7 @@
 //! The memory model and the sync rule, measured on whole training steps (issue: backend
 //! contract). After two warm-up steps, one step of the default `dino_vit_s` recipe (ViT-S/7
 //! at 28 px, batch 32, 2 global + 4 local crops, out_dim 4096) and one step of the default
-//! `byol_resnet50` recipe (ResNet-50, 28 px, batch 16) must
+//! `byol_resnet50` `--preset resnet50` recipe (ResNet-50, 28 px, batch 16) must
 //!
 //! - take almost no memory from the system: fresh allocations ≤ 1% of the storages the step
 //!   makes (every storage before the buffer cache was a fresh allocation);
@@ -88,7 +88,7 @@ fn default_training_steps_allocate_nothing_new_and_read_only_the_loss() {
     check("DINO", s, 2);
     drop(dino);
 
-    // BYOL, the default byol_resnet50 recipe.
+    // BYOL, byol_resnet50's `--preset resnet50` recipe.
     let rcfg = ResNetConfig {
         in_channels: 1,
         ..ResNetConfig::resnet50(0)

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use tessera::run::args::{Flag, Parsed};
 use tessera::run::ckpt::RunConfig;
 use tessera::run::device::DEVICE_FLAG;
+use tessera::run::precision::{Precision, PRECISION_FLAG};
 use tessera::run::session::{self, RunOptions};
 use tessera::run::{data, Device, Result, RunError};
 
@@ -52,6 +53,7 @@ pub const FLAGS: &[Flag] = &[
     Flag::value("eval-test", "N", "Test-split images for the k-NN evaluation (class-balanced; 0 = all)").default_note("0; tiny: 50"),
     Flag::value("knn-every", "N", "Also run the k-NN evaluation after every N-th epoch (0: only after the last)").default_note("0; tiny: 1"),
     DEVICE_FLAG,
+    PRECISION_FLAG,
     Flag::value("seed", "N", "Random seed").default("0"),
     Flag::value("output-dir", "DIR", "Where metrics, the plot and the checkpoint go").default("runs/dino_vit_s"),
     session::RESUME_FLAG,
@@ -104,6 +106,7 @@ pub struct Config {
     pub eval_test: usize,
     pub knn_every: usize,
     pub device: Device,
+    pub precision: Precision,
     pub seed: u64,
     pub output_dir: PathBuf,
     pub run: RunOptions,
@@ -148,6 +151,7 @@ impl Config {
             eval_test: 0,
             knn_every: 0,
             device: Device::Cpu,
+            precision: Precision::F32,
             seed: 0,
             output_dir: PathBuf::from("runs/dino_vit_s"),
             run: RunOptions::default(),
@@ -277,6 +281,7 @@ impl Config {
             eval_test: p.get_or("eval-test", c.eval_test)?,
             knn_every: p.get_or("knn-every", c.knn_every)?,
             device: Device::from_args(p)?,
+            precision: Precision::from_args(p, Device::from_args(p)?)?,
             seed: p.get_or("seed", c.seed)?,
             output_dir: p.path("output-dir").unwrap_or(c.output_dir),
             run: RunOptions::from_args(p)?,
@@ -323,7 +328,7 @@ impl Config {
     pub fn trajectory(&self, img_size: usize, local_size: usize, total_steps: usize) -> RunConfig {
         let data = std::fs::canonicalize(&self.data).unwrap_or_else(|_| self.data.clone());
         let (warmup_steps, freeze_steps) = self.step_lengths(total_steps);
-        RunConfig::new()
+        let config = RunConfig::new()
             .with("data", data.display())
             .with(
                 "resize",
@@ -376,6 +381,12 @@ impl Config {
             .with("depth", self.depth)
             .with("heads", self.heads)
             .with("head-hidden", self.head_hidden)
-            .with("head-bottleneck", self.head_bottleneck)
+            .with("head-bottleneck", self.head_bottleneck);
+        // Recorded only when not the default, so that checkpoints of f32 runs made before
+        // the flag existed still resume.
+        match self.precision {
+            Precision::F32 => config,
+            p => config.with("precision", p.name()),
+        }
     }
 }

@@ -45,6 +45,7 @@ fn main() {
             Outcome::Run(p) => p,
         };
         let cfg = Config::from_args(&parsed)?;
+        cfg.precision.apply();
         // Fails here, before any work, for a device this build has no backend for.
         cfg.device.run(cfg)
     })
@@ -202,8 +203,9 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
     })
     .map_err(ctx("augmentations"))?;
     println!(
-        "model: {arch}; {niter} steps/epoch of {} images",
-        cfg.batch_size
+        "model: {arch}; {niter} steps/epoch of {} images; precision {}",
+        cfg.batch_size,
+        cfg.precision.name()
     );
 
     // Output, then a fresh start or the resume.

@@ -295,7 +295,7 @@ const EXAMPLES: [(&str, &str); 6] = [
     ),
     (
         "byol_resnet50",
-        include_str!("../../examples/byol_resnet50.rs"),
+        include_str!("../../examples/byol_resnet50/config.rs"),
     ),
     ("knn_eval", include_str!("../../examples/knn_eval.rs")),
     (

@@ -38,6 +38,7 @@ pub mod model;
 pub mod options;
 pub mod plot;
 mod polled_eval;
+pub mod precision;
 pub mod progress;
 pub mod session;
 pub mod signal;

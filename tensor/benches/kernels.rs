@@ -6,8 +6,10 @@
 //! cargo bench -p tessera-tensor --bench kernels -- gemm      # one group
 //! ```
 //!
-//! GEMM runs single-threaded: this binary sets `MATMUL_NUM_THREADS=1` before the first GEMM
-//! unless the variable is already set (set it yourself to measure the threaded GEMM).
+//! GEMM runs single-threaded: this binary sets `MATMUL_NUM_THREADS=1` (matrixmultiply's
+//! threads) and `TESSERA_NUM_THREADS` to the same value (the threads of `Tensor::matmul`'s
+//! f32 GEMM, `tessera_tensor::cpu::gemm`) before the first GEMM unless they are already set
+//! (set them yourself to measure the threaded GEMMs).
 //! Throughput is reported as elements/s where one element is one floating-point operation
 //! (`2·m·k·n` per GEMM), so criterion's `Gelem/s` reads as GFLOP/s; softmax and layer_norm
 //! report bytes/s counting one f32 read and one f32 write per element. Results and the machine
@@ -21,11 +23,23 @@
 //! ```text
 //! TESSERA_GEMM_AB=30 cargo bench -p tessera-tensor --bench kernels
 //! ```
+//!
+//! The GEMMs of the default training step (a DINO ViT of width 192) compare the three f32
+//! GEMM implementations, `matrixmultiply` and Tessera's packed AVX-512 kernels in f32 and
+//! bf16 precision (`tessera_tensor::cpu::gemm`), called directly on the same operands, in
+//! the group `gemm_impls` or interleaved (one round = each implementation once per shape)
+//! with `TESSERA_GEMM_IMPLS=<rounds>`. For a threaded comparison set both thread counts:
+//!
+//! ```text
+//! MATMUL_NUM_THREADS=2 TESSERA_NUM_THREADS=2 TESSERA_GEMM_IMPLS=20 \
+//!     cargo bench -p tessera-tensor --bench kernels
+//! ```
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use tessera_tensor::cpu::gemm::{sgemm_with, GemmImpl};
 use tessera_tensor::{ConvOptions, Cpu, DType, Tensor};
 
 /// Deterministic values in [-1, 1) (a 64-bit LCG): benchmark inputs need no better randomness.
@@ -83,7 +97,10 @@ fn direct_sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], out: &mut [f
 /// The interleaved A/B comparison of the two GEMM paths (see the module docs).
 fn gemm_ab(rounds: usize) {
     use std::time::Instant;
-    println!("gemm A/B, interleaved, {rounds} rounds, MATMUL_NUM_THREADS=1: GFLOP/s best (median)");
+    println!(
+        "gemm A/B, interleaved, {rounds} rounds, MATMUL_NUM_THREADS={}: GFLOP/s best (median)",
+        std::env::var("MATMUL_NUM_THREADS").unwrap_or_default()
+    );
     for &(m, k, n) in &GEMM_SHAPES {
         let flop = (2 * m * k * n) as f64;
         let (at, bt) = (tensor(&[m, k], 1), tensor(&[k, n], 2));
@@ -116,6 +133,125 @@ fn gemm_ab(rounds: usize) {
             dm / tm,
         );
     }
+}
+
+/// The default training step's GEMMs, `(m, k, n, A transposed, B transposed)`: tokens
+/// `4352 = 64·68` (qkv, 192 → 576) and `6912` (MLP, 192 ↔ 768), the DINO head (768 → 2048
+/// with hidden 2048), and the backward products with a transposed view: `dW = Xᵀ dY` and
+/// `dX = dY Wᵀ`.
+const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 7] = [
+    (4352, 192, 576, false, false),
+    (6912, 192, 768, false, false),
+    (6912, 768, 192, false, false),
+    (768, 2048, 2048, false, false),
+    (768, 192, 2048, false, false),
+    (192, 6912, 768, true, false),
+    (6912, 768, 192, false, true),
+];
+
+const IMPLS: [(&str, GemmImpl); 3] = [
+    ("matrixmultiply", GemmImpl::MatrixMultiply),
+    ("packed_f32", GemmImpl::F32),
+    ("packed_bf16", GemmImpl::Bf16),
+];
+
+/// `C = A B` through `imp`; `a` holds `A` (or `Aᵀ` row-major when `ta`), `b` likewise.
+#[allow(clippy::too_many_arguments)]
+fn impl_sgemm(
+    imp: GemmImpl,
+    (m, k, n, ta, tb): (usize, usize, usize, bool, bool),
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+) {
+    assert!(a.len() == m * k && b.len() == k * n && out.len() == m * n);
+    let (rsa, csa) = if ta { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if tb { (1, k) } else { (n, 1) };
+    // SAFETY: `a` is m×k and `b` k×n with the strides above (row-major, or row-major
+    // transposes), `out` is m×n row-major (lengths checked above).
+    unsafe {
+        sgemm_with(
+            imp,
+            true,
+            m,
+            k,
+            n,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+fn shape_label(&(m, k, n, ta, tb): &(usize, usize, usize, bool, bool)) -> String {
+    format!(
+        "{m}x{k}x{n}{}{}",
+        if ta { "_At" } else { "" },
+        if tb { "_Bt" } else { "" }
+    )
+}
+
+/// The interleaved comparison of [`IMPLS`] on [`TRAIN_SHAPES`] (see the module docs).
+fn gemm_impls_ab(rounds: usize) {
+    use std::time::Instant;
+    println!(
+        "gemm implementations, interleaved, {rounds} rounds, MATMUL_NUM_THREADS={}, \
+         TESSERA_NUM_THREADS={}: GFLOP/s best (median)",
+        std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
+        tessera_tensor::cpu::parallel::num_threads(),
+    );
+    for shape in &TRAIN_SHAPES {
+        let (m, k, n, _, _) = *shape;
+        let flop = (2 * m * k * n) as f64;
+        let (a, b) = (data(m * k, 1), data(k * n, 2));
+        let mut out = vec![0.0f32; m * n];
+        let mut times = vec![Vec::new(); IMPLS.len()];
+        for _ in 0..rounds + 1 {
+            for (t, &(_, imp)) in times.iter_mut().zip(&IMPLS) {
+                let start = Instant::now();
+                impl_sgemm(imp, *shape, black_box(&a), black_box(&b), &mut out);
+                black_box(&mut out);
+                t.push(start.elapsed().as_secs_f64());
+            }
+        }
+        let mut line = shape_label(shape);
+        for (t, (name, _)) in times.iter_mut().zip(&IMPLS) {
+            t.remove(0); // warm-up
+            t.sort_by(f64::total_cmp);
+            let (best, median) = (t[0], t[t.len() / 2]);
+            line += &format!(
+                ", {name} {:.1} ({:.1})",
+                flop / best / 1e9,
+                flop / median / 1e9
+            );
+        }
+        println!("{line}");
+    }
+}
+
+fn gemm_impls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm_impls");
+    for shape in &TRAIN_SHAPES {
+        let (m, k, n, _, _) = *shape;
+        g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        let (a, b) = (data(m * k, 1), data(k * n, 2));
+        let mut out = vec![0.0f32; m * n];
+        for (name, imp) in IMPLS {
+            g.bench_function(BenchmarkId::new(name, shape_label(shape)), |bench| {
+                bench.iter(|| {
+                    impl_sgemm(imp, *shape, black_box(&a), black_box(&b), &mut out);
+                    black_box(&mut out);
+                })
+            });
+        }
+    }
+    g.finish();
 }
 
 fn gemm(c: &mut Criterion) {
@@ -212,9 +348,15 @@ fn main() {
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
+    // Tessera's own GEMM reads TESSERA_NUM_THREADS once, at its first threaded op.
+    if std::env::var_os("TESSERA_NUM_THREADS").is_none() {
+        let n = std::env::var("MATMUL_NUM_THREADS").unwrap_or_default();
+        std::env::set_var("TESSERA_NUM_THREADS", n);
+    }
     eprintln!(
-        "kernels: MATMUL_NUM_THREADS={}",
-        std::env::var("MATMUL_NUM_THREADS").unwrap_or_default()
+        "kernels: MATMUL_NUM_THREADS={}, TESSERA_NUM_THREADS={}",
+        std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
+        std::env::var("TESSERA_NUM_THREADS").unwrap_or_default()
     );
     if let Some(rounds) = std::env::var("TESSERA_GEMM_AB")
         .ok()
@@ -224,12 +366,21 @@ fn main() {
         gemm_ab(rounds);
         return;
     }
+    if let Some(rounds) = std::env::var("TESSERA_GEMM_IMPLS")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+        .filter(|&r| r > 0)
+    {
+        gemm_impls_ab(rounds);
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     gemm(&mut c);
+    gemm_impls(&mut c);
     conv(&mut c);
     softmax(&mut c);
     layer_norm(&mut c);

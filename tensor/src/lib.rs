@@ -6,9 +6,10 @@
 //! `std::error::Error`.
 //!
 //! ## Threads
-//! With `std`, GEMM uses `matrixmultiply`'s threads (`MATMUL_NUM_THREADS`), and large
-//! elementwise ops, gathers, reductions, softmax and layer norm (over ~64K elements) split
-//! their output into contiguous chunks computed on scoped threads. The thread count is
+//! With `std`, f32 GEMM ([`cpu::gemm`]) splits blocks of C over the threads, f64 GEMM uses
+//! `matrixmultiply`'s threads (`MATMUL_NUM_THREADS`), and large elementwise ops, gathers,
+//! reductions, softmax and layer norm (over ~64K elements) split their output into
+//! contiguous chunks computed on scoped threads. The thread count is
 //! `std::thread::available_parallelism()`, overridden by the environment variable
 //! `TESSERA_NUM_THREADS` (read once; `1` disables it). Results are bit-identical for every
 //! thread count: each output element is computed by the same operations on any thread. See
@@ -23,6 +24,7 @@
 //! | [`Tensor::reshape`], [`Tensor::permute`], [`Tensor::narrow`], [`Tensor::broadcast_to`] | the same names (`expand` for the last) |
 //! | [`Tensor::binary_`], [`Tensor::assign_`], [`Tensor::adamw_update_`] | `x.add_(y)`, `x.copy_(y)`, `AdamW(fused=True)` |
 //! | [`Backend::synchronize`], [`Backend::empty_cache`] | `torch.cuda.synchronize()`, `torch.cuda.empty_cache()` |
+//! | [`set_float32_matmul_precision`]\([`MatmulPrecision::Highest`] \| [`MatmulPrecision::Bf16`]) | `torch.set_float32_matmul_precision("highest" \| "medium")` (CPU f32 matmul; bf16 products via AVX512_BF16 where available, see [`cpu::gemm`]) |
 //! | [`cpu::pool::stats`] | `torch.cuda.memory_stats()` (here for the CPU's buffer cache) |
 //! | [`Rng`] | `torch.Generator` (a different algorithm: see its docs) |
 //! | `Result<Tensor>` | exceptions: shape and dtype errors are values here |
@@ -85,6 +87,7 @@ pub use backend::{
     ResizeParams, SgdStep, UnaryOp,
 };
 pub use buffer::{HostBuffer, HostElement};
+pub use cpu::gemm::{float32_matmul_precision, set_float32_matmul_precision, MatmulPrecision};
 pub use cpu::{Cpu, CpuStorage};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};

@@ -230,6 +230,7 @@ fn resnet_for<B: Backend>(dev: &B, size: StepSize) -> tessera_nn::Result<ResNet<
             in_channels: 3,
             small_stem: true,
             zero_init_residual: false,
+            base_channels: 64,
         },
         StepSize::Paper { .. } => ResNetConfig::resnet50(0),
     };

@@ -65,6 +65,10 @@ pub struct ResNetConfig {
     pub small_stem: bool,
     /// Start the last BN of every block at weight 0 (the block is then the identity).
     pub zero_init_residual: bool,
+    /// Channels of `conv1` and the `planes` of `layer1` (64 in torchvision); stage `i` has
+    /// `base_channels · 2^i` planes. Smaller values make the narrow ResNets of small-image
+    /// recipes (e.g. 16 for a 0.7M-parameter ResNet-18 layout).
+    pub base_channels: usize,
 }
 
 impl ResNetConfig {
@@ -77,6 +81,7 @@ impl ResNetConfig {
             in_channels: 3,
             small_stem: false,
             zero_init_residual: false,
+            base_channels: 64,
         }
     }
 
@@ -89,9 +94,10 @@ impl ResNetConfig {
         }
     }
 
-    /// Width of the pooled features (`fc.in_features`): 512 · expansion.
+    /// Width of the pooled features (`fc.in_features`): `8 · base_channels · expansion`
+    /// (512 · expansion at torchvision's width).
     pub fn feature_dim(&self) -> usize {
-        512 * self.block.expansion()
+        8 * self.base_channels * self.block.expansion()
     }
 }
 
@@ -290,10 +296,11 @@ impl<B: Backend> ResNet<B> {
         mut rng: Option<&mut Rng>,
         backend: &B,
     ) -> Result<Self> {
-        if config.in_channels == 0 || config.layers.contains(&0) {
+        if config.in_channels == 0 || config.layers.contains(&0) || config.base_channels == 0 {
             return Err(arg_err!(
                 "ResNet",
-                "needs in_channels > 0 and at least one block per stage, got {config:?}"
+                "needs in_channels > 0, base_channels > 0 and at least one block per stage, \
+                 got {config:?}"
             )
             .into());
         }
@@ -301,20 +308,21 @@ impl<B: Backend> ResNet<B> {
             true => (3, ConvOptions::new(1, 1)),
             false => (7, ConvOptions::new(2, 3)),
         };
+        let base = config.base_channels;
         let conv1 = conv(
-            [64, config.in_channels, k, k],
+            [base, config.in_channels, k, k],
             opts,
             dtype,
             rng.as_deref_mut(),
             backend,
         )?;
-        let bn1 = BatchNorm::new_2d(64, dtype, backend)?;
+        let bn1 = BatchNorm::new_2d(base, dtype, backend)?;
         let maxpool = (!config.small_stem).then(|| MaxPool2d::new(3, 2, 1));
         let kind = config.block;
-        let mut inplanes = 64;
+        let mut inplanes = base;
         let mut layers: [Vec<Block<B>>; 4] = Default::default();
         for (stage, blocks) in layers.iter_mut().enumerate() {
-            let planes = 64 << stage;
+            let planes = base << stage;
             for i in 0..config.layers[stage] {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
                 blocks.push(Block::build(
@@ -498,5 +506,32 @@ mod tests {
         assert_eq!(m.forward(&x).unwrap().value().shape(), [2, 512]);
         let bad = Var::constant(Tensor::ones(&[2, 3, 8, 8], DType::F32, &Cpu).unwrap());
         assert!(m.forward(&bad).is_err());
+    }
+
+    /// The narrow ResNet-18 layout of small-image recipes: every stage scales with
+    /// `base_channels`. 699,888 is torchvision's counting rule (conv weights, BN weight and
+    /// bias, downsample where the shape changes) at width 16, one input channel and the 3×3
+    /// stem, no `fc`; the same rule gives torchvision's 11,689,512 at width 64 with `fc`.
+    #[test]
+    fn base_channels_scale_every_stage() {
+        let cfg = ResNetConfig {
+            in_channels: 1,
+            small_stem: true,
+            base_channels: 16,
+            ..ResNetConfig::resnet18(0)
+        };
+        let mut m = ResNet::<Cpu>::new(cfg, DType::F32, &mut Rng::new(0), &Cpu).unwrap();
+        assert_eq!(m.num_params(), 699_888);
+        let sd = m.state_dict();
+        assert_eq!(sd["conv1.weight"].shape(), [16, 1, 3, 3]);
+        assert_eq!(sd["layer4.0.downsample.0.weight"].shape(), [128, 64, 1, 1]);
+        assert_eq!(cfg.feature_dim(), 128);
+        let x = Var::constant(Tensor::ones(&[2, 1, 16, 16], DType::F32, &Cpu).unwrap());
+        assert_eq!(m.forward(&x).unwrap().value().shape(), [2, 128]);
+        let zero = ResNetConfig {
+            base_channels: 0,
+            ..cfg
+        };
+        assert!(ResNet::<Cpu>::new(zero, DType::F32, &mut Rng::new(0), &Cpu).is_err());
     }
 }

@@ -176,6 +176,11 @@ pub struct ByolAugConfig {
     pub blur_sigma: (f64, f64),
     /// ImageNet statistics by default; `None` keeps `[0, 1]` values.
     pub normalize: Option<Normalize>,
+    /// BYOL's blur (view 1 always, view 2 with p = 0.1) and solarization (view 2, p = 0.2);
+    /// `false` leaves crop, flip, colour jitter and grayscale, which suits tiny images (a
+    /// blur of σ ≤ 2·size/224 px barely changes a 28-px image, and solarizing a garment
+    /// inverts it whole).
+    pub blur_and_solarize: bool,
 }
 
 impl Default for ByolAugConfig {
@@ -185,6 +190,7 @@ impl Default for ByolAugConfig {
             scale: (0.08, 1.0),
             blur_sigma: (0.1, 2.0),
             normalize: Some(Normalize::imagenet()),
+            blur_and_solarize: true,
         }
     }
 }
@@ -212,9 +218,10 @@ pub struct ByolAugmentation {
 impl ByolAugmentation {
     pub fn new(cfg: &ByolAugConfig) -> Result<Self> {
         let (sz, sc, s, n) = (cfg.size, cfg.scale, cfg.blur_sigma, &cfg.normalize);
+        let on = if cfg.blur_and_solarize { 1.0 } else { 0.0 };
         Ok(ByolAugmentation {
-            view1: ViewAugment::standard(sz, sc, 1.0, s, 0.0, n.clone())?,
-            view2: ViewAugment::standard(sz, sc, 0.1, s, 0.2, n.clone())?,
+            view1: ViewAugment::standard(sz, sc, on, s, 0.0, n.clone())?,
+            view2: ViewAugment::standard(sz, sc, 0.1 * on, s, 0.2 * on, n.clone())?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! One BYOL iteration (Grill et al. 2020): online network regresses the target network's
 //! projection of the other view; the target is an EMA of the online network.
 
+use super::byol_optim::{ByolOptimizer, OnlineOptimizer};
 use super::common::{
     check_ema_rate, check_no_unexpected, check_run_lengths, counter_tensor, decay_groups,
     dtype_backend, init_frozen_copy, read_counter, scheduled, two_part_module, without_classifiers,
@@ -14,7 +15,7 @@ use alloc::vec::Vec;
 use tessera_autograd::Var;
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
-use tessera_nn::optim::{Lars, LarsConfig, Optimizer};
+use tessera_nn::optim::Optimizer;
 use tessera_nn::schedule::byol_lr_schedule;
 use tessera_nn::ModuleExt;
 use tessera_tensor::{arg_err, Backend, DType, Rng, Tensor};
@@ -34,10 +35,11 @@ pub struct ByolConfig {
     pub base_lr: f64,
     /// Images per batch, to scale the learning rate.
     pub batch_size: usize,
-    /// LARS weight decay (1.5e-6), not applied to biases and BatchNorm parameters.
+    /// Weight decay (1.5e-6), not applied to biases and BatchNorm parameters.
     pub weight_decay: f64,
-    /// LARS momentum (0.9) and trust coefficient (1e-3).
-    pub lars: LarsConfig,
+    /// The online network's optimizer: BYOL's LARS (momentum 0.9, trust coefficient 1e-3) by
+    /// default, or SGD.
+    pub optimizer: ByolOptimizer,
     /// Linear warm-up of the learning rate from 0 (10 epochs), then cosine decay to 0, as
     /// BYOL's `learning_schedule`: step `k` of `W` warm-up steps gets `k·peak/W`
     /// ([`tessera_nn::schedule::byol_lr_schedule`]).
@@ -57,7 +59,7 @@ impl ByolConfig {
             base_lr: 0.2,
             batch_size: 4096,
             weight_decay: 1.5e-6,
-            lars: LarsConfig::default(),
+            optimizer: ByolOptimizer::default(),
             warmup_epochs: 10,
             epochs,
         }
@@ -130,12 +132,12 @@ pub struct ByolStepStats {
     pub iteration: u64,
 }
 
-/// BYOL's online/target pair, LARS optimizer and schedules: see [`ByolTrainer::train_step`].
+/// BYOL's online/target pair, optimizer (LARS or SGD) and schedules: see [`ByolTrainer::train_step`].
 #[derive(Debug)]
 pub struct ByolTrainer<B: Backend, M> {
     online: ByolOnline<B, M>,
     target: ByolNet<B, M>,
-    optimizer: Lars<B>,
+    optimizer: OnlineOptimizer<B>,
     config: ByolConfig,
     lr_schedule: Vec<f64>,
     iteration: u64,
@@ -147,8 +149,9 @@ pub struct ByolTrainer<B: Backend, M> {
 impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
     /// Builds the online network (`online_backbone`, a projector and a predictor drawn from
     /// `rng`) and the target (`target_backbone` + a projector) as a frozen copy of the online
-    /// backbone and projector; LARS with two groups ([`split_decay_groups`](tessera_nn::optim::split_decay_groups): weights with
-    /// weight decay and trust-ratio adaptation, biases and BatchNorm parameters without);
+    /// backbone and projector; `cfg.optimizer` (LARS by default) with two groups
+    /// ([`split_decay_groups`](tessera_nn::optim::split_decay_groups): weights with weight
+    /// decay (and LARS's trust-ratio adaptation), biases and BatchNorm parameters without);
     /// learning rate warm-up then cosine to 0 over `epochs × niter_per_epoch` iterations.
     pub fn new(
         online_backbone: M,
@@ -187,7 +190,9 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         };
         init_frozen_copy(&online.net, &mut target)?;
         let lr = cfg.scaled_lr();
-        let optimizer = Lars::new(decay_groups(&online, lr, cfg.weight_decay), cfg.lars)?;
+        let optimizer = cfg
+            .optimizer
+            .build(decay_groups(&online, lr, cfg.weight_decay))?;
         // BYOL's own warm-up, `k·peak/W` (not DINO's `linspace`, which peaks a step early).
         let total = cfg.epochs.checked_mul(niter_per_epoch).ok_or_else(|| {
             arg_err!(
@@ -212,7 +217,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
     /// One BYOL iteration on two augmented views `[b, c, h, w]` of the same images: the
     /// scheduled learning rate; online projections and predictions of each view (one forward
     /// per view, so BatchNorm normalizes each view on its own as in BYOL); target projections
-    /// (no graph); [`byol_loss`]; backward; LARS step; target EMA with
+    /// (no graph); [`byol_loss`]; backward; optimizer step; target EMA with
     /// `τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2`; iteration counter + 1.
     pub fn train_step(
         &mut self,
@@ -268,7 +273,7 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         })
     }
 
-    /// Everything a resumed run needs: `online.*`, `target.*`, `optimizer.*` (LARS momentum
+    /// Everything a resumed run needs: `online.*`, `target.*`, `optimizer.*` (the momentum
     /// buffers) and `iteration` (a rank-0 F64 tensor).
     pub fn state_dict(&self) -> tessera_nn::Result<StateDict<B>> {
         let online = self.online.state_dict();

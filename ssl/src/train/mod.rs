@@ -15,9 +15,11 @@
 
 mod backbone;
 mod byol;
+mod byol_optim;
 mod common;
 mod dino;
 
 pub use backbone::Backbone;
 pub use byol::{ByolConfig, ByolNet, ByolOnline, ByolStepStats, ByolTrainer};
+pub use byol_optim::ByolOptimizer;
 pub use dino::{DinoConfig, DinoStepStats, DinoStudent, DinoTrainer, StepSchedule};

@@ -2,7 +2,8 @@
 //! op's front end in `ops/<op>/cpu.rs`, and this file only routes the [`Backend`] methods to
 //! them.
 
-mod checks;
+pub(crate) mod checks;
+pub mod gemm;
 pub mod parallel;
 pub mod pool;
 mod storage;
@@ -261,6 +262,39 @@ impl Backend for Cpu {
     fn col2im(&self, cols: &CpuStorage, l: &Layout, p: &Conv2dParams) -> Result<CpuStorage> {
         checks::col2im(cols, l, p)?;
         ops::conv::cpu::col2im(cols, l, p).map(CpuStorage::from)
+    }
+
+    // Convolutions as one GEMM over the batch (`ops/conv/rows.rs`); groups and half
+    // precision keep the im2col composite.
+    fn conv2d(&self, x: &Tensor<Cpu>, w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+        match ops::conv::rows::applies(x, p) {
+            true => ops::conv::rows::conv2d(x, w, p),
+            false => crate::backend::composite::conv2d(x, w, p),
+        }
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        grad: &Tensor<Cpu>,
+        w: &Tensor<Cpu>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Cpu>> {
+        match ops::conv::rows::applies(grad, p) {
+            true => ops::conv::rows::conv2d_backward_input(grad, w, p),
+            false => crate::backend::composite::conv2d_backward_input(grad, w, p),
+        }
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &Tensor<Cpu>,
+        grad: &Tensor<Cpu>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Cpu>> {
+        match ops::conv::rows::applies(x, p) {
+            true => ops::conv::rows::conv2d_backward_weight(x, grad, p),
+            false => crate::backend::composite::conv2d_backward_weight(x, grad, p),
+        }
     }
 
     fn max_pool2d(

@@ -146,14 +146,14 @@ pub(crate) fn map<T: Copy + Sync, U: Send>(
     if let Some(r) = layout.contiguous_range() {
         let src = &src[r];
         return parallel::collect(numel, 1, numel, |range, out| {
-            out.extend(src[range].iter().map(|&x| f(x)))
+            out.extend_map(&src[range], &f)
         });
     }
     let (n, s) = row_len(layout);
     parallel::collect(row_count(layout), n, numel, |rows, out| {
         rows2_range(layout, layout, rows, |o, _| {
             if s == 1 {
-                out.extend(src[o..o + n].iter().map(|&x| f(x)));
+                out.extend_map(&src[o..o + n], &f);
             } else {
                 out.extend((0..n).map(|i| f(src[o + i * s])));
             }
@@ -176,25 +176,20 @@ pub(crate) fn zip<T: Copy + Sync, S: Copy + Sync, U: Send>(
     if let (Some(ra), Some(rb)) = (al.contiguous_range(), bl.contiguous_range()) {
         let (a, b) = (&a[ra], &b[rb]);
         return parallel::collect(numel, 1, numel, |r, out| {
-            out.extend(a[r.clone()].iter().zip(&b[r]).map(|(&x, &y)| f(x, y)))
+            out.extend_zip(&a[r.clone()], &b[r], &f)
         });
     }
     let ((n, sa), (_, sb)) = (row_len(al), row_len(bl));
     parallel::collect(row_count(al), n, numel, |rows, out| {
         rows2_range(al, bl, rows, |oa, ob| match (sa, sb) {
-            (1, 1) => out.extend(
-                a[oa..oa + n]
-                    .iter()
-                    .zip(&b[ob..ob + n])
-                    .map(|(&x, &y)| f(x, y)),
-            ),
+            (1, 1) => out.extend_zip(&a[oa..oa + n], &b[ob..ob + n], &f),
             (1, 0) => {
                 let y = b[ob];
-                out.extend(a[oa..oa + n].iter().map(|&x| f(x, y)))
+                out.extend_map(&a[oa..oa + n], &|x| f(x, y))
             }
             (0, 1) => {
                 let x = a[oa];
-                out.extend(b[ob..ob + n].iter().map(|&y| f(x, y)))
+                out.extend_map(&b[ob..ob + n], &|y| f(x, y))
             }
             _ => out.extend((0..n).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
         })

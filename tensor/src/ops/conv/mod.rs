@@ -4,9 +4,11 @@
 //! patches become the columns of a `[c*kh*kw, oh*ow]` matrix per image, and the convolution is
 //! the weight matrix times it. The input gradient is the transposed product followed by
 //! col2im (the adjoint of im2col); the weight gradient is the output gradient times the
-//! columns, summed over the batch.
+//! columns, summed over the batch. The CPU backend overrides the three with one GEMM over the
+//! whole batch each, the patches as rows (`rows.rs`).
 
 pub(crate) mod cpu;
+pub(crate) mod rows;
 
 use crate::backend::Backend;
 pub use crate::backend::Conv2dParams;

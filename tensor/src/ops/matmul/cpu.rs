@@ -1,5 +1,7 @@
-//! CPU batched GEMM through `matrixmultiply`, which takes row and column strides, so
-//! transposed views multiply without a copy. f16/bf16 are upcast to f32.
+//! CPU batched GEMM: f32 through the crate's packed GEMM (`cpu::gemm`, in the precision set
+//! by `set_float32_matmul_precision`), f64 through `matrixmultiply`. Both take row and column
+//! strides, so transposed views multiply without a copy. f16/bf16 are upcast to f32 (and so
+//! follow the f32 precision setting).
 
 use crate::layout::Layout;
 use crate::shape::{contiguous_strides, numel};
@@ -47,8 +49,62 @@ fn merged_rows(al: &Layout, bl: &Layout) -> Option<(usize, usize)> {
     Some((numel(&shape[..r - 1]), strides[r - 2]))
 }
 
+/// `C = A B` through `cpu::gemm` with the implementation `imp`; `threaded = false` keeps it
+/// on the calling thread.
+///
+/// # Safety
+/// As [`crate::cpu::gemm::sgemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm(
+    imp: crate::cpu::gemm::GemmImpl,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    crate::cpu::gemm::sgemm_with(
+        imp, threaded, m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc,
+    );
+}
+
+/// `C = A B` through `matrixmultiply::dgemm` (which threads by itself for large products).
+///
+/// # Safety
+/// As `matrixmultiply::dgemm` with `beta = 0`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dgemm(
+    _: (),
+    _threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f64,
+    rsa: isize,
+    csa: isize,
+    b: *const f64,
+    rsb: isize,
+    csb: isize,
+    c: *mut f64,
+    rsc: isize,
+    csc: isize,
+) {
+    matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc);
+}
+
+/// The batched product through `$gemm(imp, threaded, m, k, n, a, rsa, csa, b, rsb, csb, c,
+/// rsc, csc)`.
 macro_rules! gemm_batched {
-    ($gemm:path, $t:ty, $a:expr, $al:expr, $b:expr, $bl:expr) => {{
+    ($gemm:path, $imp:expr, $t:ty, $a:expr, $al:expr, $b:expr, $bl:expr) => {{
+        let imp = $imp;
         let (a, al, b, bl): (&[$t], &Layout, &[$t], &Layout) = ($a, $al, $b, $bl);
         let r = al.rank();
         let (m, k, n) = (al.shape()[r - 2], al.shape()[r - 1], bl.shape()[r - 1]);
@@ -61,17 +117,17 @@ macro_rules! gemm_batched {
             // SAFETY: as below; the merged rows address exactly the elements of `a`'s view.
             unsafe {
                 $gemm(
+                    imp,
+                    true,
                     rows,
                     k,
                     n,
-                    1.0,
                     a.as_ptr().add(al.offset()),
                     rs as isize,
                     csa,
                     b.as_ptr().add(bl.offset()),
                     rsb,
                     csb,
-                    0.0,
                     out.as_mut_ptr(),
                     n as isize,
                     1,
@@ -84,9 +140,12 @@ macro_rules! gemm_batched {
             // thread count.
             let mut offsets = Vec::with_capacity(batches);
             for_each_batch(al, bl, |_, oa, ob| offsets.push((oa, ob)));
-            // Large entries keep GEMM's own threading (work 0: one chunk, this thread).
+            // Large entries keep GEMM's own threading (work 0: one chunk, this thread); small
+            // ones run GEMM single-threaded on whichever thread has their chunk (the crate's
+            // pool must not be entered again from its own workers).
             let per_entry = (m * n).saturating_mul(k);
-            let work = if per_entry >= 1 << 21 {
+            let threaded = per_entry >= 1 << 21;
+            let work = if threaded {
                 0
             } else {
                 batches.saturating_mul(per_entry)
@@ -98,17 +157,17 @@ macro_rules! gemm_batched {
                     // is an exclusively borrowed m×n row-major block.
                     unsafe {
                         $gemm(
+                            imp,
+                            threaded,
                             m,
                             k,
                             n,
-                            1.0,
                             a.as_ptr().add(oa),
                             rsa,
                             csa,
                             b.as_ptr().add(ob),
                             rsb,
                             csb,
-                            0.0,
                             c.as_mut_ptr(),
                             n as isize,
                             1,
@@ -121,18 +180,21 @@ macro_rules! gemm_batched {
     }};
 }
 
-/// `[batch.., m, k] x [batch.., k, n]` for f32 slices.
+/// `[batch.., m, k] x [batch.., k, n]` for f32 slices, in the current
+/// [`float32_matmul_precision`](crate::float32_matmul_precision) (read once per call).
 ///
 /// Crate-private and unchecked: GEMM reads through raw pointers, so the caller guarantees
 /// what `cpu::checks::matmul` checks (valid layouts fitting the slices, rank >= 2, equal
 /// batch dims, matching inner dims, matrix strides <= isize::MAX).
 pub(crate) fn matmul_f32(a: &[f32], al: &Layout, b: &[f32], bl: &Layout) -> Vec<f32> {
-    gemm_batched!(matrixmultiply::sgemm, f32, a, al, b, bl)
+    let precision = crate::cpu::gemm::float32_matmul_precision();
+    let imp = crate::cpu::gemm::GemmImpl::for_precision(precision);
+    gemm_batched!(sgemm, imp, f32, a, al, b, bl)
 }
 
 /// `[batch.., m, k] x [batch.., k, n]` for f64 slices; preconditions as [`matmul_f32`].
 pub(crate) fn matmul_f64(a: &[f64], al: &Layout, b: &[f64], bl: &Layout) -> Vec<f64> {
-    gemm_batched!(matrixmultiply::dgemm, f64, a, al, b, bl)
+    gemm_batched!(dgemm, (), f64, a, al, b, bl)
 }
 
 pub(crate) fn matmul(

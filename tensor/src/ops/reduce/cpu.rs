@@ -1,8 +1,10 @@
 //! CPU reduction kernel: the view is permuted so that reduced axes come last, then each run
 //! of `R` consecutive elements (R = product of reduced dims) reduces to one output. Sums
 //! accumulate in f64 for every float dtype, which keeps f32 results within one ulp of a
-//! correctly rounded sum for the sizes used here.
+//! correctly rounded sum for the sizes used here. Sums over consecutive axes of a
+//! contiguous view skip the permute-and-gather (see `sum_contiguous.rs`).
 
+use super::sum_contiguous::{sum_middle, sum_run};
 use crate::backend::ReduceOp;
 use crate::buffer::HostElement;
 use crate::cpu::{parallel, strided};
@@ -25,6 +27,32 @@ fn is_nan<T: PartialOrd>(x: T) -> bool {
     x.partial_cmp(&x).is_none()
 }
 
+/// A sum over consecutive axes of a contiguous view, read in place (see
+/// [`sum_contiguous`](super::sum_contiguous)); `None` for other cases.
+fn sum_without_gather<T: HostElement>(
+    v: &[T],
+    layout: &Layout,
+    axes: &[usize],
+    out: &(impl Fn(f64) -> T + Sync),
+) -> Option<Vec<T>> {
+    let range = layout.contiguous_range()?;
+    let (&first, &last) = (axes.first()?, axes.last()?);
+    // Consecutive and increasing (so `first..=last` are exactly the reduced axes).
+    if axes.windows(2).any(|w| w[1] != w[0] + 1) {
+        return None;
+    }
+    let shape = layout.shape();
+    let dims = (
+        shape[..first].iter().product::<usize>(),
+        shape[first..=last].iter().product::<usize>(),
+        shape[last + 1..].iter().product::<usize>(),
+    );
+    if dims.1 == 0 || layout.numel() == 0 {
+        return None; // the general path's empty cases
+    }
+    Some(sum_middle(&v[range], dims, out))
+}
+
 fn reduce_typed<T: HostElement>(
     op: ReduceOp,
     v: &[T],
@@ -32,6 +60,11 @@ fn reduce_typed<T: HostElement>(
     axes: &[usize],
     out: impl Fn(f64) -> T + Sync,
 ) -> HostBuffer {
+    if op == ReduceOp::Sum {
+        if let Some(res) = sum_without_gather(v, layout, axes, &out) {
+            return T::into_buffer(res);
+        }
+    }
     let (perm, r) = reduced_last(layout, axes);
     let data = strided::view(v, &perm);
     let n_out: usize = layout
@@ -53,7 +86,7 @@ fn reduce_typed<T: HostElement>(
             let res: Vec<T> = if r == 0 {
                 alloc::vec![out(0.0); n_out]
             } else {
-                each(&|c| out(c.iter().map(|x| x.to_f64()).sum()))
+                each(&|c| out(sum_run(c)))
             };
             T::into_buffer(res)
         }

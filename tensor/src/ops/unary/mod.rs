@@ -1,6 +1,7 @@
 //! Elementwise functions of one tensor (PyTorch: `torch.exp`, `torch.relu`, `x * 2 + 1`, ...).
 
 pub(crate) mod cpu;
+pub(crate) mod erf_f32;
 
 use crate::backend::{Backend, UnaryOp};
 use crate::{Result, Tensor};

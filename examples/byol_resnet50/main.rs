@@ -1,64 +1,34 @@
-//! BYOL with a ResNet-50 backbone on the embedded Fashion-MNIST subset (or `--data`), with the
-//! conventions of `dino_vit_s`: k-NN (k = 20, T = 0.07) before and after training and the
-//! raw-pixel floor, `metrics.jsonl`, `metrics.png`, a checkpoint every epoch and every
-//! `--save-every` steps, a bit-exact `--resume` that refuses changed flags unless
-//! `--allow-config-change`, and SIGINT/SIGTERM (checkpoint at the next safe point, exit 130
-//! or 143).
+//! BYOL on the embedded Fashion-MNIST subset (or `--data`), with the conventions of
+//! `dino_vit_s`: k-NN (k = 20, T = 0.07) of the target (EMA) backbone before and after
+//! training beside the raw-pixel floor, `metrics.jsonl`, `metrics.png`, a checkpoint every
+//! epoch and every `--save-every` steps, a bit-exact `--resume` that refuses changed flags
+//! unless `--allow-config-change`, and SIGINT/SIGTERM (checkpoint at the next safe point, exit
+//! 130 or 143).
+//!
+//! The default preset is a small ResNet that learns on a CPU (see `config.rs`);
+//! `--preset resnet50` is torchvision's ResNet-50 with BYOL's ImageNet recipe.
 //!
 //! ```sh
-//! cargo run --example byol_resnet50
+//! cargo run --release --example byol_resnet50
 //! cargo run --example byol_resnet50 -- --help
 //! ```
 
-use std::path::PathBuf;
+mod config;
+
+use config::{Config, ABOUT, FLAGS};
 use std::time::Instant;
 use tessera::autograd::Var;
 use tessera::nn::models::resnet::{ResNet, ResNetConfig};
 use tessera::nn::module::Module;
-use tessera::run::args::{self, Flag, Outcome, Parsed};
-use tessera::run::ckpt::RunConfig;
-use tessera::run::device::DEVICE_FLAG;
+use tessera::run::args::{self, Outcome};
 use tessera::run::metrics::EpochMetrics;
 use tessera::run::progress::{Phase, Progress};
-use tessera::run::session::{self, FreshStart, RunOptions, RunSpec};
-use tessera::run::{ctx, data, exit_on_error, mix, signal, Device, Program, Result, RunError};
-use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image};
+use tessera::run::session::{self, FreshStart, RunSpec};
+use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Program, Result, RunError};
+use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image, Normalize};
 use tessera::ssl::data::Dataset;
 use tessera::ssl::train::{Backbone, ByolConfig, ByolTrainer};
 use tessera::tensor::{Backend, DType, Rng, Tensor};
-
-const ABOUT: &str = "BYOL self-supervised training of a ResNet-50 on Fashion-MNIST (or --data), \
-with k-NN evaluation before and after training";
-
-const FLAGS: &[Flag] = &[
-    Flag::value("data", "DIR", "Dataset folder").default_note("the embedded data/fashion-mnist"),
-    Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
-    Flag::value(
-        "preset",
-        "NAME",
-        "default | tiny (ResNet-18, few images: for tests)",
-    )
-    .default("default"),
-    // Defaults that a preset changes are notes: "<default preset>; <preset>: <value>".
-    Flag::value("epochs", "N", "Training epochs").default("2"),
-    Flag::value("batch-size", "N", "Images per step").default_note("16; tiny: 8"),
-    Flag::value("lr", "LR", "Base LARS learning rate for a batch of 256").default("0.2"),
-    Flag::value(
-        "train-images",
-        "N",
-        "Class-balanced training subset (0 = all)",
-    )
-    .default_note("64; tiny: 40"),
-    Flag::value("eval-train", "N", "k-NN bank images (0 = all)").default_note("400; tiny: 100"),
-    Flag::value("eval-test", "N", "k-NN test images (0 = all)").default_note("200; tiny: 50"),
-    DEVICE_FLAG,
-    Flag::value("seed", "N", "Random seed").default("0"),
-    Flag::value("output-dir", "DIR", "Outputs").default("runs/byol_resnet50"),
-    session::RESUME_FLAG,
-    session::OVERWRITE_FLAG,
-    session::ALLOW_CONFIG_CHANGE_FLAG,
-    session::SAVE_EVERY_FLAG,
-];
 
 fn main() {
     exit_on_error(|| {
@@ -69,25 +39,33 @@ fn main() {
             }
             Outcome::Run(p) => p,
         };
+        let cfg = Config::from_args(&p)?;
+        cfg.precision.apply();
         // Fails here, before any work, for a device this build has no backend for.
-        Device::from_args(&p)?.run(Byol(p))
+        cfg.device.run(cfg)
     })
 }
 
 /// Pooled features of a copy of the backbone in evaluation mode (BatchNorm running stats)
-/// for images `range` of `ds`, on the model's backend `dev`.
+/// for images `range` of `ds` (standardised with `norm` as in training), on `dev`.
 fn features<B: Backend>(
     model: &ResNet<B>,
     ds: &Dataset,
     range: std::ops::Range<usize>,
+    norm: Option<&Normalize>,
     dev: &B,
 ) -> Result<Tensor<B>> {
     let mut m = model.clone();
     m.set_training(false);
-    let imgs: Vec<Image> = range
+    let mut imgs: Vec<Image> = range
         .map(|i| ds.image(i))
         .collect::<std::result::Result<_, _>>()
         .map_err(ctx("features"))?;
+    if let Some(n) = norm {
+        for im in &mut imgs {
+            n.apply(im).map_err(ctx("features"))?;
+        }
+    }
     let refs: Vec<&Image> = imgs.iter().collect();
     let x = stack_images(&refs, dev).map_err(ctx("features"))?;
     let f = Backbone::forward_features(&mut m, &Var::constant(x)).map_err(ctx("features"))?;
@@ -100,6 +78,7 @@ fn knn_top1<B: Backend>(
     model: &ResNet<B>,
     bank: &Dataset,
     test: &Dataset,
+    norm: Option<&Normalize>,
     dev: &B,
 ) -> Result<Option<f64>> {
     const BATCH: usize = 128;
@@ -108,7 +87,9 @@ fn knn_top1<B: Backend>(
         + session::knn_units(test.len());
     let mut phase = Phase::new("k-NN", units);
     let feats = |ds: &Dataset, phase: &mut Phase| {
-        session::features_polled(ds.len(), BATCH, phase, |r| features(model, ds, r, dev))
+        session::features_polled(ds.len(), BATCH, phase, |r| {
+            features(model, ds, r, norm, dev)
+        })
     };
     let Some(tr) = feats(bank, &mut phase)? else {
         return Ok(None);
@@ -127,131 +108,111 @@ fn knn_top1<B: Backend>(
     Ok(top1)
 }
 
-/// The training run for the parsed flags.
-struct Byol(Parsed);
-
-impl Program for Byol {
+impl Program for Config {
     fn run<B: Backend>(self, dev: B) -> Result<()> {
-        train(&self.0, &dev)
+        train(&self, &dev)
     }
 }
 
 /// The training run, with every model tensor on `dev`.
-fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
-    let tiny = match p.raw("preset").unwrap_or("default") {
-        "default" => false,
-        "tiny" => true,
-        other => {
-            return Err(RunError::usage(format!(
-                "--preset: expected default or tiny, got {other:?}"
-            )))
-        }
-    };
-    let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
-    let epochs: usize = p.get_or("epochs", 2)?;
-    let batch_size: usize = p.get_or("batch-size", if tiny { 8 } else { 16 })?;
-    let lr: f64 = p.get_or("lr", 0.2)?;
-    let n_train: usize = p.get_or("train-images", if tiny { 40 } else { 64 })?;
-    let n_bank: usize = p.get_or("eval-train", if tiny { 100 } else { 400 })?;
-    let n_test: usize = p.get_or("eval-test", if tiny { 50 } else { 200 })?;
-    let seed: u64 = p.get_or("seed", 0)?;
-    let out_dir: PathBuf = p
-        .get("output-dir")?
-        .unwrap_or_else(|| PathBuf::from("runs/byol_resnet50"));
-    if batch_size < 2 || epochs == 0 {
-        return Err(RunError::usage(
-            "--batch-size must be >= 2 and --epochs positive",
-        ));
-    }
-    let opts = RunOptions::from_args(p)?;
+fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
+    let (epochs, batch_size, seed) = (cfg.epochs, cfg.batch_size, cfg.seed);
     signal::install();
 
-    let (train_all, test_all) = data::load_splits(&data_dir, p.get("resize")?)?;
+    let (train_all, test_all) = data::load_splits(&cfg.data, cfg.resize)?;
     let [chans, h, w] = train_all.image_shape();
     if h != w {
         return Err(RunError::new(format!("the images are {h}x{w}, not square")));
     }
     let cap = |n: usize| if n == 0 { usize::MAX } else { n };
-    let train = data::balanced_prefix(&train_all, cap(n_train), mix(&[seed, 1]))?;
-    let bank = data::balanced_prefix(&train_all, cap(n_bank), mix(&[seed, 2]))?;
-    let test = data::balanced_prefix(&test_all, cap(n_test), mix(&[seed, 3]))?;
+    let train = data::balanced_prefix(&train_all, cap(cfg.train_images), mix(&[seed, 1]))?;
+    let bank = data::balanced_prefix(&train_all, cap(cfg.eval_train), mix(&[seed, 2]))?;
+    let test = data::balanced_prefix(&test_all, cap(cfg.eval_test), mix(&[seed, 3]))?;
     let niter = train.len() / batch_size;
     if niter == 0 {
         return Err(RunError::usage(
             "--batch-size is larger than the training set",
         ));
     }
+    // The small preset standardises its inputs with the training split's per-channel
+    // statistics (as dino_vit_s); the checkpoint records them for evaluation.
+    let norm = match cfg.standardize {
+        true => Some(
+            train_all
+                .channel_stats()
+                .and_then(|(m, s)| Normalize::new(m, s.iter().map(|s| s.max(1e-3)).collect()).ok())
+                .ok_or_else(|| RunError::new("the training split is empty"))?,
+        ),
+        false => None,
+    };
     let rcfg = ResNetConfig {
         in_channels: chans,
-        // torchvision's stride-4 stem even at 28 px: the small stem keeps 28x28 maps through
-        // stage 1 and is ~16x slower on a CPU.
-        small_stem: false,
-        ..if tiny {
-            ResNetConfig::resnet18(0)
-        } else {
-            ResNetConfig::resnet50(0)
-        }
+        ..cfg.resnet
     };
     let arch = format!(
-        "{}(in {chans}, small_stem {}, img {h})",
-        if tiny { "resnet18" } else { "resnet50" },
-        rcfg.small_stem
+        "resnet(layers {:?}, width {}, in {chans}, small_stem {}, img {h}) + projector/predictor \
+         {}-{}",
+        rcfg.layers, rcfg.base_channels, rcfg.small_stem, cfg.projector_hidden, cfg.projection_dim
     );
     let mut rng = Rng::new(seed);
     let online = ResNet::new(rcfg, DType::F32, &mut rng, dev).map_err(ctx("the model"))?;
     let target = online.clone();
     let bcfg = ByolConfig {
-        base_lr: lr,
+        base_lr: cfg.lr,
         batch_size,
-        base_tau: 0.99,
-        warmup_epochs: 0,
-        projector_hidden_dim: if tiny { 64 } else { 4096 },
-        projection_dim: if tiny { 16 } else { 256 },
+        base_tau: cfg.base_tau,
+        warmup_epochs: cfg.warmup_epochs,
+        weight_decay: cfg.weight_decay,
+        optimizer: cfg.optimizer,
+        projector_hidden_dim: cfg.projector_hidden,
+        projection_dim: cfg.projection_dim,
         ..ByolConfig::new(epochs)
     };
     let mut trainer =
         ByolTrainer::new(online, target, bcfg, niter, &mut rng).map_err(ctx("setting up BYOL"))?;
     let aug = ByolAugmentation::new(&ByolAugConfig {
-        normalize: None,
+        normalize: norm.clone(),
+        scale: cfg.crop_scale,
+        blur_and_solarize: cfg.blur_solarize,
         ..ByolAugConfig::with_size(h)
     })
     .map_err(ctx("augmentations"))?;
     println!(
         "data: {} ({} train / {} test); training {arch} on {} images, k-NN on {} / {}",
-        data_dir.display(),
+        cfg.data.display(),
         train_all.len(),
         test_all.len(),
         train.len(),
         bank.len(),
         test.len()
     );
+    println!(
+        "preset {}: {niter} steps/epoch of {batch_size} images, {} (peak lr {:.3}), \
+         weight decay {}, target EMA {} -> 1; precision {}",
+        cfg.preset,
+        cfg.optimizer_name(),
+        bcfg.scaled_lr(),
+        cfg.weight_decay,
+        cfg.base_tau,
+        cfg.precision.name()
+    );
 
-    // Every setting that determines the numbers, as effective values: what a checkpoint
-    // records and --resume compares (not recorded: where outputs go, how often).
-    let data_id = std::fs::canonicalize(&data_dir).unwrap_or_else(|_| data_dir.clone());
-    let resize: Option<usize> = p.get("resize")?;
-    let config = RunConfig::new()
-        .with("preset", if tiny { "tiny" } else { "default" })
-        .with("data", data_id.display())
-        .with("resize", resize.map_or("none".into(), |r| r.to_string()))
-        .with("epochs", epochs)
-        .with("batch-size", batch_size)
-        .with("lr", lr)
-        .with("train-images", n_train)
-        .with("eval-train", n_bank)
-        .with("eval-test", n_test)
-        .with("device", Device::from_args(p)?)
-        .with("seed", seed);
     let spec = RunSpec {
         arch,
-        config,
-        extra: Default::default(),
+        config: cfg.trajectory(),
+        extra: match &norm {
+            Some(n) => tessera::nn::checkpoint::Metadata::from([
+                (ckpt::NORMALIZE_MEAN_KEY.into(), ckpt::floats(&n.mean)),
+                (ckpt::NORMALIZE_STD_KEY.into(), ckpt::floats(&n.std)),
+            ]),
+            None => Default::default(),
+        },
         epochs,
         niter,
         plot: tessera::run::plot::MetricsLabels::byol(),
     };
     let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<Option<f64>> {
-        let top1 = knn_top1(t.target_backbone(), &bank, &test, dev)?;
+        let top1 = knn_top1(t.target_backbone(), &bank, &test, norm.as_ref(), dev)?;
         if let Some(top1) = top1 {
             println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
         }
@@ -259,14 +220,14 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
     };
     let mut run = session::start_or_resume(
         dev,
-        &out_dir,
-        &opts,
+        &cfg.output_dir,
+        &cfg.run,
         spec,
         &mut trainer,
         FreshStart {
             bank: &bank,
             test: &test,
-            normalize: None,
+            normalize: norm.as_ref(),
             knn_before: &knn_before,
         },
     )?;
@@ -310,7 +271,8 @@ fn train<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         bar.finish();
         let ips = (niter.saturating_sub(first_step) * batch_size) as f64
             / t_epoch.elapsed().as_secs_f64();
-        let Some(knn) = knn_top1(trainer.target_backbone(), &bank, &test, dev)? else {
+        let Some(knn) = knn_top1(trainer.target_backbone(), &bank, &test, norm.as_ref(), dev)?
+        else {
             return Err(run.stop(&trainer));
         };
         let m = EpochMetrics {

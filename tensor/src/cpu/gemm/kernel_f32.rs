@@ -1,0 +1,278 @@
+//! The AVX-512F f32 microkernel: one `MR x NR` (14 x 32) tile of C from an `MR`-row panel of
+//! packed A and an `NR`-column panel of packed B.
+//!
+//! The tile lives in 28 zmm accumulators (`zmm0..zmm27`, two 16-lane vectors per row). Each
+//! `k` step loads B's 32 values into `zmm28`/`zmm29`, broadcasts each of A's 14 values
+//! (alternating `zmm30`/`zmm31`) and issues 28 independent FMAs (`vfmadd231ps`), which
+//! covers the FMA latency many times over. Every C element is one lane of one accumulator,
+//! summed in `k` order with one rounding per FMA, so its value does not depend on the tile it
+//! falls in.
+//!
+//! Written with `asm!` rather than `core::arch` intrinsics: the AVX-512 intrinsics and
+//! `#[target_feature(enable = "avx512f")]` are stable only since Rust 1.89, and the crate
+//! supports 1.85. The callers check the CPU features at run time (`super::cpu_level`).
+
+use super::{MR, NR};
+use core::arch::asm;
+use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+use core::mem::MaybeUninit;
+
+/// Where a tile goes: `rows x cols` (at most `MR x NR`) elements of C at `ptr` with strides
+/// `rs`, `cs`; `accumulate` adds the tile to C (the second and later `k` blocks) instead of
+/// overwriting it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Out {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub accumulate: bool,
+}
+
+/// A whole tile, row-major, for edge tiles and non-contiguous rows of C.
+#[repr(C, align(64))]
+pub(super) struct Tile(pub [[f32; NR]; MR]);
+
+/// Where the kernel's `asm!` writes the tile: C itself when the tile is whole with contiguous
+/// rows (`(ptr, row stride in bytes, accumulate)`), else a [`Tile`] that [`finish`] then
+/// writes out.
+pub(super) fn target(out: &Out, tile: &mut MaybeUninit<Tile>) -> (*mut f32, usize, bool) {
+    if out.rows == MR && out.cols == NR && out.cs == 1 {
+        (out.ptr, out.rs * 4, out.accumulate)
+    } else {
+        (tile.as_mut_ptr().cast(), NR * 4, false)
+    }
+}
+
+/// `C tile (+)= A panel x B panel` over `kc` values of `k`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` holds `MR * kc` and `b` `NR * kc` readable f32 in the layout
+/// of `pack::pack_a_f32` / `pack::pack_b_f32`; `out` describes writable elements of C not
+/// accessed by anything else during the call.
+pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) {
+    prefetch_c(out);
+    let mut tile = MaybeUninit::<Tile>::uninit();
+    let (c, rs, acc) = target(out, &mut tile);
+    // SAFETY: reads `MR * kc` f32 at `a` and `NR * kc` at `b`, then (adds and) stores MR rows
+    // of NR f32 at `c` with a stride of `rs` bytes: C's tile or `tile` (see `target`). Every
+    // vector register it uses is clobbered by `clobber_abi("C")`.
+    // Registers: rcx counts k steps, rsi/rdi walk the A/B panels, rdx is the tile's first
+    // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer.
+    asm!(
+        "vpxord zmm0, zmm0, zmm0",
+        "vpxord zmm1, zmm1, zmm1",
+        "vpxord zmm2, zmm2, zmm2",
+        "vpxord zmm3, zmm3, zmm3",
+        "vpxord zmm4, zmm4, zmm4",
+        "vpxord zmm5, zmm5, zmm5",
+        "vpxord zmm6, zmm6, zmm6",
+        "vpxord zmm7, zmm7, zmm7",
+        "vpxord zmm8, zmm8, zmm8",
+        "vpxord zmm9, zmm9, zmm9",
+        "vpxord zmm10, zmm10, zmm10",
+        "vpxord zmm11, zmm11, zmm11",
+        "vpxord zmm12, zmm12, zmm12",
+        "vpxord zmm13, zmm13, zmm13",
+        "vpxord zmm14, zmm14, zmm14",
+        "vpxord zmm15, zmm15, zmm15",
+        "vpxord zmm16, zmm16, zmm16",
+        "vpxord zmm17, zmm17, zmm17",
+        "vpxord zmm18, zmm18, zmm18",
+        "vpxord zmm19, zmm19, zmm19",
+        "vpxord zmm20, zmm20, zmm20",
+        "vpxord zmm21, zmm21, zmm21",
+        "vpxord zmm22, zmm22, zmm22",
+        "vpxord zmm23, zmm23, zmm23",
+        "vpxord zmm24, zmm24, zmm24",
+        "vpxord zmm25, zmm25, zmm25",
+        "vpxord zmm26, zmm26, zmm26",
+        "vpxord zmm27, zmm27, zmm27",
+        "test rcx, rcx",
+        "jz 3f",
+        "2:",
+        "vmovups zmm28, [rdi]",
+        "vmovups zmm29, [rdi + 64]",
+        "vbroadcastss zmm30, dword ptr [rsi + 0]",
+        "vfmadd231ps zmm0, zmm30, zmm28",
+        "vfmadd231ps zmm1, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 4]",
+        "vfmadd231ps zmm2, zmm31, zmm28",
+        "vfmadd231ps zmm3, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 8]",
+        "vfmadd231ps zmm4, zmm30, zmm28",
+        "vfmadd231ps zmm5, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 12]",
+        "vfmadd231ps zmm6, zmm31, zmm28",
+        "vfmadd231ps zmm7, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 16]",
+        "vfmadd231ps zmm8, zmm30, zmm28",
+        "vfmadd231ps zmm9, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 20]",
+        "vfmadd231ps zmm10, zmm31, zmm28",
+        "vfmadd231ps zmm11, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 24]",
+        "vfmadd231ps zmm12, zmm30, zmm28",
+        "vfmadd231ps zmm13, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 28]",
+        "vfmadd231ps zmm14, zmm31, zmm28",
+        "vfmadd231ps zmm15, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 32]",
+        "vfmadd231ps zmm16, zmm30, zmm28",
+        "vfmadd231ps zmm17, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 36]",
+        "vfmadd231ps zmm18, zmm31, zmm28",
+        "vfmadd231ps zmm19, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 40]",
+        "vfmadd231ps zmm20, zmm30, zmm28",
+        "vfmadd231ps zmm21, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 44]",
+        "vfmadd231ps zmm22, zmm31, zmm28",
+        "vfmadd231ps zmm23, zmm31, zmm29",
+        "vbroadcastss zmm30, dword ptr [rsi + 48]",
+        "vfmadd231ps zmm24, zmm30, zmm28",
+        "vfmadd231ps zmm25, zmm30, zmm29",
+        "vbroadcastss zmm31, dword ptr [rsi + 52]",
+        "vfmadd231ps zmm26, zmm31, zmm28",
+        "vfmadd231ps zmm27, zmm31, zmm29",
+        "add rsi, 56",
+        "add rdi, 128",
+        "dec rcx",
+        "jnz 2b",
+        "3:",
+        "mov r10, rdx",
+        "test r9, r9",
+        "jz 4f",
+        "vaddps zmm0, zmm0, [r10]",
+        "vaddps zmm1, zmm1, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm2, zmm2, [r10]",
+        "vaddps zmm3, zmm3, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm4, zmm4, [r10]",
+        "vaddps zmm5, zmm5, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm6, zmm6, [r10]",
+        "vaddps zmm7, zmm7, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm8, zmm8, [r10]",
+        "vaddps zmm9, zmm9, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm10, zmm10, [r10]",
+        "vaddps zmm11, zmm11, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm12, zmm12, [r10]",
+        "vaddps zmm13, zmm13, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm14, zmm14, [r10]",
+        "vaddps zmm15, zmm15, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm16, zmm16, [r10]",
+        "vaddps zmm17, zmm17, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm18, zmm18, [r10]",
+        "vaddps zmm19, zmm19, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm20, zmm20, [r10]",
+        "vaddps zmm21, zmm21, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm22, zmm22, [r10]",
+        "vaddps zmm23, zmm23, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm24, zmm24, [r10]",
+        "vaddps zmm25, zmm25, [r10 + 64]",
+        "add r10, r8",
+        "vaddps zmm26, zmm26, [r10]",
+        "vaddps zmm27, zmm27, [r10 + 64]",
+        "add r10, r8",
+        "mov r10, rdx",
+        "4:",
+        "vmovups [r10], zmm0",
+        "vmovups [r10 + 64], zmm1",
+        "add r10, r8",
+        "vmovups [r10], zmm2",
+        "vmovups [r10 + 64], zmm3",
+        "add r10, r8",
+        "vmovups [r10], zmm4",
+        "vmovups [r10 + 64], zmm5",
+        "add r10, r8",
+        "vmovups [r10], zmm6",
+        "vmovups [r10 + 64], zmm7",
+        "add r10, r8",
+        "vmovups [r10], zmm8",
+        "vmovups [r10 + 64], zmm9",
+        "add r10, r8",
+        "vmovups [r10], zmm10",
+        "vmovups [r10 + 64], zmm11",
+        "add r10, r8",
+        "vmovups [r10], zmm12",
+        "vmovups [r10 + 64], zmm13",
+        "add r10, r8",
+        "vmovups [r10], zmm14",
+        "vmovups [r10 + 64], zmm15",
+        "add r10, r8",
+        "vmovups [r10], zmm16",
+        "vmovups [r10 + 64], zmm17",
+        "add r10, r8",
+        "vmovups [r10], zmm18",
+        "vmovups [r10 + 64], zmm19",
+        "add r10, r8",
+        "vmovups [r10], zmm20",
+        "vmovups [r10 + 64], zmm21",
+        "add r10, r8",
+        "vmovups [r10], zmm22",
+        "vmovups [r10 + 64], zmm23",
+        "add r10, r8",
+        "vmovups [r10], zmm24",
+        "vmovups [r10 + 64], zmm25",
+        "add r10, r8",
+        "vmovups [r10], zmm26",
+        "vmovups [r10 + 64], zmm27",
+        "add r10, r8",
+        "vzeroupper",
+        inout("rcx") kc => _,
+        inout("rsi") a => _,
+        inout("rdi") b => _,
+        in("rdx") c,
+        in("r8") rs,
+        in("r9") usize::from(acc),
+        out("r10") _,
+        clobber_abi("C"),
+        options(nostack),
+    );
+    finish(&tile, out);
+}
+
+/// Writes (or adds) the valid part of the tile to C when the kernel wrote it to `tile`
+/// (edge tiles, strided rows of C). One f32 addition per element, as the kernel's own.
+///
+/// # Safety
+/// If `target(out, ..)` chose the tile, the kernel has written it; `out` as in [`kernel`].
+pub(super) unsafe fn finish(tile: &MaybeUninit<Tile>, out: &Out) {
+    if out.rows == MR && out.cols == NR && out.cs == 1 {
+        return; // written to C directly
+    }
+    let t = &*tile.as_ptr();
+    for (i, row) in t.0.iter().enumerate().take(out.rows) {
+        for (j, &v) in row.iter().enumerate().take(out.cols) {
+            let p = out.ptr.add(i * out.rs + j * out.cs);
+            *p = if out.accumulate { *p + v } else { v };
+        }
+    }
+}
+
+/// Asks for the tile's lines of C ahead of the `k` loop, so the final read-modify-write
+/// does not wait on memory.
+#[inline(always)]
+pub(super) fn prefetch_c(out: &Out) {
+    for i in 0..out.rows {
+        let p = out.ptr.wrapping_add(i * out.rs);
+        let last = p.wrapping_add(out.cols.saturating_sub(1) * out.cs);
+        // SAFETY: prefetches never fault; the addresses are only hints.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(last as *const i8);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Tessera's own f32 GEMM for the CPU backend: packed, cache-blocked, with AVX-512
+//! microkernels selected at run time.
+//!
+//! [`sgemm`] computes `C = A B` (`alpha = 1`, `beta = 0`) for strided f32 matrices, like
+//! `matrixmultiply::sgemm`, in one of two precisions ([`MatmulPrecision`], set process-wide
+//! by [`set_float32_matmul_precision`], PyTorch's `torch.set_float32_matmul_precision`):
+//!
+//! - `Highest`: f32 products, f32 sums (`kernel_f32.rs`, `vfmadd231ps`).
+//! - `Bf16` (PyTorch's `"medium"`): A and B rounded to bf16 (round-to-nearest-even, as
+//!   PyTorch) while they are packed, exact products, f32 sums, f32 output
+//!   (`kernel_bf16.rs`, `vdpbf16ps`: two `k` per instruction, twice the f32 rate).
+//!
+//! ## Loop nest (BLIS-style)
+//! ```text
+//! for jc in 0..n step NC            columns of C whose B block stays in L2/L3
+//!   for pc in 0..k step kc          one k block: B(pc.., jc..) packed once into B~ (kc x nc)
+//!     for ic in 0..m step MC        (threads split here, or over jr below)
+//!       pack A(ic.., pc..) into A~  (MC x kc, 168 x 384 f32 = 252 KiB: stays in L2)
+//!       for jr in 0..nc step NR     one NR-column panel of B~ (kc x 32)
+//!         for ir in 0..MC step MR   one MR-row panel of A~ (kc x 14)
+//!           microkernel: the MR x NR tile of C in registers, (+)= over the kc values
+//! ```
+//! Packing makes every kernel load contiguous and independent of the operands' strides
+//! (transposed views cost only a strided read while packing), and zero-pads edge panels so
+//! the kernels always compute whole tiles. The microkernel's tile is 14 x 32 (28 of the 32
+//! zmm registers hold it, 28 independent FMA chains: far more than the FMA latency times
+//! throughput needs, with 14 broadcasts and 2 loads per 28 FMAs). `kc` is at most
+//! [`KC_F32`] values of `k` (f32) or [`KC_BF16`] (bf16, as many bytes per B panel row): A~
+//! (`MC x kc`) sits in L2 (1 MiB per Zen 4 core), B~ in L2/L3, and the panels stream through
+//! L1 (32 KiB). On Zen 4, `kc = 384` measured a little faster than 128 or 256 (each tile's C
+//! update, a load and store of 14 x 32 f32, is amortized over more `k`; noisy measurements
+//! on a shared machine) and `MC = 168` than 336. The `k` range is cut into equal even blocks, so e.g. `k = 500` runs as two
+//! blocks of 250. The first `k` block overwrites C, the others add to it.
+//!
+//! ## Threads and determinism
+//! With `std`, each `(jc, pc)` step's tiles are split among the threads of the crate's pool
+//! ([`crate::cpu::parallel`]) by rows of MR-panels (or, for few rows, by NR-column panels),
+//! never over `k`; B~ is packed once (its column panels split over the threads) and
+//! shared. Every element of C is one lane of one
+//! accumulator summed in `k` order, then added to C once per `k` block, whichever thread
+//! computes it and whatever tile it falls in: results are bit-identical for every thread
+//! count. The batched matmul's per-entry path calls the single-threaded variant
+//! ([`sgemm_with`] with `threaded = false`) because it already spreads entries over threads.
+//!
+//! ## Selection
+//! The kernels (`asm!`, so the crate keeps its Rust 1.85 floor: the AVX-512 intrinsics are
+//! stable only since 1.89) need AVX-512F (f32) and AVX512_BF16 (bf16), detected at run time
+//! (`is_x86_feature_detected!`, cached). Without them, or without `std`, or off x86-64,
+//! `Highest` uses `matrixmultiply::sgemm`, and `Bf16` rounds A and B to bf16 and multiplies
+//! them in f32 (the f32 kernel with rounding in the packing when the CPU has AVX-512F, else
+//! `matrixmultiply` on rounded copies): the same values as the `vdpbf16ps` path up to the
+//! order of the f32 sums. [`GemmImpl`] names each path for benchmarks and tests.
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod kernel_bf16;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod kernel_f32;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod pack;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod packed;
+pub(crate) mod precision;
+#[cfg(test)]
+mod tests;
+
+pub use precision::{float32_matmul_precision, set_float32_matmul_precision, MatmulPrecision};
+
+use alloc::vec::Vec;
+
+/// Rows of the microkernel's tile.
+pub const MR: usize = 14;
+/// Columns of the microkernel's tile (two zmm of f32).
+pub const NR: usize = 32;
+/// Most values of `k` in one block of the f32 kernels.
+pub const KC_F32: usize = 384;
+/// Most values of `k` in one block of the bf16 kernel (a B panel of `NR x KC_BF16` bf16 is
+/// 32 KiB, L1).
+pub const KC_BF16: usize = 512;
+/// Rows of C per packed block of A (a multiple of [`MR`]).
+pub const MC: usize = 12 * MR;
+/// Columns of C per packed block of B (a multiple of [`NR`]).
+pub const NC: usize = 64 * NR;
+
+/// Whether `Highest` uses the packed AVX-512F kernel (else `matrixmultiply`): set from the
+/// interleaved benchmark in `benches/kernels.rs` (`TESSERA_GEMM_IMPLS`), where on Zen 4 at
+/// two threads its median beat matrixmultiply's on every training-step shape (by 0-30%).
+const F32_KERNEL_BY_DEFAULT: bool = true;
+
+/// One implementation of [`sgemm_with`] (for benchmarks and tests; [`sgemm`] picks one from
+/// the [`MatmulPrecision`]). A packed path the CPU cannot run degrades as described in the
+/// module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmImpl {
+    /// `matrixmultiply::sgemm` (f32).
+    MatrixMultiply,
+    /// The packed AVX-512F f32 kernel.
+    F32,
+    /// bf16 inputs: `vdpbf16ps` where the CPU has AVX512_BF16, else [`Self::Bf16Emulated`].
+    Bf16,
+    /// bf16 inputs, rounded while packing, multiplied by the f32 kernel (without AVX-512F:
+    /// [`Self::Bf16Portable`]).
+    Bf16Emulated,
+    /// bf16 inputs: rounded copies of A and B multiplied by `matrixmultiply`.
+    Bf16Portable,
+}
+
+impl GemmImpl {
+    /// The implementation [`sgemm`] uses for `precision` on this CPU.
+    pub fn for_precision(precision: MatmulPrecision) -> GemmImpl {
+        match precision {
+            MatmulPrecision::Highest if F32_KERNEL_BY_DEFAULT && has_avx512f() => GemmImpl::F32,
+            MatmulPrecision::Highest => GemmImpl::MatrixMultiply,
+            MatmulPrecision::Bf16 => GemmImpl::Bf16,
+        }
+    }
+}
+
+/// Detected CPU support: 0 unknown, 1 none, 2 AVX-512F, 3 AVX-512F and AVX512_BF16.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn cpu_level() -> u8 {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static LEVEL: AtomicU8 = AtomicU8::new(0);
+    match LEVEL.load(Ordering::Relaxed) {
+        0 => {
+            let f = std::is_x86_feature_detected!("avx512f");
+            let bf = f
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512bf16");
+            let level = 1 + u8::from(f) + u8::from(bf);
+            LEVEL.store(level, Ordering::Relaxed);
+            level
+        }
+        level => level,
+    }
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn has_avx512f() -> bool {
+    cpu_level() >= 2
+}
+
+#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+fn has_avx512f() -> bool {
+    false
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn has_avx512bf16() -> bool {
+    cpu_level() >= 3
+}
+
+/// `C = A B` for f32 matrices, in the current [`float32_matmul_precision`], on the crate's
+/// threads. `A` is `m x k` (element `(i, p)` at `a + i * rsa + p * csa`), `B` is `k x n`,
+/// `C` is `m x n` and is overwritten (`k = 0` writes zeros).
+///
+/// # Safety
+/// - Strides are non-negative (negative ones panic).
+/// - Every element of A and B addressed by the shapes and strides is readable, and every
+///   element of C is writable; C does not overlap A or B, and no two `(i, j)` of C share an
+///   address.
+/// - Nothing else accesses C during the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let imp = GemmImpl::for_precision(float32_matmul_precision());
+    sgemm_with(imp, true, m, k, n, a, rsa, csa, b, rsb, csb, c, rsc, csc);
+}
+
+/// [`sgemm`] with a chosen implementation; `threaded = false` runs on the calling thread
+/// only (for callers that already spread their work over the threads).
+///
+/// # Safety
+/// As [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_with(
+    imp: GemmImpl,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let strides = [rsa, csa, rsb, csb, rsc, csc];
+    assert!(
+        strides.iter().all(|&s| s >= 0),
+        "gemm::sgemm: negative strides are not supported ({strides:?})"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                *c.offset(i as isize * rsc + j as isize * csc) = 0.0;
+            }
+        }
+        return;
+    }
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        use packed::Kind;
+        let kind = match imp {
+            GemmImpl::F32 if has_avx512f() => Some(Kind::F32),
+            GemmImpl::Bf16 if has_avx512bf16() => Some(Kind::Bf16),
+            GemmImpl::Bf16 | GemmImpl::Bf16Emulated if has_avx512f() => Some(Kind::F32Rounded),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let mat = |p: *const f32, rs: isize, cs: isize| pack::Mat {
+                ptr: p,
+                rs: rs as usize,
+                cs: cs as usize,
+            };
+            let c = packed::MatMut {
+                ptr: c,
+                rs: rsc as usize,
+                cs: csc as usize,
+            };
+            packed::gemm(
+                kind,
+                threaded,
+                m,
+                k,
+                n,
+                mat(a, rsa, csa),
+                mat(b, rsb, csb),
+                c,
+            );
+            return;
+        }
+    }
+    let _ = threaded; // matrixmultiply threads by itself (`MATMUL_NUM_THREADS`).
+    match imp {
+        GemmImpl::MatrixMultiply | GemmImpl::F32 => {
+            matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc);
+        }
+        GemmImpl::Bf16 | GemmImpl::Bf16Emulated | GemmImpl::Bf16Portable => {
+            let (ar, br) = (rounded(m, k, a, rsa, csa), rounded(k, n, b, rsb, csb));
+            let (ka, na) = (k as isize, n as isize);
+            let (pa, pb) = (ar.as_ptr(), br.as_ptr());
+            matrixmultiply::sgemm(m, k, n, 1.0, pa, ka, 1, pb, na, 1, 0.0, c, rsc, csc);
+        }
+    }
+}
+
+/// A row-major copy of the `rows x cols` matrix at `p`, rounded to bf16 values.
+///
+/// # Safety
+/// Every element addressed is readable.
+unsafe fn rounded(rows: usize, cols: usize, p: *const f32, rs: isize, cs: isize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            v.push(precision::round_bf16(
+                *p.offset(i as isize * rs + j as isize * cs),
+            ));
+        }
+    }
+    v
+}

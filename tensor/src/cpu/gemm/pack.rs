@@ -1,0 +1,238 @@
+//! Packing: copies a block of strided A into row panels of [`MR`] rows and a block of strided
+//! B into column panels of [`NR`] columns, in the order the microkernels read them, so the
+//! kernels' loads are contiguous, aligned and independent of the operands' strides
+//! (transposed views cost nothing extra here). Edge panels are zero-padded to full size, so
+//! the kernels always compute whole `MR x NR` tiles; the padding rows and columns of a tile
+//! are never written to C.
+//!
+//! Two layouts:
+//! - f32: panel-major, then `k`, then the `MR` rows (A) or `NR` columns (B) of one `k`. With
+//!   `ROUND` the values are rounded to bf16 on the way (the emulation of
+//!   [`MatmulPrecision::Bf16`](super::MatmulPrecision::Bf16) without AVX512_BF16).
+//! - bf16 pairs: as f32 but per *pair* of consecutive `k` (`2q`, `2q + 1`), each entry a
+//!   `u32` holding the two bf16 values (`2q` in the low half), which is the operand layout of
+//!   `vdpbf16ps`. An odd `k` count is padded with a zero `k` in both A and B.
+
+use super::precision::{bf16_bits, round_bf16};
+use super::{MR, NR};
+
+/// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mat {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// A [`Mat`] read by several threads at once (packing only reads).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shared(pub Mat);
+
+impl Shared {
+    /// The matrix (a method, so closures capture the whole `Shared`).
+    pub fn get(self) -> Mat {
+        self.0
+    }
+}
+
+// SAFETY: the matrix is only read while shared, and the caller of the packing keeps it
+// valid for the whole parallel region.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Mat {
+    /// The view starting at element `(i, j)`.
+    ///
+    /// # Safety
+    /// `(i, j)` is inside the matrix (or one past, for an empty block).
+    #[inline(always)]
+    pub unsafe fn at(self, i: usize, j: usize) -> Mat {
+        Mat {
+            ptr: self.ptr.add(i * self.rs + j * self.cs),
+            ..self
+        }
+    }
+
+    /// # Safety
+    /// `(i, j)` is an element of the matrix.
+    #[inline(always)]
+    unsafe fn get(self, i: usize, j: usize) -> f32 {
+        *self.ptr.add(i * self.rs + j * self.cs)
+    }
+}
+
+#[inline(always)]
+fn maybe_round<const ROUND: bool>(x: f32) -> f32 {
+    if ROUND {
+        round_bf16(x)
+    } else {
+        x
+    }
+}
+
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
+}
+
+/// `u32` entries of the bf16-pair packing of `kc` values of `k` for `lanes` rows/columns.
+pub(super) fn pairs_len(kc: usize, lanes: usize) -> usize {
+    kc.div_ceil(2) * lanes
+}
+
+/// Packs rows `0..rows` and `k` in `0..kc` of `a` into `rows.div_ceil(MR)` panels of
+/// `MR * kc` f32: `dst[panel * MR * kc + p * MR + i] = a(panel * MR + i, p)`.
+///
+/// # Safety
+/// Every element `a(i, p)`, `i < rows`, `p < kc`, is readable, and `dst` is valid for
+/// `rows.div_ceil(MR) * MR * kc` writes.
+pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: usize, kc: usize) {
+    for (panel, i0) in (0..rows).step_by(MR).enumerate() {
+        let r = MR.min(rows - i0);
+        let d = dst.add(panel * MR * kc);
+        let a = a.at(i0, 0);
+        if r == MR && a.rs == 1 {
+            // Column-major A (a transposed view): each k is MR contiguous values.
+            for p in 0..kc {
+                let src = a.ptr.add(p * a.cs);
+                for i in 0..MR {
+                    *d.add(p * MR + i) = maybe_round::<ROUND>(*src.add(i));
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for i in 0..MR {
+                    let v = if i < r { a.get(i, p) } else { 0.0 };
+                    *d.add(p * MR + i) = maybe_round::<ROUND>(v);
+                }
+            }
+        }
+    }
+}
+
+/// Packs `k` in `0..kc` and columns `0..cols` of `b` into `cols.div_ceil(NR)` panels of
+/// `NR * kc` f32: `dst[panel * NR * kc + p * NR + j] = b(p, panel * NR + j)`.
+///
+/// # Safety
+/// Every element `b(p, j)`, `p < kc`, `j < cols`, is readable, and `dst` is valid for
+/// `cols.div_ceil(NR) * NR * kc` writes.
+pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: usize, cols: usize) {
+    for (panel, j0) in (0..cols).step_by(NR).enumerate() {
+        let c = NR.min(cols - j0);
+        let d = dst.add(panel * NR * kc);
+        let b = b.at(0, j0);
+        if c == NR && b.cs == 1 {
+            for p in 0..kc {
+                let src = b.ptr.add(p * b.rs);
+                for j in 0..NR {
+                    *d.add(p * NR + j) = maybe_round::<ROUND>(*src.add(j));
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..NR {
+                    let v = if j < c { b.get(p, j) } else { 0.0 };
+                    *d.add(p * NR + j) = maybe_round::<ROUND>(v);
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `0..rows`, `k` in `0..kc` of `a` as bf16 pairs: `rows.div_ceil(MR)` panels of
+/// `MR * kc.div_ceil(2)` u32, `dst[panel * MR * kc2 + q * MR + i] = (a(i, 2q), a(i, 2q + 1))`.
+///
+/// # Safety
+/// As [`pack_a_f32`], with `dst` valid for `rows.div_ceil(MR) * pairs_len(kc, MR)` writes.
+pub(super) unsafe fn pack_a_bf16(dst: *mut u32, a: Mat, rows: usize, kc: usize) {
+    let kc2 = kc.div_ceil(2);
+    for (panel, i0) in (0..rows).step_by(MR).enumerate() {
+        let r = MR.min(rows - i0);
+        let d = dst.add(panel * MR * kc2);
+        let a = a.at(i0, 0);
+        for q in 0..kc2 {
+            let (p0, p1) = (2 * q, 2 * q + 1);
+            for i in 0..MR {
+                let lo = if i < r { a.get(i, p0) } else { 0.0 };
+                let hi = if i < r && p1 < kc { a.get(i, p1) } else { 0.0 };
+                *d.add(q * MR + i) = pair(lo, hi);
+            }
+        }
+    }
+}
+
+/// Packs `k` in `0..kc`, columns `0..cols` of `b` as bf16 pairs: `cols.div_ceil(NR)` panels
+/// of `NR * kc.div_ceil(2)` u32, `dst[panel * NR * kc2 + q * NR + j] = (b(2q, j), b(2q + 1, j))`.
+///
+/// # Safety
+/// As [`pack_b_f32`], with `dst` valid for `cols.div_ceil(NR) * pairs_len(kc, NR)` writes.
+pub(super) unsafe fn pack_b_bf16(dst: *mut u32, b: Mat, kc: usize, cols: usize) {
+    let kc2 = kc.div_ceil(2);
+    for (panel, j0) in (0..cols).step_by(NR).enumerate() {
+        let c = NR.min(cols - j0);
+        let d = dst.add(panel * NR * kc2);
+        let b = b.at(0, j0);
+        for q in 0..kc2 {
+            let (p0, p1) = (2 * q, 2 * q + 1);
+            if c == NR && b.cs == 1 && p1 < kc {
+                let (s0, s1) = (b.ptr.add(p0 * b.rs), b.ptr.add(p1 * b.rs));
+                for j in 0..NR {
+                    *d.add(q * NR + j) = pair(*s0.add(j), *s1.add(j));
+                }
+            } else {
+                for j in 0..NR {
+                    let lo = if j < c { b.get(p0, j) } else { 0.0 };
+                    let hi = if j < c && p1 < kc { b.get(p1, j) } else { 0.0 };
+                    *d.add(q * NR + j) = pair(lo, hi);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn edge_panels_are_zero_padded_and_pairs_interleave() {
+        // a: 3 x 5 column-major (rs = 1, cs = 3); b: 5 x 3 row-major.
+        let av: alloc::vec::Vec<f32> = (0..15).map(|x| x as f32 + 1.0).collect();
+        let a = Mat {
+            ptr: av.as_ptr(),
+            rs: 1,
+            cs: 3,
+        };
+        let mut pa = vec![f32::NAN; MR * 5];
+        // SAFETY: a is 3 x 5 inside av; pa holds one panel of MR x 5.
+        unsafe { pack_a_f32::<false>(pa.as_mut_ptr(), a, 3, 5) };
+        for p in 0..5 {
+            for i in 0..MR {
+                let want = if i < 3 { (p * 3 + i) as f32 + 1.0 } else { 0.0 };
+                assert_eq!(pa[p * MR + i], want);
+            }
+        }
+        let b = Mat {
+            ptr: av.as_ptr(),
+            rs: 3,
+            cs: 1,
+        };
+        let mut pb = vec![u32::MAX; pairs_len(5, NR)];
+        // SAFETY: b is 5 x 3 inside av; pb holds one panel of 3 pairs x NR.
+        unsafe { pack_b_bf16(pb.as_mut_ptr(), b, 5, 3) };
+        for q in 0..3 {
+            for j in 0..NR {
+                let e = |p: usize| {
+                    if j < 3 && p < 5 {
+                        half::bf16::from_f32(av[p * 3 + j]).to_bits() as u32
+                    } else {
+                        0
+                    }
+                };
+                assert_eq!(pb[q * NR + j], e(2 * q) | e(2 * q + 1) << 16);
+            }
+        }
+    }
+}

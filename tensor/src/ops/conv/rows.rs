@@ -1,0 +1,319 @@
+//! The CPU backend's convolution: one GEMM over the whole batch, with the patches as rows.
+//!
+//! The default composite (im2col, `backend/composite.rs`) multiplies the weight by each image's
+//! `[c*kh*kw, oh*ow]` column matrix: one small GEMM per image, which packs the weight again for
+//! every image and, where the maps are small (ResNet's last stages: 7×7 at 224 px, 4×4 or 1×1 at
+//! 28 px), multiplies matrices a few columns wide. Here the patches of the whole batch are the
+//! rows of one `[n*oh*ow, c*kh*kw]` matrix ("im2row"), so each product is a single large GEMM
+//! with the weight packed once:
+//!
+//! ```text
+//! forward          Y  [n*L, oc] = rows [n*L, k] · Wᵀ [k, oc]        then [n, L, oc] → [n, oc, L]
+//! input gradient   dR [n*L, k]  = dY [n*L, oc] · W [oc, k]          then row2im (the adjoint)
+//! weight gradient  dW [oc, k]   = dYᵀ [oc, n*L] · rows [n*L, k]     (the batch sum is the GEMM's)
+//! ```
+//!
+//! with `L = oh*ow` and `k = kh*kw*c` in channels-last `(kh, kw, c)` order: the input is copied
+//! to `[n, h, w, c]` first, so that each kernel tap of a patch is one contiguous run of `c`
+//! channels (a 1×1 stride-1 convolution's patch matrix is that copy itself), and the weight is
+//! permuted to match. The price is transposing copies of the input, the output (or the output
+//! gradient) and the weight, each small next to the patch matrix. Groups other than 1 and
+//! f16/bf16 keep the composite.
+
+use crate::backend::Conv2dParams;
+use crate::cpu::{checks, parallel, pool, strided, Cpu, CpuStorage};
+use crate::dtype::Element;
+use crate::{DType, HostBuffer, Result, Tensor};
+use alloc::vec::Vec;
+
+/// Whether [`conv2d`] and its gradients handle this convolution (else the composite does).
+pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
+    p.groups == 1 && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// `x` in channels-last order `[n, h, w, c]` → `[n*oh*ow, kh*kw*c]`: row `(b, oy, ox)` holds
+/// the patch under output pixel `(oy, ox)` of image `b`, column `(ki, kj, ci)` the input
+/// `x[b, oy*s - p + ki*d, ox*s - p + kj*d, ci]`, or 0 in the padding. Channels-last makes every
+/// `(ki, kj)` block of a row one contiguous copy of `c` values. Images are spread over the
+/// threads.
+fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
+    let [h, w] = p.in_hw;
+    let [oh, ow] = p.out_hw()?;
+    let (c, [kh, kw]) = (p.in_channels, p.kernel);
+    let (l, k) = (oh * ow, c * kh * kw);
+    let mut out = pool::filled("im2row", n * l * k, T::default())?;
+    parallel::for_each_chunk_mut(&mut out, l * k, n * l * k, |images, chunk| {
+        for (b, image_rows) in images.zip(chunk.chunks_exact_mut(l * k)) {
+            let img = &x[b * h * w * c..][..h * w * c];
+            for (pixel, row) in image_rows.chunks_exact_mut(k).enumerate() {
+                let (oy, ox) = (pixel / ow, pixel % ow);
+                for ki in 0..kh {
+                    let Some(iy) = tap(oy, ki, 0, h, p) else {
+                        continue; // stays zero
+                    };
+                    for kj in 0..kw {
+                        if let Some(ix) = tap(ox, kj, 1, w, p) {
+                            row[(ki * kw + kj) * c..][..c]
+                                .copy_from_slice(&img[(iy * w + ix) * c..][..c]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// The input coordinate that kernel tap `kt` of output coordinate `o` reads along spatial
+/// dim `dim` (of size `size`), or `None` in the padding.
+#[inline]
+fn tap(o: usize, kt: usize, dim: usize, size: usize, p: &Conv2dParams) -> Option<usize> {
+    let i = (o * p.stride[dim] + kt * p.dilation[dim]).checked_sub(p.padding[dim])?;
+    (i < size).then_some(i)
+}
+
+/// The adjoint of [`im2row_typed`]: every row entry is added back to the pixel it was read
+/// from, `[n*oh*ow, kh*kw*c]` → channels-last `[n, h, w, c]`. Images are spread over the
+/// threads (each writes only its own image, in a fixed order, so the sums do not depend on
+/// the thread count).
+fn row2im_typed<T: Element + core::ops::AddAssign>(
+    rows: &[T],
+    n: usize,
+    p: &Conv2dParams,
+) -> Result<Vec<T>> {
+    let [h, w] = p.in_hw;
+    let [oh, ow] = p.out_hw()?;
+    let (c, [kh, kw]) = (p.in_channels, p.kernel);
+    let (l, k) = (oh * ow, c * kh * kw);
+    let mut out = pool::filled("row2im", n * h * w * c, T::default())?;
+    parallel::for_each_chunk_mut(&mut out, h * w * c, n * l * k, |images, chunk| {
+        for (b, img) in images.zip(chunk.chunks_exact_mut(h * w * c)) {
+            let image_rows = &rows[b * l * k..][..l * k];
+            for (pixel, row) in image_rows.chunks_exact(k).enumerate() {
+                let (oy, ox) = (pixel / ow, pixel % ow);
+                for ki in 0..kh {
+                    let Some(iy) = tap(oy, ki, 0, h, p) else {
+                        continue;
+                    };
+                    for kj in 0..kw {
+                        if let Some(ix) = tap(ox, kj, 1, w, p) {
+                            let dst = &mut img[(iy * w + ix) * c..][..c];
+                            for (d, &v) in dst.iter_mut().zip(&row[(ki * kw + kj) * c..][..c]) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// True if the patch matrix is the channels-last input itself (1×1 kernel, stride 1, no
+/// padding).
+fn is_pointwise(p: &Conv2dParams) -> bool {
+    p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == [0, 0]
+}
+
+/// The patch matrix `[n*oh*ow, kh*kw*c]` of `x` (checked like im2col's input).
+fn rows(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    checks::im2col(x.storage().buffer(), x.layout(), p)?;
+    let n = x.shape()[0];
+    let [oh, ow] = p.out_hw()?;
+    // Channels-last, so that each kernel tap of a patch is one contiguous run of channels.
+    let nhwc = x.permute(&[0, 2, 3, 1])?.copy()?;
+    if is_pointwise(p) {
+        return nhwc.reshape(&[n * oh * ow, p.in_channels]);
+    }
+    let l = nhwc.layout();
+    let out = match nhwc.storage().buffer() {
+        HostBuffer::F32(v) => HostBuffer::F32(im2row_typed(&strided::view(v, l), n, p)?),
+        HostBuffer::F64(v) => HostBuffer::F64(im2row_typed(&strided::view(v, l), n, p)?),
+        other => return Err(dtype_err("im2row", other.dtype())),
+    };
+    Ok(Tensor::from_storage(
+        CpuStorage::from(out),
+        &[n * oh * ow, p.col_rows()],
+        &Cpu,
+    ))
+}
+
+/// `[n*oh*ow, kh*kw*c]` rows summed back into `[n, c, h, w]`.
+fn row2im(rows: &Tensor<Cpu>, n: usize, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    let op = "row2im";
+    let [oh, ow] = p.out_hw()?;
+    let want = [
+        crate::shape::try_numel(op, &[n, oh, ow])?,
+        crate::shape::try_numel(op, &[p.in_channels, p.kernel[0], p.kernel[1]])?,
+    ];
+    if rows.shape() != want {
+        return Err(crate::shape_err!(
+            op,
+            "expected [{}, {}] for {n} images and {p:?}, got {:?}",
+            want[0],
+            want[1],
+            rows.shape()
+        ));
+    }
+    let [h, w] = p.in_hw;
+    let nhwc = if is_pointwise(p) {
+        rows.reshape(&[n, h, w, p.in_channels])?
+    } else {
+        let (buf, l) = (rows.storage().buffer(), rows.layout());
+        checks::output(op, &[n, p.in_channels, h, w], buf.dtype())?;
+        let out = match buf {
+            HostBuffer::F32(v) => HostBuffer::F32(row2im_typed(&strided::view(v, l), n, p)?),
+            HostBuffer::F64(v) => HostBuffer::F64(row2im_typed(&strided::view(v, l), n, p)?),
+            other => return Err(dtype_err(op, other.dtype())),
+        };
+        Tensor::from_storage(CpuStorage::from(out), &[n, h, w, p.in_channels], &Cpu)
+    };
+    nhwc.permute(&[0, 3, 1, 2])?.copy()
+}
+
+fn dtype_err(op: &'static str, got: DType) -> crate::Error {
+    crate::Error::DType {
+        op,
+        msg: crate::__format!("needs an f32 or f64 tensor, got {got}"),
+    }
+}
+
+/// The output gradient `[n, oc, oh, ow]` as rows `[n*oh*ow, oc]` (a transposing copy).
+fn grad_rows(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    let s = grad.shape();
+    if s.len() != 4 || s[2..] != p.out_hw()? {
+        return Err(crate::shape_err!(
+            "conv2d backward",
+            "expected an output gradient [n, oc, {:?}] for {p:?}, got {s:?}",
+            p.out_hw()?
+        ));
+    }
+    let (n, oc, l) = (s[0], s[1], s[2] * s[3]);
+    grad.reshape(&[n, oc, l])?
+        .permute(&[0, 2, 1])?
+        .copy()?
+        .reshape(&[n * l, oc])
+}
+
+/// The weight `[oc, c, kh, kw]` as `[oc, kh*kw*c]`, the column order of [`rows`].
+fn weight_rows(w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    let oc = w.shape().first().copied().unwrap_or(0);
+    w.permute(&[0, 2, 3, 1])?
+        .copy()?
+        .reshape(&[oc, p.col_rows()])
+}
+
+/// `x [n, c, h, w]` ⋆ `w [oc, c, kh, kw]` → `[n, oc, oh, ow]`, groups 1 ([`applies`]).
+pub(crate) fn conv2d(x: &Tensor<Cpu>, w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    let (n, oc) = (x.shape()[0], w.shape()[0]);
+    let [oh, ow] = p.out_hw()?;
+    rows(x, p)?
+        .matmul(&weight_rows(w, p)?.t()?)?
+        .reshape(&[n, oh * ow, oc])?
+        .permute(&[0, 2, 1])?
+        .copy()?
+        .reshape(&[n, oc, oh, ow])
+}
+
+/// The input gradient of [`conv2d`].
+pub(crate) fn conv2d_backward_input(
+    grad: &Tensor<Cpu>,
+    w: &Tensor<Cpu>,
+    p: &Conv2dParams,
+) -> Result<Tensor<Cpu>> {
+    let n = grad.shape()[0];
+    let d_rows = grad_rows(grad, p)?.matmul(&weight_rows(w, p)?)?;
+    row2im(&d_rows, n, p)
+}
+
+/// The weight gradient of [`conv2d`].
+pub(crate) fn conv2d_backward_weight(
+    x: &Tensor<Cpu>,
+    grad: &Tensor<Cpu>,
+    p: &Conv2dParams,
+) -> Result<Tensor<Cpu>> {
+    let oc = grad.shape()[1];
+    let [kh, kw] = p.kernel;
+    grad_rows(grad, p)?
+        .t()?
+        .matmul(&rows(x, p)?)?
+        .reshape(&[oc, kh, kw, p.in_channels])?
+        .permute(&[0, 3, 1, 2])?
+        .copy()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::composite;
+    use crate::{ConvOptions, Rng};
+
+    fn randn(shape: &[usize], rng: &mut Rng) -> Tensor<Cpu> {
+        Tensor::randn(shape, 0.0, 1.0, DType::F64, rng, &Cpu).unwrap()
+    }
+
+    fn assert_close(what: &str, a: &Tensor<Cpu>, b: &Tensor<Cpu>) {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The three products equal the im2col composite's (f64, so only the summation order
+    /// differs) for strides, padding, dilation, rectangular kernels and 1×1 convolutions.
+    #[test]
+    fn rows_match_the_im2col_composite() {
+        let mut rng = Rng::new(7);
+        // (n, c, h, w, oc, kh, kw, stride, padding, dilation)
+        let cases = [
+            (2, 3, 9, 7, 4, 3, 3, 1, 1, 1),
+            (3, 2, 8, 8, 5, 3, 3, 2, 1, 1),
+            (1, 4, 10, 9, 3, 2, 3, 1, 0, 2),
+            (2, 5, 6, 6, 7, 1, 1, 1, 0, 1),
+            (2, 3, 7, 7, 2, 1, 1, 2, 0, 1),
+            (1, 1, 5, 5, 2, 7, 7, 2, 3, 1),
+        ];
+        for (n, c, h, w, oc, kh, kw, s, pad, d) in cases {
+            let x = randn(&[n, c, h, w], &mut rng);
+            let wt = randn(&[oc, c, kh, kw], &mut rng);
+            let mut o = ConvOptions::new(s, pad);
+            o.dilation = [d, d];
+            let p = x.conv2d_params(wt.shape(), &o).unwrap();
+            let what = format!("{:?}", (n, c, h, w, oc, kh, kw, s, pad, d));
+            let y = conv2d(&x, &wt, &p).unwrap();
+            assert_close(&what, &y, &composite::conv2d(&x, &wt, &p).unwrap());
+            let g = randn(y.shape(), &mut rng);
+            assert_close(
+                &format!("{what} input grad"),
+                &conv2d_backward_input(&g, &wt, &p).unwrap(),
+                &composite::conv2d_backward_input(&g, &wt, &p).unwrap(),
+            );
+            assert_close(
+                &format!("{what} weight grad"),
+                &conv2d_backward_weight(&x, &g, &p).unwrap(),
+                &composite::conv2d_backward_weight(&x, &g, &p).unwrap(),
+            );
+        }
+    }
+
+    /// A gradient of the wrong size is an error, not a read past the rows.
+    #[test]
+    fn wrong_gradient_shapes_are_errors() {
+        let mut rng = Rng::new(1);
+        let x = randn(&[2, 3, 6, 6], &mut rng);
+        let wt = randn(&[4, 3, 3, 3], &mut rng);
+        let p = x
+            .conv2d_params(wt.shape(), &ConvOptions::new(1, 1))
+            .unwrap();
+        for shape in [&[2, 4, 5, 6][..], &[2, 4, 36], &[1, 4, 6, 7]] {
+            let g = randn(shape, &mut rng);
+            assert!(conv2d_backward_input(&g, &wt, &p).is_err(), "{shape:?}");
+            assert!(conv2d_backward_weight(&x, &g, &p).is_err(), "{shape:?}");
+        }
+    }
+}
