@@ -37,7 +37,7 @@ pub const FLAGS: &[Flag] = &[
     )
     .default("small"),
     // Defaults that a preset changes are notes: "<small preset>; <preset>: <value>".
-    Flag::value("epochs", "N", "Training epochs").default_note("12; resnet50, tiny: 2"),
+    Flag::value("epochs", "N", "Training epochs").default_note("8; resnet50, tiny: 2"),
     Flag::value("batch-size", "N", "Images per step").default_note("128; resnet50: 16, tiny: 8"),
     Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.2"),
     Flag::value("optimizer", "NAME", "sgd | lars").default_note("sgd; resnet50, tiny: lars"),
@@ -109,7 +109,7 @@ impl Config {
             preset: "small",
             data: data::default_data_dir(),
             resize: None,
-            epochs: 12,
+            epochs: 8,
             batch_size: 128,
             lr: 0.2,
             optimizer: SGD,
