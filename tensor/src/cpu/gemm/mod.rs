@@ -52,6 +52,9 @@
 //! order of the f32 sums. [`GemmImpl`] names each path for benchmarks and tests.
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[macro_use]
+mod store_tile;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32;
