@@ -31,9 +31,9 @@ const FLAGS: &[Flag] = &[
     Flag::value(
         "feature",
         "cls|patch-mean",
-        "The CLS token or the mean of the patch tokens (after the final norm)",
+        "The CLS token or the mean of the patch tokens (after the final norm); the default is dino_vit_s's headline feature",
     )
-    .default("cls"),
+    .default("patch-mean"),
     Flag::value("k", "N", "Neighbours").default("20"),
     Flag::value("temperature", "T", "Vote temperature").default("0.07"),
     Flag::value(
@@ -81,7 +81,9 @@ fn run<B: Backend>(p: &Parsed, dev: &B) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs/dino_vit_s/checkpoint.safetensors"));
     let data_dir: PathBuf = p.path("data").unwrap_or_else(data::default_data_dir);
     let network = p.raw("network").unwrap_or("student").to_string();
-    let feature_name = p.raw("feature").unwrap_or("cls");
+    let feature_name = p
+        .raw("feature")
+        .unwrap_or(model::Feature::DINO_HEADLINE.name());
     let feature = model::Feature::parse(feature_name).ok_or_else(|| {
         tessera::run::RunError::usage(format!(
             "--feature {feature_name}: expected cls or patch-mean"

@@ -73,13 +73,12 @@ class SmallResNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        blocks, cin = [], width
-        for stage in range(4):
+        cin = width
+        for stage in range(4):  # torchvision's names: layer1 .. layer4
             cout = width << stage
-            for i in range(2):
-                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and i == 0 else 1))
-                cin = cout
-        self.blocks = nn.Sequential(*blocks)
+            blocks = [BasicBlock(cin, cout, 2 if stage > 0 else 1), BasicBlock(cout, cout, 1)]
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
+            cin = cout
         self.dim = cin
         for m in self.modules():  # torchvision's init
             if isinstance(m, nn.Conv2d):
@@ -89,7 +88,9 @@ class SmallResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):
-        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        x = F.relu(self.bn1(self.conv1(x)))
+        for i in range(1, 5):
+            x = getattr(self, f"layer{i}")(x)
         return x.mean(dim=(2, 3))
 
 

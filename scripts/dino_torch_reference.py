@@ -26,24 +26,24 @@ Data     all 10,000 embedded train images for training; k-NN bank = all 10,000 t
          take class-balanced seeded subsets instead (0 = all).
 Model    ViT: patch 7 on 28 px (16 patches + CLS), embed 192, depth 6, heads 3, MLP ratio 4,
          qkv bias, pre-norm, LayerNorm eps 1e-6, exact GELU, learned pos-embed (bicubically
-         interpolated to the 2x2 grid of the 14-px local crops), final norm. Init: Linear weights
+         interpolated to the 2x2 grid of 14-px local crops with --local-crops N), final norm. Init: Linear weights
          trunc-normal 0.02 / bias 0, LayerNorm 1 / 0, pos-embed and CLS trunc-normal 0.02, the
          patch-embedding conv keeps PyTorch's default init (DINO's init only touches Linear and
          LayerNorm). Head: MLP 192-2048-2048-256 (GELU), L2-normalise, weight-normalised
          256 -> 2048 last layer with g fixed at 1.
-Crops    2 global 28 px (random resized crop scale 0.4-1, ratio 3/4-4/3, bilinear) + 4 local 14 px
-         (scale 0.1-0.4); flip p 0.5; brightness 0.4 / contrast 0.4 jitter with p 0.8 in random
+Crops    2 global 28 px (random resized crop scale 0.4-1, ratio 3/4-4/3, bilinear); no local
+         crops by default (`--local-crops N`: N local 14 px, scale 0.1-0.4); flip p 0.5; brightness 0.4 / contrast 0.4 jitter with p 0.8 in random
          order (torchvision ColorJitter semantics, clamped to [0, 1]); no blur, no solarisation.
-         Teacher: the 2 global crops; student: all 6.
+         Teacher: the 2 global crops; student: all crops.
 Loss     DINO loss, student temperature 0.1, teacher temperature 0.04 constant, centre momentum 0.9.
 Optim    AdamW (0.9, 0.999, eps 1e-8), batch 128 (drop-last: 78 steps per epoch), peak lr
-         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over schedule-epochs * 78 steps (default 10 epochs), of which the run trains the first epochs * 78:
+         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over schedule-epochs * 78 steps (default 17 epochs), of which the run trains the first epochs * 78:
          lr linear warm-up 0 -> peak over the first floor(10% of total) steps (DINO's
          np.linspace, both ends included), then cosine to 1e-6; weight decay cosine 0.04 -> 0.4
          (none on biases and 1-D params); teacher EMA momentum cosine 0.99 -> 1; gradient norm
          clipped to 3.0 per parameter; last head layer's gradients dropped during the first
          floor(5% of total) steps.
-Length   `--epochs N` (default 3, of `--schedule-epochs` 10). `--minutes M` instead times a few steps on a throw-away copy
+Length   `--epochs N` (default 6, of `--schedule-epochs` 17). `--minutes M` instead times a few steps on a throw-away copy
          of the models (the training RNG streams are untouched) and picks the largest whole
          number of epochs whose training steps fit in M minutes (training only, k-NN excluded);
          if not even one epoch fits, it trains that many steps of a single, truncated epoch (the
@@ -374,8 +374,8 @@ def train_step(student, teacher, opt, loss_fn, crops, lr, wd, mom, freeze, clip)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 3 unless --minutes)")
-    p.add_argument("--schedule-epochs", type=int, default=10,
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 6 unless --minutes)")
+    p.add_argument("--schedule-epochs", type=int, default=17,
                    help="epochs the schedules span; the run stops after --epochs of them "
                         "(as dino_vit_s: a short run is the start of a longer schedule)")
     p.add_argument("--minutes", type=float, default=None,
@@ -388,7 +388,7 @@ def main():
                    help="head last layer frozen for this fraction of the steps")
     p.add_argument("--img-size", type=int, default=28)
     p.add_argument("--patch-size", type=int, default=7)
-    p.add_argument("--local-crops", type=int, default=4)
+    p.add_argument("--local-crops", type=int, default=0)
     p.add_argument("--global-crops-scale", type=float, nargs=2, default=(0.4, 1.0))
     p.add_argument("--local-crops-scale", type=float, nargs=2, default=(0.1, 0.4))
     p.add_argument("--out-dim", type=int, default=2048)
@@ -462,7 +462,7 @@ def main():
 
     per_epoch = len(train_x) // args.batch_size  # drop-last
     assert per_epoch > 0, "fewer training images than one batch"
-    epochs = 3 if args.epochs is None and args.minutes is None else args.epochs
+    epochs = 6 if args.epochs is None and args.minutes is None else args.epochs
     total = None if epochs is None else epochs * per_epoch
     if args.minutes is not None:
         # Time a few steps on throw-away copies (own RNG), so that the real run is unchanged.

@@ -426,3 +426,77 @@ fn knn_eval_reproduces_the_training_runs_knn() {
         "{stdout}"
     );
 }
+
+/// `--trace` starts from the initial state, so it refuses `--resume` (before any work).
+#[test]
+fn trace_is_refused_with_resume() {
+    for example in ["dino_vit_s", "byol_resnet50"] {
+        let d = temp_dir(&format!("trace-resume-{example}"));
+        let out = run_in(&d, example, &["--trace", "t", "--resume"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{example}: {stderr}");
+        assert!(
+            stderr.contains("--trace records a run from its initial state"),
+            "{example}: {stderr}"
+        );
+    }
+}
+
+/// A traced run writes the initial and final states, one row per step, and every step's
+/// inputs with the shapes `inputs.txt` names (what the replay scripts read).
+#[test]
+fn trace_records_every_step() {
+    for (example, columns) in [
+        (
+            "dino_vit_s",
+            "step\tloss\tlr\tweight_decay\tmomentum\tteacher_temp\tlast_layer_frozen",
+        ),
+        ("byol_resnet50", "step\tloss\tlr\ttau"),
+    ] {
+        let d = temp_dir(&format!("trace-{example}"));
+        let t = d.join("trace");
+        let args = tiny(&d.join("run"), &["--epochs", "1", "--trace"]);
+        let mut args = args_ref(&args);
+        let t_str = t.display().to_string();
+        args.push(&t_str);
+        let out = run_in(&d, example, &args);
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tsv = std::fs::read_to_string(t.join("steps.tsv")).unwrap();
+        let mut lines = tsv.lines();
+        assert_eq!(lines.next(), Some(columns), "{example}");
+        let rows: Vec<Vec<f64>> = lines
+            .map(|l| l.split('\t').map(|v| v.parse().unwrap()).collect())
+            .collect();
+        assert!(!rows.is_empty(), "{example}: no steps");
+        for (k, r) in rows.iter().enumerate() {
+            assert_eq!(r[0], k as f64, "{example}: step column");
+            assert!(r[1].is_finite() && r[1] > 0.0, "{example}: loss {}", r[1]);
+        }
+        let per_step: usize = std::fs::read_to_string(t.join("inputs.txt"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                l.trim_matches(|c| c == '[' || c == ']')
+                    .split(", ")
+                    .map(|v| v.parse::<usize>().unwrap())
+                    .product::<usize>()
+            })
+            .sum();
+        let bytes = std::fs::metadata(t.join("inputs.f32")).unwrap().len() as usize;
+        assert_eq!(
+            bytes,
+            rows.len() * per_step * 4,
+            "{example}: inputs.f32 size"
+        );
+        let init = std::fs::read(t.join("init.safetensors")).unwrap();
+        let last = std::fs::read(t.join("final.safetensors")).unwrap();
+        assert!(
+            init != last,
+            "{example}: the final state equals the initial one"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use tessera::run::ckpt::RunConfig;
 use tessera::run::device::DEVICE_FLAG;
 use tessera::run::options::RunOptions;
 use tessera::run::precision::{Precision, PRECISION_FLAG};
-use tessera::run::{data, session, Device, Result, RunError};
+use tessera::run::{data, session, trace, Device, Result, RunError};
 use tessera::ssl::train::ByolOptimizer;
 
 pub const ABOUT: &str = "BYOL self-supervised training of a ResNet on Fashion-MNIST (or --data), \
@@ -57,6 +57,7 @@ pub const FLAGS: &[Flag] = &[
     session::OVERWRITE_FLAG,
     session::ALLOW_CONFIG_CHANGE_FLAG,
     session::SAVE_EVERY_FLAG,
+    trace::TRACE_FLAG,
 ];
 
 /// One preset's settings (the flags override some of them).
@@ -90,6 +91,8 @@ pub struct Config {
     pub seed: u64,
     pub output_dir: PathBuf,
     pub run: RunOptions,
+    /// `--trace DIR` (not part of the trajectory: it only records it).
+    pub trace: Option<PathBuf>,
 }
 
 const SGD: ByolOptimizer = ByolOptimizer::Sgd(SgdConfig {
@@ -134,6 +137,7 @@ impl Config {
             seed: 0,
             output_dir: PathBuf::from("runs/byol_resnet50"),
             run: RunOptions::default(),
+            trace: None,
         };
         // The previous default: BYOL's ImageNet recipe, shrunk to a smoke run.
         let resnet50 = Config {
@@ -192,6 +196,7 @@ impl Config {
             }
         };
         let device = Device::from_args(p)?;
+        let run = RunOptions::from_args(p)?;
         let c = Config {
             data: p.path("data").unwrap_or(c.data),
             resize: p.get("resize")?,
@@ -206,7 +211,8 @@ impl Config {
             precision: Precision::from_args(p, device)?,
             seed: p.get_or("seed", c.seed)?,
             output_dir: p.path("output-dir").unwrap_or(c.output_dir),
-            run: RunOptions::from_args(p)?,
+            trace: trace::from_args(p, &run)?,
+            run,
             ..c
         };
         if c.batch_size < 2 || c.epochs == 0 {

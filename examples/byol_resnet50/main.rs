@@ -24,6 +24,7 @@ use tessera::run::args::{self, Outcome};
 use tessera::run::metrics::EpochMetrics;
 use tessera::run::progress::{Phase, Progress};
 use tessera::run::session::{self, FreshStart, RunSpec};
+use tessera::run::trace::Trace;
 use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Program, Result, RunError};
 use tessera::ssl::augment::{stack_images, ByolAugConfig, ByolAugmentation, Image, Normalize};
 use tessera::ssl::data::Dataset;
@@ -231,6 +232,14 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
             knn_before: &knn_before,
         },
     )?;
+    let mut tracer = match &cfg.trace {
+        Some(dir) => Some(Trace::start(
+            dir,
+            trainer.state_dict().map_err(ctx("--trace"))?,
+            &["step", "loss", "lr", "tau"],
+        )?),
+        None => None,
+    };
     while run.pos.epoch < epochs {
         let epoch = run.pos.epoch;
         let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
@@ -255,7 +264,13 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
             }
             let x1 = stack_images(&v1.iter().collect::<Vec<_>>(), dev).map_err(ctx("batch"))?;
             let x2 = stack_images(&v2.iter().collect::<Vec<_>>(), dev).map_err(ctx("batch"))?;
+            if let Some(t) = &mut tracer {
+                t.inputs(&[&x1, &x2])?;
+            }
             let stats = trainer.train_step(&x1, &x2).map_err(ctx("training step"))?;
+            if let Some(t) = &mut tracer {
+                t.step(&[stats.iteration as f64, stats.loss, stats.lr, stats.tau])?;
+            }
             if !stats.loss.is_finite() {
                 return Err(RunError::new(format!("the loss is {}", stats.loss)));
             }
@@ -291,6 +306,9 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
             ips
         );
         run.end_epoch(&trainer, m)?;
+    }
+    if let Some(t) = tracer.take() {
+        t.finish(trainer.state_dict().map_err(ctx("--trace"))?)?;
     }
     let knn_before = run.knn_before();
     let after = run

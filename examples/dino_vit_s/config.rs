@@ -2,11 +2,12 @@
 //!
 //! The default preset is sized for 28-px images and ten minutes on two CPU cores: a ViT 192
 //! wide and 6 deep with 7-px patches (16 patches + CLS), batch 128, a 2048-way DINO head,
-//! 2 global crops of 28 px (scale 0.4–1) and 4 local crops of 14 px (scale 0.1–0.4), no blur
-//! or solarization, schedules counted in steps (warm-up 10%, last layer frozen for 5%,
-//! teacher EMA 0.99 → 1), and a run of 3 epochs that is the start of a 10-epoch schedule
-//! (`--schedule-epochs`): a complete 3-epoch schedule spends most of its steps warming up
-//! and decaying, and learns less than the same steps near the peak learning rate. Why each
+//! 2 global crops of 28 px (scale 0.4–1) and no local crops (`--local-crops N` adds 14-px
+//! ones at scale 0.1–0.4: 2×2 patches, which cost more than they teach here), no blur or
+//! solarization, schedules counted in steps (warm-up 10%, last layer frozen for 5%, teacher
+//! EMA 0.99 → 1), and a run of 6 epochs that is the start of a 17-epoch schedule
+//! (`--schedule-epochs`): a complete short schedule spends most of its steps warming up and
+//! decaying, and learns less than the same steps near the peak learning rate. Why each
 //! choice: README.md, "Train DINO". `--preset paper` is DINO's ViT-S/16 recipe at 224 px with
 //! its epoch schedules (for GPUs).
 
@@ -16,7 +17,7 @@ use tessera::run::ckpt::RunConfig;
 use tessera::run::device::DEVICE_FLAG;
 use tessera::run::precision::{Precision, PRECISION_FLAG};
 use tessera::run::session::{self, RunOptions};
-use tessera::run::{data, Device, Result, RunError};
+use tessera::run::{data, trace, Device, Result, RunError};
 
 pub const ABOUT: &str = "DINO self-supervised training of a ViT on Fashion-MNIST (or --data), \
 with k-NN evaluation of the student and the teacher before and after training. The default \
@@ -28,8 +29,8 @@ pub const FLAGS: &[Flag] = &[
     Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder").default_note("the embedded data/fashion-mnist"),
     Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
     Flag::value("preset", "NAME", "default (small ViT, ~10 min on 2 cores) | paper (ViT-S/16, 224/96 crops, out_dim 65536, DINO's 100-epoch schedule; for GPUs) | tiny (for tests)").default("default"),
-    Flag::value("epochs", "N", "Training epochs (passes over the training images)").default_note("3; paper: 100, tiny: 3"),
-    Flag::value("schedule-epochs", "N", "Epochs the schedules (warm-up, cosine lr and weight decay, EMA momentum) span; the run stops after --epochs of them, so a short run is the start of a longer schedule and spends its steps near the peak learning rate").default_note("10; paper and tiny: --epochs"),
+    Flag::value("epochs", "N", "Training epochs (passes over the training images)").default_note("6; paper: 100, tiny: 3"),
+    Flag::value("schedule-epochs", "N", "Epochs the schedules (warm-up, cosine lr and weight decay, EMA momentum) span; the run stops after --epochs of them, so a short run is the start of a longer schedule and spends its steps near the peak learning rate").default_note("17; paper and tiny: --epochs"),
     Flag::value("batch-size", "N", "Images per step").default_note("128; paper: 64, tiny: 8"),
     Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.0005"),
     Flag::value("schedule", "steps|epochs", "Unit of the warm-ups and of the frozen last layer (steps: for short runs)").default_note("steps; paper: epochs"),
@@ -45,7 +46,7 @@ pub const FLAGS: &[Flag] = &[
     Flag::value("img-size", "PX", "Global crop side").default_note("the data's image side; paper: 224"),
     Flag::value("local-size", "PX", "Local crop side").default_note("img-size / 2; paper: 96"),
     Flag::value("patch-size", "PX", "ViT patch side; must divide img-size and local-size").default_note("7; paper: 16"),
-    Flag::value("local-crops", "N", "Local crops per image").default_note("4; paper: 8, tiny: 2"),
+    Flag::value("local-crops", "N", "Local crops per image").default_note("0; paper: 8, tiny: 2"),
     Flag::value("blur-solarize", "true|false", "DINO's Gaussian blur and solarization (off for 28-px images: they erase what identifies a garment)").default_note("false; paper: true"),
     Flag::value("out-dim", "K", "DINO head output dimension").default_note("2048; paper: 65536, tiny: 64"),
     Flag::value("train-images", "N", "Train on a class-balanced subset of N images (0 = all)").default_note("0; tiny: 40"),
@@ -60,6 +61,7 @@ pub const FLAGS: &[Flag] = &[
     session::OVERWRITE_FLAG,
     session::ALLOW_CONFIG_CHANGE_FLAG,
     session::SAVE_EVERY_FLAG,
+    trace::TRACE_FLAG,
     Flag::value("embed-dim", "N", "ViT width").default_note("192; paper: 384, tiny: 32"),
     Flag::value("depth", "N", "ViT depth").default_note("6; paper: 12, tiny: 2"),
     Flag::value("heads", "N", "ViT attention heads").default_note("3; paper: 6, tiny: 2"),
@@ -110,6 +112,8 @@ pub struct Config {
     pub seed: u64,
     pub output_dir: PathBuf,
     pub run: RunOptions,
+    /// `--trace DIR` (not part of the trajectory: it only records it).
+    pub trace: Option<PathBuf>,
     pub embed_dim: usize,
     pub depth: usize,
     pub heads: usize,
@@ -123,8 +127,8 @@ impl Config {
             data: data::default_data_dir(),
             resize: None,
             preset: name.into(),
-            epochs: 3,
-            schedule_epochs: Some(10),
+            epochs: 6,
+            schedule_epochs: Some(17),
             batch_size: 128,
             lr: 0.0005,
             schedule_in_steps: true,
@@ -140,7 +144,9 @@ impl Config {
             img_size: None,
             local_size: None,
             patch_size: 7,
-            local_crops: 4,
+            // At 28 px a 14-px local crop is 2x2 patches: its views cost 37% of a step and
+            // taught less than the images that time buys (README.md, "Train DINO").
+            local_crops: 0,
             blur_solarize: false,
             global_scale: (0.4, 1.0),
             // DINO's 0.05 lower bound at 14 px would be a crop of 3 px.
@@ -155,6 +161,7 @@ impl Config {
             seed: 0,
             output_dir: PathBuf::from("runs/dino_vit_s"),
             run: RunOptions::default(),
+            trace: None,
             embed_dim: 192,
             depth: 6,
             heads: 3,
@@ -247,6 +254,7 @@ impl Config {
                 )));
             }
         }
+        let run = RunOptions::from_args(p)?;
         let cfg = Config {
             data: p.path("data").unwrap_or(c.data),
             resize: p.get("resize")?,
@@ -284,7 +292,8 @@ impl Config {
             precision: Precision::from_args(p, Device::from_args(p)?)?,
             seed: p.get_or("seed", c.seed)?,
             output_dir: p.path("output-dir").unwrap_or(c.output_dir),
-            run: RunOptions::from_args(p)?,
+            trace: trace::from_args(p, &run)?,
+            run,
             embed_dim: p.get_or("embed-dim", c.embed_dim)?,
             depth: p.get_or("depth", c.depth)?,
             heads: p.get_or("heads", c.heads)?,

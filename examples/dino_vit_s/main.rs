@@ -22,6 +22,7 @@ use tessera::run::args::{self, Outcome};
 use tessera::run::metrics::EpochMetrics;
 use tessera::run::progress::Progress;
 use tessera::run::session::{self, FreshStart, RunSpec};
+use tessera::run::trace::Trace;
 use tessera::run::{ckpt, ctx, data, exit_on_error, mix, signal, Program, Result, RunError};
 use tessera::ssl::augment::{
     batch_by_resolution, DataAugmentationDino, DinoAugConfig, Image, Normalize,
@@ -251,6 +252,22 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         },
     )?;
 
+    let mut tracer = match &cfg.trace {
+        Some(dir) => Some(Trace::start(
+            dir,
+            trainer.state_dict().map_err(ctx("--trace"))?,
+            &[
+                "step",
+                "loss",
+                "lr",
+                "weight_decay",
+                "momentum",
+                "teacher_temp",
+                "last_layer_frozen",
+            ],
+        )?),
+        None => None,
+    };
     let mut student_pair: Option<KnnPair> = None;
     while run.pos.epoch < cfg.epochs {
         let epoch = run.pos.epoch;
@@ -277,9 +294,29 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
                 .collect();
             // The entropies read the device: compute them for the step the epoch line shows.
             trainer.diagnostics = step + 1 == niter;
+            if let Some(t) = &mut tracer {
+                t.inputs(&groups.iter().collect::<Vec<_>>())?;
+            }
             let stats = trainer
                 .train_step(&groups, epoch)
                 .map_err(ctx("training step"))?;
+            if let Some(t) = &mut tracer {
+                // The trainer's rule: the last layer is frozen while the step (or, with
+                // epoch schedules, the epoch) is below the freeze length.
+                let frozen = match step_schedule {
+                    Some(s) => stats.iteration < s.freeze_last_layer as u64,
+                    None => epoch < cfg.freeze_last_layer,
+                };
+                t.step(&[
+                    stats.iteration as f64,
+                    stats.loss,
+                    stats.lr,
+                    stats.weight_decay,
+                    stats.momentum,
+                    stats.teacher_temp,
+                    f64::from(u8::from(frozen)),
+                ])?;
+            }
             if !stats.loss.is_finite() {
                 return Err(RunError::new(format!(
                     "the loss is {} at epoch {}, step {}",
@@ -356,6 +393,9 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
             m.elapsed_s
         );
         run.end_epoch(&trainer, m)?;
+    }
+    if let Some(t) = tracer.take() {
+        t.finish(trainer.state_dict().map_err(ctx("--trace"))?)?;
     }
     // The final table: both networks, both features, beside the floors.
     let student = match student_pair {

@@ -42,6 +42,7 @@ pub mod precision;
 pub mod progress;
 pub mod session;
 pub mod signal;
+pub mod trace;
 
 pub use device::{Device, Program};
 

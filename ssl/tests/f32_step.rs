@@ -94,7 +94,16 @@ fn f32_steps_follow_the_f64_steps() {
         if k == "iteration" {
             continue;
         }
-        let (x, y) = (va.to_f64_vec().unwrap(), sb[k].to_f64_vec().unwrap());
+        let (mut x, mut y) = (va.to_f64_vec().unwrap(), sb[k].to_f64_vec().unwrap());
+        if k.ends_with("attn.qkv.bias") {
+            // The key third of the bias adds the same q·b_k to every logit of a query's row,
+            // which the softmax cancels: its true gradient is zero, so each precision's
+            // gradient there is its own rounding noise, which AdamW scales up to steps of
+            // size lr. Compare the query and value thirds only.
+            let d = x.len() / 3;
+            x.drain(d..2 * d);
+            y.drain(d..2 * d);
+        }
         let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
         let diff = x
             .iter()
