@@ -10,7 +10,7 @@ How to run
 
 from anywhere (paths are relative to this file). Deterministic: inputs come from a
 ``torch.Generator`` with a fixed seed, PyTorch runs on one CPU thread, keys are sorted, and the
-safetensors file is written by ``write_safetensors`` below (no package needed).
+safetensors file is written by ``scripts/safetensors_out.py`` (no package needed).
 
 Contents (every tensor F64; the Rust tests are nn/tests/optim_fixtures.rs and
 nn/tests/schedules.rs, which hard-code the same configurations as ``CASES`` below)
@@ -28,12 +28,13 @@ nn/tests/schedules.rs, which hard-code the same configurations as ``CASES`` belo
 
 import argparse
 import json
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from safetensors_out import safetensors_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "nn_optim.safetensors"
@@ -51,17 +52,7 @@ def put(name, value):
 
 
 def write_safetensors(tensors, metadata):
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        data = t.numpy().astype("<f8").tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    h += b" " * (-len(h) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+    return safetensors_bytes(tensors, metadata, cast=torch.float64)
 
 
 # --------------------------------------------------------------------------- inputs

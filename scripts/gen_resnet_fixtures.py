@@ -59,12 +59,13 @@ metadata ``state_dict`` ("name:d0,d1,..;" per entry).
 import argparse
 import json
 import math
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from safetensors_out import safetensors_bytes
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -320,22 +321,9 @@ def bn_cases():
 
 # ------------------------------------------------------------------------- safetensors I/O
 
-DT = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8")}
-
 
 def to_bytes(tensors, metadata):
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        code, np_dt = DT[t.dtype]
-        data = t.numpy().astype(np_dt).tobytes()
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+    return safetensors_bytes(tensors, metadata, sort_header_keys=False)
 
 
 def main():

@@ -22,7 +22,7 @@ open), and the generator asserts that no neighbour set or top-1 class is decided
 under 1e-5, so that an f32 implementation must agree too. Accuracies are fractions, not
 DINO's percentages.
 
-File format: plain safetensors written by ``write_safetensors`` (the same writer as
+File format: plain safetensors written by ``scripts/safetensors_out.py`` (the writer of
 ``scripts/gen_fixtures.py``). Case ``knn``: ``train`` [200, 16] and ``test`` [50, 16] (F64,
 values rounded to f32), ``train_labels`` / ``test_labels`` (I64), and per k in {10, 20}:
 ``pred_k<k>`` (I64), ``top1_k<k>`` and ``top5_k<k>`` (F64, shape [1]). Metadata ``knn``:
@@ -31,12 +31,13 @@ values rounded to f32), ``train_labels`` / ``test_labels`` (I64), and per k in {
 
 import argparse
 import json
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from safetensors_out import safetensors_bytes
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,26 +47,10 @@ FORMAT = "tessera-fixtures-v1"
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
-ST_DTYPE = {torch.float64: "F64", torch.int64: "I64"}
-NP_DTYPE = {torch.float64: "<f8", torch.int64: "<i8"}
 
 
 def write_safetensors(tensors: dict, metadata: dict) -> bytes:
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for key in sorted(tensors):
-        t = tensors[key].detach().contiguous().cpu()
-        data = t.numpy().astype(NP_DTYPE[t.dtype]).tobytes()
-        header[key] = {
-            "dtype": ST_DTYPE[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    head += b" " * (-len(head) % 8)
-    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
+    return safetensors_bytes(tensors, metadata, sort_header_keys=False)
 
 
 def knn_classifier(train_features, train_labels, test_features, test_labels, k, T, num_classes,

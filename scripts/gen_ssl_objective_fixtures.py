@@ -15,7 +15,7 @@ How to run
 from anywhere (paths are relative to this file). Deterministic: each case draws from its own
 ``torch.Generator`` seeded with a CRC32 of the case name, PyTorch runs on one CPU thread, and
 the safetensors file (``tests/fixtures/ssl_objectives.safetensors``) is written with sorted
-keys by ``write_safetensors`` below (no package needed).
+keys by ``scripts/safetensors_out.py`` (no package needed).
 
 Contents
 --------
@@ -54,7 +54,6 @@ ssl/tests/objectives.rs.
 
 import argparse
 import json
-import struct
 import sys
 import warnings
 import zlib
@@ -62,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from safetensors_out import safetensors_bytes
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -78,22 +79,9 @@ META = {
     "_versions": f"torch {torch.__version__.split('+')[0]}, numpy {np.__version__}",
 }
 
-ST_DTYPE = {torch.float64: ("F64", "<f8"), torch.int64: ("I64", "<i8")}
 
 
-def write_safetensors(tensors, metadata):
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        st, np_dtype = ST_DTYPE[t.dtype]
-        data = t.numpy().astype(np_dtype).tobytes()
-        header[name] = {"dtype": st, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    h += b" " * (-len(h) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+write_safetensors = safetensors_bytes
 
 
 def put(case, name, t):

@@ -52,12 +52,13 @@ with (center, scale) by name: cls_token and pos_embed (0, 0.04); patch_embed.pro
 import argparse
 import json
 import math
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from safetensors_out import safetensors_bytes
 import torch.nn as nn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,22 +68,9 @@ TMP_S16_WEIGHTS = Path("/tmp/tessera_vit_s16_recipe.safetensors")
 
 torch.use_deterministic_algorithms(True)
 F64 = torch.float64
-ST_DTYPE = {torch.float64: ("F64", "<f8"), torch.float32: ("F32", "<f4")}
 
 
-def write_safetensors(tensors, metadata):
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        st, np_dtype = ST_DTYPE[t.dtype]
-        data = t.numpy().astype(np_dtype).tobytes()
-        header[name] = {"dtype": st, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    h += b" " * (-len(h) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+write_safetensors = safetensors_bytes
 
 
 # --------------------------------------------------------------------------- DINO's ViT

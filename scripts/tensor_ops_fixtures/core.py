@@ -2,56 +2,17 @@
 per-case generators and input helpers, ``emit`` and ``diff_case``."""
 
 import json
-import struct
 import zlib
 
 import torch
 
+from safetensors_out import safetensors_bytes
+
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
-ST_DTYPE = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.uint8: "U8",
-    torch.bool: "U8",
-}
-
-
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    t = t.detach().contiguous().cpu()
-    if t.dtype == torch.bool:
-        t = t.to(torch.uint8)
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return t.view(torch.int16).numpy().astype("<i2").tobytes()
-    np_dtype = {
-        torch.float64: "<f8",
-        torch.float32: "<f4",
-        torch.int64: "<i8",
-        torch.uint8: "u1",
-    }[t.dtype]
-    return t.numpy().astype(np_dtype).tobytes()
-
-
 def write_safetensors(tensors: dict, metadata: dict) -> bytes:
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for key in sorted(tensors):
-        t = tensors[key]
-        data = tensor_bytes(t)
-        header[key] = {
-            "dtype": ST_DTYPE[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    head += b" " * (-len(head) % 8)
-    return struct.pack("<Q", len(head)) + head + b"".join(blobs)
+    return safetensors_bytes(tensors, metadata, sort_header_keys=False)
 
 
 # ----------------------------------------------------------------------------- case building
