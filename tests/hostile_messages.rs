@@ -98,6 +98,27 @@ fn plain_default(d: &str) -> Option<&str> {
     (v.parse::<f64>().is_ok() || v == "true" || v == "false").then_some(v)
 }
 
+/// The value `preset` takes in a default `"<value>; <preset>: <value>, <a>, <b> and <c>:
+/// <value>"`, when the note names that preset and the value is a value (not a description).
+fn preset_default<'a>(d: &'a str, preset: &str) -> Option<&'a str> {
+    let (_, notes) = d.split_once(';')?;
+    // "long, paper and tiny: --epochs" splits at ", " too: names without a value wait for it.
+    let mut names = String::new();
+    for part in notes.split(", ") {
+        let Some((last_names, value)) = part.split_once(':') else {
+            names.push_str(part);
+            names.push(' ');
+            continue;
+        };
+        names.push_str(last_names);
+        if names.split_whitespace().any(|n| n == preset) {
+            return Some(value.trim());
+        }
+        names.clear();
+    }
+    None
+}
+
 /// A tiny ViT checkpoint laid out as `dino_vit_s` writes it (patch 7, 28-px grayscale).
 fn write_checkpoint(dir: &Path) -> PathBuf {
     let vit = VitConfig {
@@ -144,7 +165,7 @@ fn help_shows_the_default_of_every_flag() {
     }
     let dino = help_defaults("dino_vit_s");
     assert_eq!(dino["lr"], "0.0005");
-    assert_eq!(dino["epochs"], "6; paper: 100, tiny: 3");
+    assert_eq!(dino["epochs"], "6; long: 36, paper: 100, tiny: 3");
     assert_eq!(help_defaults("knn_eval")["k"], "20");
 }
 
@@ -198,6 +219,68 @@ fn dino_vit_s_help_defaults_are_the_values_used() {
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} defaults checked in {config}");
+}
+
+/// `--preset long` is what `--help` says it is: every "long: <value>" note is the value the
+/// run records, and its schedule spans the run (`--schedule-epochs`: "long, ...: --epochs").
+#[test]
+fn dino_vit_s_long_preset_is_what_help_says() {
+    let d = temp_dir("dino-long");
+    let set = [
+        ("epochs", "1"),
+        ("train-images", "16"),
+        ("eval-train", "20"),
+        ("eval-test", "10"),
+        ("batch-size", "8"),
+        ("out-dim", "16"),
+        ("embed-dim", "16"),
+        ("depth", "1"),
+        ("heads", "2"),
+        ("head-hidden", "16"),
+        ("head-bottleneck", "8"),
+    ];
+    let mut args: Vec<String> = vec![
+        "--preset".into(),
+        "long".into(),
+        "--output-dir".into(),
+        s(&d).into(),
+    ];
+    for (f, v) in set {
+        args.push(format!("--{f}"));
+        args.push(v.into());
+    }
+    assert_ok(&run("dino_vit_s", &args));
+    let ck = Checkpoint::<Cpu>::load(d.join("checkpoint.safetensors"), &Cpu).unwrap();
+    let config = &ck.metadata["config"];
+    let help = help_defaults("dino_vit_s");
+    assert_eq!(preset_default(&help["epochs"], "long"), Some("36"));
+    assert_eq!(
+        preset_default(&help["schedule-epochs"], "long"),
+        Some("--epochs")
+    );
+    // The schedule spans the run: --epochs 1 (the default preset's would span 17).
+    assert!(config.contains("schedule_epochs: 1,"), "{config}");
+    let mut checked = 0;
+    for (flag, default) in &help {
+        let Some(want) = preset_default(default, "long").filter(|v| plain_default(v).is_some())
+        else {
+            continue;
+        };
+        if set.iter().any(|(f, _)| f == flag) {
+            continue;
+        }
+        let field = format!("{}: ", flag.replace('-', "_"));
+        let at = config
+            .find(&field)
+            .unwrap_or_else(|| panic!("{field} in {config}"));
+        let got = config[at + field.len()..]
+            .split([',', ' ', '}'])
+            .next()
+            .unwrap();
+        assert_eq!(want, got, "--{flag}: help says long: {want}, used {got}");
+        checked += 1;
+    }
+    assert!(checked >= 1, "no long: note checked in {config}");
 }
 
 // ---- attention_maps: --img-size, --zoom and --output ----
