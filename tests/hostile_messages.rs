@@ -169,49 +169,60 @@ fn help_shows_the_default_of_every_flag() {
     assert_eq!(help_defaults("knn_eval")["k"], "20");
 }
 
+/// Flags that keep a `dino_vit_s` run tiny (their values are not the defaults checked).
+const TINY_DINO_RUN: [(&str, &str); 10] = [
+    ("train-images", "16"),
+    ("eval-train", "20"),
+    ("eval-test", "10"),
+    ("batch-size", "8"),
+    ("out-dim", "16"),
+    ("embed-dim", "16"),
+    ("depth", "1"),
+    ("heads", "2"),
+    ("head-hidden", "16"),
+    ("head-bottleneck", "8"),
+];
+
+/// Runs `dino_vit_s` with `args` and `flags` and returns the configuration its checkpoint
+/// records (`name: value, ...` with the flags' names in snake case).
+fn recorded_dino_config(dir: &str, args: &[&str], flags: &[(&str, &str)]) -> String {
+    let d = temp_dir(dir);
+    let mut all: Vec<String> = vec!["--output-dir".into(), s(&d).into()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    for (f, v) in flags {
+        all.push(format!("--{f}"));
+        all.push(v.to_string());
+    }
+    assert_ok(&run("dino_vit_s", &all));
+    let ck = Checkpoint::<Cpu>::load(d.join("checkpoint.safetensors"), &Cpu).unwrap();
+    ck.metadata["config"].clone()
+}
+
+/// The value `config` records for `--flag`, or `None` when the flag is not part of the
+/// configuration (e.g. `--save-every`).
+fn recorded<'a>(config: &'a str, flag: &str) -> Option<&'a str> {
+    let field = format!("{}: ", flag.replace('-', "_"));
+    let at = config.find(&field)?;
+    config[at + field.len()..].split([',', ' ', '}']).next()
+}
+
 /// `dino_vit_s` records the configuration it ran with in its checkpoint: every default
 /// `--help` shows for the default preset is the one used (flags set here to keep the run
 /// tiny are not checked).
 #[test]
 fn dino_vit_s_help_defaults_are_the_values_used() {
-    let d = temp_dir("dino-defaults");
-    let set = [
-        ("train-images", "16"),
-        ("eval-train", "20"),
-        ("eval-test", "10"),
-        ("batch-size", "8"),
-        ("out-dim", "16"),
-        ("embed-dim", "16"),
-        ("depth", "1"),
-        ("heads", "2"),
-        ("head-hidden", "16"),
-        ("head-bottleneck", "8"),
-    ];
-    let mut args: Vec<String> = vec!["--output-dir".into(), s(&d).into()];
-    for (f, v) in set {
-        args.push(format!("--{f}"));
-        args.push(v.into());
-    }
-    assert_ok(&run("dino_vit_s", &args));
-    let ck = Checkpoint::<Cpu>::load(d.join("checkpoint.safetensors"), &Cpu).unwrap();
-    let config = &ck.metadata["config"];
+    let config = recorded_dino_config("dino-defaults", &[], &TINY_DINO_RUN);
     let mut checked = 0;
     for (flag, default) in help_defaults("dino_vit_s") {
         let Some(want) = plain_default(&default) else {
             continue;
         };
-        if set.iter().any(|(f, _)| *f == flag) {
+        if TINY_DINO_RUN.iter().any(|(f, _)| *f == flag) {
             continue;
         }
-        // `Config`'s Debug: `field: value,` with the flag's name in snake case.
-        let field = format!("{}: ", flag.replace('-', "_"));
-        let Some(at) = config.find(&field) else {
-            continue; // not a field of the configuration (e.g. --save-every)
+        let Some(got) = recorded(&config, &flag) else {
+            continue;
         };
-        let got = config[at + field.len()..]
-            .split([',', ' ', '}'])
-            .next()
-            .unwrap();
         match (want.parse::<f64>(), got.parse::<f64>()) {
             (Ok(w), Ok(g)) => assert_eq!(w, g, "--{flag}: help {want}, used {got}"),
             _ => assert_eq!(want, got, "--{flag}: help {want}, used {got}"),
@@ -225,33 +236,9 @@ fn dino_vit_s_help_defaults_are_the_values_used() {
 /// run records, and its schedule spans the run (`--schedule-epochs`: "long, ...: --epochs").
 #[test]
 fn dino_vit_s_long_preset_is_what_help_says() {
-    let d = temp_dir("dino-long");
-    let set = [
-        ("epochs", "1"),
-        ("train-images", "16"),
-        ("eval-train", "20"),
-        ("eval-test", "10"),
-        ("batch-size", "8"),
-        ("out-dim", "16"),
-        ("embed-dim", "16"),
-        ("depth", "1"),
-        ("heads", "2"),
-        ("head-hidden", "16"),
-        ("head-bottleneck", "8"),
-    ];
-    let mut args: Vec<String> = vec![
-        "--preset".into(),
-        "long".into(),
-        "--output-dir".into(),
-        s(&d).into(),
-    ];
-    for (f, v) in set {
-        args.push(format!("--{f}"));
-        args.push(v.into());
-    }
-    assert_ok(&run("dino_vit_s", &args));
-    let ck = Checkpoint::<Cpu>::load(d.join("checkpoint.safetensors"), &Cpu).unwrap();
-    let config = &ck.metadata["config"];
+    let mut flags = TINY_DINO_RUN.to_vec();
+    flags.push(("epochs", "1"));
+    let config = recorded_dino_config("dino-long", &["--preset", "long"], &flags);
     let help = help_defaults("dino_vit_s");
     assert_eq!(preset_default(&help["epochs"], "long"), Some("36"));
     assert_eq!(
@@ -259,25 +246,22 @@ fn dino_vit_s_long_preset_is_what_help_says() {
         Some("--epochs")
     );
     // The schedule spans the run: --epochs 1 (the default preset's would span 17).
-    assert!(config.contains("schedule_epochs: 1,"), "{config}");
+    assert_eq!(recorded(&config, "schedule-epochs"), Some("1"), "{config}");
     let mut checked = 0;
     for (flag, default) in &help {
         let Some(want) = preset_default(default, "long").filter(|v| plain_default(v).is_some())
         else {
             continue;
         };
-        if set.iter().any(|(f, _)| f == flag) {
+        if flags.iter().any(|(f, _)| f == flag) {
             continue;
         }
-        let field = format!("{}: ", flag.replace('-', "_"));
-        let at = config
-            .find(&field)
-            .unwrap_or_else(|| panic!("{field} in {config}"));
-        let got = config[at + field.len()..]
-            .split([',', ' ', '}'])
-            .next()
-            .unwrap();
-        assert_eq!(want, got, "--{flag}: help says long: {want}, used {got}");
+        let got = recorded(&config, flag);
+        assert_eq!(
+            Some(want),
+            got,
+            "--{flag}: help says long: {want}, used {got:?}"
+        );
         checked += 1;
     }
     assert!(checked >= 1, "no long: note checked in {config}");
