@@ -301,12 +301,6 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
                 .train_step(&groups, epoch)
                 .map_err(ctx("training step"))?;
             if let Some(t) = &mut tracer {
-                // The trainer's rule: the last layer is frozen while the step (or, with
-                // epoch schedules, the epoch) is below the freeze length.
-                let frozen = match step_schedule {
-                    Some(s) => stats.iteration < s.freeze_last_layer as u64,
-                    None => epoch < cfg.freeze_last_layer,
-                };
                 t.step(&[
                     stats.iteration as f64,
                     stats.loss,
@@ -314,7 +308,7 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
                     stats.weight_decay,
                     stats.momentum,
                     stats.teacher_temp,
-                    f64::from(u8::from(frozen)),
+                    f64::from(u8::from(stats.last_layer_frozen)),
                 ])?;
             }
             if !stats.loss.is_finite() {

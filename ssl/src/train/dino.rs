@@ -6,7 +6,8 @@ use super::common::{
 };
 use super::Backbone;
 use crate::dino::{
-    cancel_gradients_last_layer, DinoHead, DinoHeadConfig, DinoLoss, DinoLossConfig,
+    cancel_gradients_last_layer, last_layer_frozen, DinoHead, DinoHeadConfig, DinoLoss,
+    DinoLossConfig,
 };
 use crate::ema::{dino_momentum_schedule, ema_update};
 use alloc::collections::BTreeMap;
@@ -227,6 +228,8 @@ pub struct DinoStepStats {
     pub grad_norms: BTreeMap<String, f64>,
     /// The global iteration this step used (the counter before the step).
     pub iteration: u64,
+    /// Whether the head's last layer got no update in this step (`--freeze_last_layer`).
+    pub last_layer_frozen: bool,
 }
 
 /// DINO's student/teacher pair with its loss, optimizer and schedules: see
@@ -434,6 +437,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             max_entropy: libm::log(self.config.out_dim as f64),
             grad_norms,
             iteration: it,
+            last_layer_frozen: last_layer_frozen(unit, freeze),
         })
     }
 
