@@ -22,7 +22,8 @@
 //!   last layer is not frozen (`freeze_last_layer = 0`), so every parameter is updated.
 //! - `dino_default`: the same step at the size of `examples/dino_vit_s`'s default recipe:
 //!   ViT 192 wide, 6 deep, 3 heads, patch 7; head 192 → 2048 → 2048 → 256 → 2048; batch 128
-//!   with 2 global crops of 28 px and 4 local crops of 14 px per image.
+//!   with 2 global crops of 28 px per image and no local crops (the default recipe drops
+//!   them; `--local-crops 4` times the previous default's step).
 //! - `byol_resnet50`: [`ByolTrainer`] with torchvision's ResNet-50 (no classifier) online and
 //!   target, projector and predictor MLPs 4096-256 with BatchNorm, two views of `--img-size`
 //!   (224) per image, each through the online and the target network; BYOL loss; LARS
@@ -72,7 +73,7 @@ const FLAGS: &[Flag] = &[
     Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast)").default("f32"),
     Flag::value("img-size", "PX", "Global crop / view side").default_note("224; dino_default: 28"),
     Flag::value("local-size", "PX", "DINO local crop side").default_note("96; dino_default: 14"),
-    Flag::value("local-crops", "N", "DINO local crops per image").default_note("10; dino_default: 4"),
+    Flag::value("local-crops", "N", "DINO local crops per image").default_note("10; dino_default: 0"),
     Flag::value("patch-size", "PX", "ViT patch side").default_note("16; dino_default: 7, --tiny: 8"),
     Flag::value("out-dim", "K", "DINO head output dimension").default_note("65536; dino_default: 2048, --tiny: 128"),
     Flag::switch("tiny", "Tiny models for quick checks: ViT 32 dims, 2 blocks, 2 heads, head 64-16; ResNet with one bottleneck per stage, projector 64-16"),
@@ -151,7 +152,7 @@ impl Config {
             dtype,
             img_size: p.get_or("img-size", pick(224, 28))?,
             local_size: p.get_or("local-size", pick(96, 14))?,
-            local_crops: p.get_or("local-crops", pick(10, 4))?,
+            local_crops: p.get_or("local-crops", pick(10, 0))?,
             patch_size: p.get_or("patch-size", if tiny { 8 } else { pick(16, 7) })?,
             out_dim: p.get_or("out-dim", if tiny { 128 } else { pick(65536, 2048) })?,
             tiny,

@@ -5,7 +5,7 @@
 #
 #   dino_default   the main job's default DINO step (examples/bench_steps.rs --model
 #                  dino_default): ViT 192x6 patch 7, head 2048-2048-256 -> 2048, batch 128,
-#                  2 x 28 px + 4 x 14 px crops per image
+#                  2 x 28 px crops per image, no local crops (as the recipe)
 #   vit_s16_train  a ViT-S/16 training step at 224 px, batch 8 (nn/examples/bench_models.rs)
 #   dino_vit_s16   a DINO ViT-S/16 step, 2 x 224 + 10 x 96 px crops, batch 8 (bench_steps)
 #   byol_resnet50  a BYOL ResNet-50 step, 2 views of 224 px, batch 8 (bench_steps)

@@ -16,7 +16,8 @@ scripts/bench_models.py, imported from it):
   lerp). The last layer is not frozen (as `freeze_last_layer = 0` on the Rust side).
 - `dino_default`: the same step at the size of `examples/dino_vit_s`'s default recipe: ViT
   192 wide, 6 deep, 3 heads, patch 7; head 192 -> 2048 -> 2048 -> 256 -> 2048; batch 128 with
-  2 global crops of 28 px and 4 local crops of 14 px per image.
+  2 global crops of 28 px per image and no local crops (as the default recipe; `--local-crops
+  4` times the previous default's step).
 - `byol_resnet50`: BYOL's step. ResNet-50 (torchvision v1.5, no classifier) online and
   target; projector 2048 -> 4096 -> 256 and predictor 256 -> 4096 -> 256, each
   Linear-BatchNorm1d-ReLU-Linear; two views of `--img-size`, each through the online and
@@ -377,7 +378,7 @@ def main():
     ap.add_argument("--img-size", type=int, default=None, help="default 224; dino_default: 28")
     ap.add_argument("--local-size", type=int, default=None, help="default 96; dino_default: 14")
     ap.add_argument("--local-crops", type=int, default=None,
-                    help="default 10; dino_default: 4")
+                    help="default 10; dino_default: 0")
     ap.add_argument("--patch-size", type=int, default=None,
                     help="default 16; dino_default: 7, --tiny: 8")
     ap.add_argument("--out-dim", type=int, default=None,
@@ -393,7 +394,7 @@ def main():
     a = ap.parse_args()
     small = a.model == "dino_default"
     for name, paper, default in [("batch", 64, 128), ("img_size", 224, 28),
-                                 ("local_size", 96, 14), ("local_crops", 10, 4)]:
+                                 ("local_size", 96, 14), ("local_crops", 10, 0)]:
         if getattr(a, name) is None:
             setattr(a, name, default if small else paper)
     if a.patch_size is None:

@@ -31,10 +31,11 @@ fn for_each_batch(al: &Layout, bl: &Layout, mut f: impl FnMut(usize, usize, usiz
 /// batch and row dims merge into a single strided row dim, the whole batch is one GEMM of
 /// `(batch*m) x k` by `k x n`: `b` is packed once instead of once per batch entry. This is
 /// the `[B, N, D] x [D, D']` shape of every linear layer, where per-entry packing of the
-/// weight otherwise dominates. Returns the merged row count and row stride.
+/// weight otherwise dominates. A plain 2-D product is the one-entry case. Returns the merged
+/// row count and row stride.
 fn merged_rows(al: &Layout, bl: &Layout) -> Option<(usize, usize)> {
     let r = al.rank();
-    if r <= 2 || bl.strides()[..r - 2].iter().any(|&s| s != 0) {
+    if r < 2 || bl.strides()[..r - 2].iter().any(|&s| s != 0) {
         return None;
     }
     let (shape, strides) = (al.shape(), al.strides());
@@ -111,10 +112,15 @@ macro_rules! gemm_batched {
         let (rsa, csa) = (al.strides()[r - 2] as isize, al.strides()[r - 1] as isize);
         let (rsb, csb) = (bl.strides()[r - 2] as isize, bl.strides()[r - 1] as isize);
         let batches = numel(&al.shape()[..r - 2]);
-        let mut out: Vec<$t> = crate::cpu::pool::filled_in_kernel(batches * m * n, 0.0);
+        let total = batches * m * n;
         if m * n > 0 && k > 0 && merged_rows(al, bl).is_some() {
             let (rows, rs) = merged_rows(al, bl).expect("checked");
-            // SAFETY: as below; the merged rows address exactly the elements of `a`'s view.
+            // The GEMM writes every element of C (it never reads C when not accumulating), so
+            // its output is not zero-filled first: that pass cost as much as a small GEMM.
+            let mut out: Vec<$t> = crate::cpu::pool::take_in_kernel(total);
+            // SAFETY: as below; the merged rows address exactly the elements of `a`'s view,
+            // and `out` has room for the `rows x n = total` elements C is made of, all of
+            // which the GEMM writes before `set_len` exposes them.
             unsafe {
                 $gemm(
                     imp,
@@ -132,51 +138,56 @@ macro_rules! gemm_batched {
                     n as isize,
                     1,
                 );
+                out.set_len(total);
             }
-        } else if m * n > 0 {
-            // Small matrices (attention's per-head products) are single-threaded inside
-            // GEMM: spread the batch entries over the threads instead. Each entry is computed
-            // by the same call whichever thread runs it, so the result does not depend on the
-            // thread count.
-            let mut offsets = Vec::with_capacity(batches);
-            for_each_batch(al, bl, |_, oa, ob| offsets.push((oa, ob)));
-            // Large entries keep GEMM's own threading (work 0: one chunk, this thread); small
-            // ones run GEMM single-threaded on whichever thread has their chunk (the crate's
-            // pool must not be entered again from its own workers).
-            let per_entry = (m * n).saturating_mul(k);
-            let threaded = per_entry >= 1 << 21;
-            let work = if threaded {
-                0
-            } else {
-                batches.saturating_mul(per_entry)
-            };
-            crate::cpu::parallel::for_each_chunk_mut(&mut out, m * n, work, |range, chunk| {
-                for (c, &(oa, ob)) in chunk.chunks_exact_mut(m * n).zip(&offsets[range]) {
-                    // SAFETY: the layouts were checked to fit their storages, so every element
-                    // of the m×k and k×n views addressed with these strides is in bounds; `c`
-                    // is an exclusively borrowed m×n row-major block.
-                    unsafe {
-                        $gemm(
-                            imp,
-                            threaded,
-                            m,
-                            k,
-                            n,
-                            a.as_ptr().add(oa),
-                            rsa,
-                            csa,
-                            b.as_ptr().add(ob),
-                            rsb,
-                            csb,
-                            c.as_mut_ptr(),
-                            n as isize,
-                            1,
-                        );
+            out
+        } else {
+            let mut out: Vec<$t> = crate::cpu::pool::filled_in_kernel(total, 0.0);
+            if m * n > 0 {
+                // Small matrices (attention's per-head products) are single-threaded inside
+                // GEMM: spread the batch entries over the threads instead. Each entry is computed
+                // by the same call whichever thread runs it, so the result does not depend on the
+                // thread count.
+                let mut offsets = Vec::with_capacity(batches);
+                for_each_batch(al, bl, |_, oa, ob| offsets.push((oa, ob)));
+                // Large entries keep GEMM's own threading (work 0: one chunk, this thread); small
+                // ones run GEMM single-threaded on whichever thread has their chunk (the crate's
+                // pool must not be entered again from its own workers).
+                let per_entry = (m * n).saturating_mul(k);
+                let threaded = per_entry >= 1 << 21;
+                let work = if threaded {
+                    0
+                } else {
+                    batches.saturating_mul(per_entry)
+                };
+                crate::cpu::parallel::for_each_chunk_mut(&mut out, m * n, work, |range, chunk| {
+                    for (c, &(oa, ob)) in chunk.chunks_exact_mut(m * n).zip(&offsets[range]) {
+                        // SAFETY: the layouts were checked to fit their storages, so every element
+                        // of the m×k and k×n views addressed with these strides is in bounds; `c`
+                        // is an exclusively borrowed m×n row-major block.
+                        unsafe {
+                            $gemm(
+                                imp,
+                                threaded,
+                                m,
+                                k,
+                                n,
+                                a.as_ptr().add(oa),
+                                rsa,
+                                csa,
+                                b.as_ptr().add(ob),
+                                rsb,
+                                csb,
+                                c.as_mut_ptr(),
+                                n as isize,
+                                1,
+                            );
+                        }
                     }
-                }
-            });
+                });
+            }
+            out
         }
-        out
     }};
 }
 
