@@ -41,13 +41,13 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
         self.name
     }
     fn backward(&self, g: &Tensor<B>, needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>> {
-        let xhat = self.x.sub(&self.mean)?.mul(&self.rstd)?;
+        let xhat = || self.x.sub(&self.mean)?.mul(&self.rstd);
+        let ghat = || match &self.weight {
+            Some((w, _)) => g.mul(w),
+            None => Ok(g.clone()),
+        };
         let mut out = Vec::with_capacity(3);
         if needs.first().copied().unwrap_or(false) {
-            let gh = match &self.weight {
-                Some((w, _)) => g.mul(w)?,
-                None => g.clone(),
-            };
             let dx = match &self.stat_axes {
                 // Layer norm: the backend's (possibly fused) input gradient, same formula.
                 Some(axes) if self.name == "layer_norm" => g.backend().layer_norm_backward(
@@ -59,11 +59,12 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
                     axes.len(),
                 )?,
                 Some(axes) => {
+                    let (gh, xhat) = (ghat()?, xhat()?);
                     let m1 = gh.mean(axes, true)?;
                     let m2 = gh.mul(&xhat)?.mean(axes, true)?;
                     gh.sub(&m1)?.sub(&xhat.mul(&m2)?)?.mul(&self.rstd)?
                 }
-                None => gh.mul(&self.rstd)?,
+                None => ghat()?.mul(&self.rstd)?,
             };
             out.push(Some(dx));
         } else {
@@ -72,7 +73,7 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
         let mut next = 1;
         if let Some((_, shape)) = &self.weight {
             out.push(match needs.get(next).copied().unwrap_or(false) {
-                true => Some(sum_over(&g.mul(&xhat)?, &self.param_axes)?.reshape(shape)?),
+                true => Some(sum_over(&g.mul(&xhat()?)?, &self.param_axes)?.reshape(shape)?),
                 false => None,
             });
             next += 1;

@@ -72,8 +72,8 @@
 //! Overrides may round differently from the defaults (a fused softmax sums once), which is
 //! why the conformance kit compares against the CPU within a tolerance table rather than
 //! bit for bit. The [`Cpu`](crate::Cpu) overrides `full`, `alloc_uninit`, `empty_cache`, the
-//! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU (with backward) and
-//! layer norm; the CUDA backend overrides every provided method of `Backend`.
+//! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU and layer norm (each
+//! with its backward); the CUDA backend overrides every provided method of `Backend`.
 //!
 //! # Writing a backend: the worked example
 //!

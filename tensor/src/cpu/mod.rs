@@ -496,4 +496,16 @@ impl Backend for Cpu {
         checks::layer_norm(x.shape(), x.dtype(), params, normalized_rank)?;
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
+
+    fn layer_norm_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+    ) -> Result<Tensor<Self>> {
+        ops::norm::cpu_backward::layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)
+    }
 }

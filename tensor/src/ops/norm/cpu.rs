@@ -1,13 +1,32 @@
 //! Fused CPU layer norm: per row of the normalized dims, one pass for the mean, one for the
 //! variance (two-pass, accumulated in f64, as accurate as the composite), one to write.
 //! f32 and f64 on any layout (the input is made contiguous first); other dtypes use the
-//! composite default.
+//! composite default. The input gradient's kernel is in `cpu_backward.rs`.
 
 use crate::backend::composite;
 use crate::cpu::{parallel, pool, strided, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
+
+/// Independent f64 partial sums per row: a single running sum is a chain of dependent
+/// additions (one per element, each waiting on the last), which made the row sums the slowest
+/// part of the kernel; `LANES` of them vectorise.
+pub(super) const LANES: usize = 8;
+
+/// Adds `f(j)` for `j` in `0..d` into `acc[j % LANES]`.
+#[inline(always)]
+pub(super) fn lane_sum(d: usize, acc: &mut [f64; LANES], f: impl Fn(usize) -> f64) {
+    let full = d - d % LANES;
+    for j0 in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(j0 + l);
+        }
+    }
+    for (a, j) in acc.iter_mut().zip(full..d) {
+        *a += f(j);
+    }
+}
 
 fn rows<T: Float>(
     x: &[T],
@@ -21,15 +40,14 @@ fn rows<T: Float>(
     // thread.
     let stats: Vec<(T, T)> = parallel::collect(n, 1, 2 * x.len(), |r, s| {
         s.extend(x[r.start * d..r.end * d].chunks_exact(d).map(|row| {
-            let mean = row.iter().map(|&v| Element::to_f64(v)).sum::<f64>() / d as f64;
-            let var = row
-                .iter()
-                .map(|v| {
-                    let d = Element::to_f64(*v) - mean;
-                    d * d
-                })
-                .sum::<f64>()
-                / d as f64;
+            let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
+            lane_sum(d, &mut s1, |j| Element::to_f64(row[j]));
+            let mean = s1.iter().sum::<f64>() / d as f64;
+            lane_sum(d, &mut s2, |j| {
+                let c = Element::to_f64(row[j]) - mean;
+                c * c
+            });
+            let var = s2.iter().sum::<f64>() / d as f64;
             let rstd = 1.0 / libm::sqrt(var + eps);
             (T::from_f64(mean), T::from_f64(rstd))
         }))

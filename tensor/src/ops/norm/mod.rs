@@ -1,6 +1,7 @@
 //! Layer norm and batch norm (PyTorch: `F.layer_norm`, `F.batch_norm`).
 
 pub(crate) mod cpu;
+pub(crate) mod cpu_backward;
 
 use crate::backend::Backend;
 use crate::{Result, Tensor};
