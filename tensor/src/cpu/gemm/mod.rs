@@ -33,10 +33,12 @@
 //! blocks of 250. The first `k` block overwrites C, the others add to it.
 //!
 //! ## Threads and determinism
-//! With `std`, each `(jc, pc)` step's tiles are split among the threads of the crate's pool
-//! ([`crate::cpu::parallel`]) by rows of MR-panels (or, for few rows, by NR-column panels),
-//! never over `k`; B~ is packed once (its column panels split over the threads) and
-//! shared. Every element of C is one lane of one
+//! With `std`, C is cut along its longer side into one block of whole MR-row or NR-column
+//! panels per thread of the crate's pool ([`crate::cpu::parallel`]), never over `k`, and
+//! each thread runs the whole nest on its block, packing the A and B panels it needs itself
+//! (no waiting between `k` blocks, packed panels stay in their core's cache). When C has
+//! fewer panels along that side than there are threads, each `(jc, pc)` step's tiles are
+//! split instead and B~ is packed once and shared. Every element of C is one lane of one
 //! accumulator summed in `k` order, then added to C once per `k` block, whichever thread
 //! computes it and whatever tile it falls in: results are bit-identical for every thread
 //! count. The batched matmul's per-entry path calls the single-threaded variant

@@ -228,11 +228,13 @@ fn bf16_fallbacks_match_the_hardware_path() {
 #[test]
 fn results_are_bit_identical_across_thread_counts() {
     use crate::cpu::parallel::tests::with_threads;
-    // Many row panels (split by rows), few row panels (split by columns), several k and n
-    // blocks, and a transposed A.
+    // More row panels than column panels (C split by rows), the reverse (split by columns),
+    // fewer panels than threads (the shared-B~ nest), several k and n blocks, and a
+    // transposed A with a long k (a weight gradient's shape).
     for (m, k, n, ta) in [
         (300, 500, 200, false),
         (20, 700, 2100, false),
+        (20, 300, 40, false),
         (192, 1300, 96, true),
     ] {
         let a = Operand::new(m, k, ta, 0, 5);
