@@ -1,12 +1,15 @@
 //! Fused CPU layer norm: per row of the normalized dims, one pass for the mean, one for the
 //! variance (two-pass, accumulated in f64, as accurate as the composite), one to write.
-//! f32 and f64 on any layout (the input is made contiguous first); other dtypes use the
-//! composite default. The input gradient's kernel is in `cpu_backward.rs`.
+//! f32 and f64 on any layout (contiguous inputs are read in place, others gathered first);
+//! other dtypes use the composite default. The input gradient's kernel is in
+//! `cpu_backward.rs`.
 
 use crate::backend::composite;
+use crate::buffer::HostElement;
+use crate::cpu::strided::ViewBuf;
 use crate::cpu::{parallel, pool, strided, Cpu};
 use crate::dtype::{Element, Float};
-use crate::{HostBuffer, Result, Tensor};
+use crate::{DType, HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
 
 /// Independent f64 partial sums per row: a single running sum is a chain of dependent
@@ -52,18 +55,22 @@ fn rows<T: Float>(
             (T::from_f64(mean), T::from_f64(rstd))
         }))
     });
+    // One loop per affine case, so each is a plain vectorisable zip (same rounding order:
+    // normalise, scale, shift).
     let y = parallel::collect(n, d, x.len(), |r, s| {
         for (row, &(mt, rt)) in x[r.start * d..r.end * d].chunks_exact(d).zip(&stats[r]) {
-            s.extend(row.iter().enumerate().map(|(j, &v)| {
-                let mut o = (v - mt) * rt;
-                if let Some(w) = w {
-                    o = o * w[j];
-                }
-                if let Some(b) = b {
-                    o = o + b[j];
-                }
-                o
-            }));
+            let norm = |v: T| (v - mt) * rt;
+            match (w, b) {
+                (Some(w), Some(b)) => s.extend(
+                    row.iter()
+                        .zip(w)
+                        .zip(b)
+                        .map(|((&v, &w), &b)| norm(v) * w + b),
+                ),
+                (Some(w), None) => s.extend(row.iter().zip(w).map(|(&v, &w)| norm(v) * w)),
+                (None, Some(b)) => s.extend(row.iter().zip(b).map(|(&v, &b)| norm(v) + b)),
+                (None, None) => s.extend(row.iter().map(|&v| norm(v))),
+            }
         }
     });
     let (mut means, mut rstds) = (pool::take_in_kernel(n), pool::take_in_kernel(n));
@@ -76,6 +83,34 @@ fn rows<T: Float>(
 }
 
 type Norm = (Tensor<Cpu>, Tensor<Cpu>, Tensor<Cpu>);
+
+/// A tensor's elements as one contiguous slice: borrowed when its view is contiguous (the
+/// usual case), else gathered into scratch from the buffer cache. `None` if `T` is not its
+/// dtype.
+pub(super) fn elements<T: HostElement + Copy + Send + Sync>(
+    t: &Tensor<Cpu>,
+) -> Option<ViewBuf<'_, T>> {
+    Some(strided::view(t.storage().as_slice::<T>()?, t.layout()))
+}
+
+/// [`rows`] on `T` operands; `None` if any operand is not a `T`.
+fn typed<T: Float + HostElement + Send + Sync>(
+    x: &Tensor<Cpu>,
+    weight: Option<&Tensor<Cpu>>,
+    bias: Option<&Tensor<Cpu>>,
+    d: usize,
+    eps: f64,
+) -> Option<(Vec<T>, Vec<T>, Vec<T>)> {
+    let xv = elements::<T>(x)?;
+    let wv = weight.map(elements::<T>);
+    let bv = bias.map(elements::<T>);
+    // A parameter present but of another dtype: not this kernel's case.
+    if wv.as_ref().is_some_and(Option::is_none) || bv.as_ref().is_some_and(Option::is_none) {
+        return None;
+    }
+    let (wv, bv) = (wv.flatten(), bv.flatten());
+    Some(rows(&xv, d, wv.as_deref(), bv.as_deref(), eps))
+}
 
 pub(crate) fn layer_norm(
     x: &Tensor<Cpu>,
@@ -93,42 +128,17 @@ pub(crate) fn layer_norm(
     if d == 0 {
         return composite::layer_norm(x, weight, bias, k, eps);
     }
-    // Contiguous copies of the operands (kernel scratch from the cache, not host reads).
-    let host = |t: &Tensor<Cpu>| strided::gather_view(t.storage(), t.layout());
-    let (xh, wh, bh) = (host(x), weight.map(host), bias.map(host));
-    // The front end checked dtypes; stay on the composite path if anything else slipped by.
-    if [&wh, &bh]
-        .iter()
-        .any(|p| p.as_ref().is_some_and(|p| p.dtype() != xh.dtype()))
-    {
-        return composite::layer_norm(x, weight, bias, k, eps);
-    }
-    let (y, m, r) = match &xh {
-        HostBuffer::F32(v) => {
-            let (y, m, r) = rows(
-                v,
-                d,
-                wh.as_ref().and_then(|w| w.as_slice()),
-                bh.as_ref().and_then(|b| b.as_slice()),
-                eps,
-            );
-            (HostBuffer::F32(y), HostBuffer::F32(m), HostBuffer::F32(r))
-        }
-        HostBuffer::F64(v) => {
-            let (y, m, r) = rows(
-                v,
-                d,
-                wh.as_ref().and_then(|w| w.as_slice()),
-                bh.as_ref().and_then(|b| b.as_slice()),
-                eps,
-            );
-            (HostBuffer::F64(y), HostBuffer::F64(m), HostBuffer::F64(r))
-        }
+    let (y, m, r) = match x.dtype() {
+        DType::F32 => match typed::<f32>(x, weight, bias, d, eps) {
+            Some((y, m, r)) => (HostBuffer::F32(y), HostBuffer::F32(m), HostBuffer::F32(r)),
+            None => return composite::layer_norm(x, weight, bias, k, eps),
+        },
+        DType::F64 => match typed::<f64>(x, weight, bias, d, eps) {
+            Some((y, m, r)) => (HostBuffer::F64(y), HostBuffer::F64(m), HostBuffer::F64(r)),
+            None => return composite::layer_norm(x, weight, bias, k, eps),
+        },
         _ => return composite::layer_norm(x, weight, bias, k, eps),
     };
-    for scratch in [Some(xh), wh, bh].into_iter().flatten() {
-        pool::give_buffer(scratch);
-    }
     Ok((
         crate::cpu::kernel_output(y, &shape)?,
         crate::cpu::kernel_output(m, &stat_shape)?,

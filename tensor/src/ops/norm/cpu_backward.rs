@@ -5,9 +5,10 @@
 //! the two differ only in how the sums are ordered. The composite default takes seven passes
 //! over the input and four temporaries the size of it.
 
-use super::cpu::{lane_sum, LANES};
+use super::cpu::{elements, lane_sum, LANES};
 use crate::backend::composite;
-use crate::cpu::{parallel, pool, strided, Cpu};
+use crate::buffer::HostElement;
+use crate::cpu::{parallel, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
@@ -63,28 +64,33 @@ pub(crate) fn layer_norm_backward(
     {
         return composite();
     }
-    // Contiguous copies of the operands (kernel scratch from the cache, not host reads).
-    let host = |t: &Tensor<Cpu>| strided::gather_view(t.storage(), t.layout());
-    let (xh, gh, mh, rh) = (host(x), host(grad), host(mean), host(rstd));
-    let wh = weight.map(host);
-    let dx = match (&xh, &gh, &mh, &rh) {
-        (HostBuffer::F32(x), HostBuffer::F32(g), HostBuffer::F32(m), HostBuffer::F32(r)) => {
-            let w = wh.as_ref().and_then(|w| w.as_slice::<f32>());
-            HostBuffer::F32(rows(x, g, m, r, w, d))
-        }
-        (HostBuffer::F64(x), HostBuffer::F64(g), HostBuffer::F64(m), HostBuffer::F64(r)) => {
-            let w = wh.as_ref().and_then(|w| w.as_slice::<f64>());
-            HostBuffer::F64(rows(x, g, m, r, w, d))
-        }
-        _ => return composite(),
+    let dx = match dtype {
+        crate::DType::F32 => typed::<f32>(x, grad, mean, rstd, weight, d).map(HostBuffer::F32),
+        crate::DType::F64 => typed::<f64>(x, grad, mean, rstd, weight, d).map(HostBuffer::F64),
+        _ => None,
     };
-    for scratch in [Some(xh), Some(gh), Some(mh), Some(rh), wh]
-        .into_iter()
-        .flatten()
-    {
-        pool::give_buffer(scratch);
+    match dx {
+        Some(dx) => crate::cpu::kernel_output(dx, shape),
+        None => composite(),
     }
-    crate::cpu::kernel_output(dx, shape)
+}
+
+/// [`rows`] on `T` operands, borrowed where contiguous; `None` if any is not a `T`.
+fn typed<T: Float + HostElement + Send + Sync>(
+    x: &Tensor<Cpu>,
+    grad: &Tensor<Cpu>,
+    mean: &Tensor<Cpu>,
+    rstd: &Tensor<Cpu>,
+    weight: Option<&Tensor<Cpu>>,
+    d: usize,
+) -> Option<Vec<T>> {
+    let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
+    let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
+    let wv = match weight {
+        Some(w) => Some(elements::<T>(w)?),
+        None => None,
+    };
+    Some(rows(&xv, &gv, &mv, &rv, wv.as_deref(), d))
 }
 
 #[cfg(test)]
