@@ -52,7 +52,7 @@ pub(crate) fn layer_norm_backward(
         return composite();
     }
     let d: usize = shape[shape.len() - k..].iter().product();
-    let n = if d == 0 { 0 } else { x.numel() / d };
+    let n = x.numel().checked_div(d).unwrap_or(0);
     let dtype = x.dtype();
     let fits = |t: &Tensor<Cpu>, len: usize| t.numel() == len && t.dtype() == dtype;
     if d == 0
