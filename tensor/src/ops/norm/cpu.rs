@@ -93,6 +93,17 @@ pub(super) fn elements<T: HostElement + Copy + Send + Sync>(
     Some(strided::view(t.storage().as_slice::<T>()?, t.layout()))
 }
 
+/// [`elements`] of an optional parameter: `Some(None)` when absent, `None` when present
+/// but not a `T` (not the kernel's case).
+pub(super) fn optional_elements<T: HostElement + Copy + Send + Sync>(
+    t: Option<&Tensor<Cpu>>,
+) -> Option<Option<ViewBuf<'_, T>>> {
+    match t {
+        Some(t) => elements(t).map(Some),
+        None => Some(None),
+    }
+}
+
 /// [`rows`] on `T` operands; `None` if any operand is not a `T`.
 fn typed<T: Float + HostElement + Send + Sync>(
     x: &Tensor<Cpu>,
@@ -102,13 +113,10 @@ fn typed<T: Float + HostElement + Send + Sync>(
     eps: f64,
 ) -> Option<(Vec<T>, Vec<T>, Vec<T>)> {
     let xv = elements::<T>(x)?;
-    let wv = weight.map(elements::<T>);
-    let bv = bias.map(elements::<T>);
-    // A parameter present but of another dtype: not this kernel's case.
-    if wv.as_ref().is_some_and(Option::is_none) || bv.as_ref().is_some_and(Option::is_none) {
-        return None;
-    }
-    let (wv, bv) = (wv.flatten(), bv.flatten());
+    let (wv, bv) = (
+        optional_elements::<T>(weight)?,
+        optional_elements::<T>(bias)?,
+    );
     Some(rows(&xv, d, wv.as_deref(), bv.as_deref(), eps))
 }
 

@@ -5,7 +5,7 @@
 //! the two differ only in how the sums are ordered. The composite default takes seven passes
 //! over the input and four temporaries the size of it.
 
-use super::cpu::{elements, lane_sum, LANES};
+use super::cpu::{elements, lane_sum, optional_elements, LANES};
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::{parallel, Cpu};
@@ -86,10 +86,7 @@ fn typed<T: Float + HostElement + Send + Sync>(
 ) -> Option<Vec<T>> {
     let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
     let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
-    let wv = match weight {
-        Some(w) => Some(elements::<T>(w)?),
-        None => None,
-    };
+    let wv = optional_elements::<T>(weight)?;
     Some(rows(&xv, &gv, &mv, &rv, wv.as_deref(), d))
 }
 
