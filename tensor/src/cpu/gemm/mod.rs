@@ -63,6 +63,8 @@ mod kernel_f32;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod pack_transpose;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod packed;
 pub(crate) mod precision;
 #[cfg(test)]

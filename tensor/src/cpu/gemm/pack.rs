@@ -14,7 +14,7 @@
 //!   `vdpbf16ps`. An odd `k` count is padded with a zero `k` in both A and B.
 
 use super::precision::{bf16_bits, round_bf16};
-use super::{MR, NR};
+use super::{pack_transpose, MR, NR};
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +71,24 @@ fn maybe_round<const ROUND: bool>(x: f32) -> f32 {
     }
 }
 
+/// Copies `N` contiguous f32 (rounded to bf16 with `ROUND`). Without rounding it is one
+/// `memcpy` of a constant size, i.e. a few vector moves: written as a loop over raw
+/// pointers, the compiler cannot rule out that `dst` overlaps `src` and copied one float at
+/// a time (that scalar loop was 6% of a ViT-S/16 training step).
+///
+/// # Safety
+/// `src` readable and `dst` writable for `N` f32, not overlapping.
+#[inline(always)]
+unsafe fn copy_run<const ROUND: bool, const N: usize>(src: *const f32, dst: *mut f32) {
+    if ROUND {
+        for i in 0..N {
+            *dst.add(i) = round_bf16(*src.add(i));
+        }
+    } else {
+        core::ptr::copy_nonoverlapping(src, dst, N);
+    }
+}
+
 #[inline(always)]
 fn pair(lo: f32, hi: f32) -> u32 {
     bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
@@ -96,12 +114,18 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
             // Column-major A (a transposed view): each k is MR contiguous values.
             for p in 0..kc {
                 let src = a.ptr.add(p * a.cs);
-                for i in 0..MR {
-                    *d.add(p * MR + i) = maybe_round::<ROUND>(*src.add(i));
-                }
+                copy_run::<ROUND, MR>(src, d.add(p * MR));
             }
         } else {
-            for p in 0..kc {
+            // Row-major A: a transpose, 8 x 8 blocks at a time where it can.
+            let kc8 = if !ROUND && r == MR && a.cs == 1 && pack_transpose::available() {
+                let kc8 = kc - kc % 8;
+                pack_transpose::a_rows(d, a, kc8);
+                kc8
+            } else {
+                0
+            };
+            for p in kc8..kc {
                 for i in 0..MR {
                     let v = if i < r { a.get(i, p) } else { 0.0 };
                     *d.add(p * MR + i) = maybe_round::<ROUND>(v);
@@ -125,12 +149,18 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
         if c == NR && b.cs == 1 {
             for p in 0..kc {
                 let src = b.ptr.add(p * b.rs);
-                for j in 0..NR {
-                    *d.add(p * NR + j) = maybe_round::<ROUND>(*src.add(j));
-                }
+                copy_run::<ROUND, NR>(src, d.add(p * NR));
             }
         } else {
-            for p in 0..kc {
+            // Column-major B: a transpose, 8 x 8 blocks at a time where it can.
+            let kc8 = if !ROUND && c == NR && b.rs == 1 && pack_transpose::available() {
+                let kc8 = kc - kc % 8;
+                pack_transpose::b_cols(d, b, kc8);
+                kc8
+            } else {
+                0
+            };
+            for p in kc8..kc {
                 for j in 0..NR {
                     let v = if j < c { b.get(p, j) } else { 0.0 };
                     *d.add(p * NR + j) = maybe_round::<ROUND>(v);
@@ -195,6 +225,54 @@ pub(super) unsafe fn pack_b_bf16(dst: *mut u32, b: Mat, kc: usize, cols: usize) 
 mod tests {
     use super::*;
     use alloc::vec;
+
+    #[test]
+    fn transposing_packs_match_the_definition() {
+        // Row-major A and column-major B with padded strides, whole and edge panels, and k
+        // counts on and off a multiple of 8 (the AVX2 blocks and the scalar remainder).
+        for &(rows, cols, kc) in &[(2 * MR + 3, NR + 5, 19), (MR, NR, 8), (MR + 1, 2 * NR, 37)] {
+            let (lda, ldb) = (kc + 3, kc + 5);
+            let av: alloc::vec::Vec<f32> = (0..rows * lda).map(|x| x as f32 * 0.5 - 7.0).collect();
+            let bv: alloc::vec::Vec<f32> = (0..cols * ldb).map(|x| 3.0 - x as f32).collect();
+            let a = Mat {
+                ptr: av.as_ptr(),
+                rs: lda,
+                cs: 1,
+            };
+            let b = Mat {
+                ptr: bv.as_ptr(),
+                rs: 1,
+                cs: ldb,
+            };
+            let (ap, bp) = (rows.div_ceil(MR), cols.div_ceil(NR));
+            let mut pa = vec![f32::NAN; ap * MR * kc];
+            let mut pb = vec![f32::NAN; bp * NR * kc];
+            // SAFETY: a is rows x kc inside av, b is kc x cols inside bv; the destinations
+            // hold whole panels.
+            unsafe {
+                pack_a_f32::<false>(pa.as_mut_ptr(), a, rows, kc);
+                pack_b_f32::<false>(pb.as_mut_ptr(), b, kc, cols);
+            }
+            for panel in 0..ap {
+                for p in 0..kc {
+                    for i in 0..MR {
+                        let row = panel * MR + i;
+                        let want = if row < rows { av[row * lda + p] } else { 0.0 };
+                        assert_eq!(pa[panel * MR * kc + p * MR + i], want, "a {row} {p}");
+                    }
+                }
+            }
+            for panel in 0..bp {
+                for p in 0..kc {
+                    for j in 0..NR {
+                        let col = panel * NR + j;
+                        let want = if col < cols { bv[col * ldb + p] } else { 0.0 };
+                        assert_eq!(pb[panel * NR * kc + p * NR + j], want, "b {p} {col}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn edge_panels_are_zero_padded_and_pairs_interleave() {
