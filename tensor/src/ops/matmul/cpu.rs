@@ -150,11 +150,16 @@ macro_rules! gemm_batched {
                 // thread count.
                 let mut offsets = Vec::with_capacity(batches);
                 for_each_batch(al, bl, |_, oa, ob| offsets.push((oa, ob)));
-                // Large entries keep GEMM's own threading (work 0: one chunk, this thread); small
-                // ones run GEMM single-threaded on whichever thread has their chunk (the crate's
-                // pool must not be entered again from its own workers).
+                // Large entries, when there are too few of them to share out evenly, keep GEMM's
+                // own threading (work 0: one chunk, this thread); the others run GEMM
+                // single-threaded on whichever thread has their chunk (the crate's pool must not
+                // be entered again from its own workers). Splitting each of ViT-S/16's 48
+                // per-head `197 x 64 x 197` products over the threads instead ran them at 50
+                // GFLOP/s (a fork-join and a duplicate packing per product), a third of its
+                // training step's GEMM time.
                 let per_entry = (m * n).saturating_mul(k);
-                let threaded = per_entry >= 1 << 21;
+                let few = batches < 4 * crate::cpu::parallel::num_threads();
+                let threaded = per_entry >= 1 << 21 && few;
                 let work = if threaded {
                     0
                 } else {
