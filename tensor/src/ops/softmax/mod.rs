@@ -2,6 +2,7 @@
 //! `F.log_softmax`). Composite ops: the default subtracts the max, a backend may fuse.
 
 pub(crate) mod cpu;
+mod cpu_f32;
 
 use crate::backend::Backend;
 use crate::shape::normalize_axis;
