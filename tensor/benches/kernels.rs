@@ -138,8 +138,9 @@ fn gemm_ab(rounds: usize) {
 /// The default training step's GEMMs, `(m, k, n, A transposed, B transposed)`: tokens
 /// `4352 = 64·68` (qkv, 192 → 576) and `6912` (MLP, 192 ↔ 768), the DINO head (768 → 2048
 /// with hidden 2048), and the backward products with a transposed view: `dW = Xᵀ dY` and
-/// `dX = dY Wᵀ`.
-const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 7] = [
+/// `dX = dY Wᵀ`. Then ViT-S/16's at batch 8 (1576 tokens, width 384, MLP 1536): the forward
+/// `X Wᵀ` (B transposed, as `nn::Linear` multiplies), `dX = dY W` and `dW = dYᵀ X`.
+const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 12] = [
     (4352, 192, 576, false, false),
     (6912, 192, 768, false, false),
     (6912, 768, 192, false, false),
@@ -147,6 +148,11 @@ const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 7] = [
     (768, 192, 2048, false, false),
     (192, 6912, 768, true, false),
     (6912, 768, 192, false, true),
+    (1576, 384, 1152, false, true),
+    (1576, 384, 1536, false, true),
+    (1576, 1536, 384, false, false),
+    (1536, 1576, 384, true, false),
+    (384, 1576, 1536, true, false),
 ];
 
 const IMPLS: [(&str, GemmImpl); 3] = [
