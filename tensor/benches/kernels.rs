@@ -155,10 +155,11 @@ const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 12] = [
     (384, 1576, 1536, true, false),
 ];
 
-const IMPLS: [(&str, GemmImpl); 3] = [
+const IMPLS: [(&str, GemmImpl); 4] = [
     ("matrixmultiply", GemmImpl::MatrixMultiply),
     ("packed_f32", GemmImpl::F32),
     ("packed_bf16", GemmImpl::Bf16),
+    ("bf16_on_f32_kernel", GemmImpl::Bf16Emulated),
 ];
 
 /// `C = A B` through `imp`; `a` holds `A` (or `Aᵀ` row-major when `ta`), `b` likewise.
@@ -211,6 +212,10 @@ fn gemm_impls_ab(rounds: usize) {
          TESSERA_NUM_THREADS={}: GFLOP/s best (median)",
         std::env::var("MATMUL_NUM_THREADS").unwrap_or_default(),
         tessera_tensor::cpu::parallel::num_threads(),
+    );
+    println!(
+        "--precision bf16 uses {:?} on this CPU",
+        GemmImpl::for_precision(tessera_tensor::MatmulPrecision::Bf16)
     );
     for shape in &TRAIN_SHAPES {
         let (m, k, n, _, _) = *shape;

@@ -51,11 +51,17 @@
 //! `Highest` uses `matrixmultiply::sgemm`, and `Bf16` rounds A and B to bf16 and multiplies
 //! them in f32 (the f32 kernel with rounding in the packing when the CPU has AVX-512F, else
 //! `matrixmultiply` on rounded copies): the same values as the `vdpbf16ps` path up to the
-//! order of the f32 sums. [`GemmImpl`] names each path for benchmarks and tests.
+//! order of the f32 sums. Where the CPU has AVX512_BF16, `Bf16` still takes the f32 kernel
+//! on rounded panels if that is faster here: the first bf16 product times both kernels on
+//! one tile (`calibrate.rs`; `vdpbf16ps` ran at twice the f32 rate on AMD Zen 4 and at half
+//! of it on an Intel Xeon without AMX). [`GemmImpl`] names each path for benchmarks and
+//! tests.
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[macro_use]
 mod store_tile;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod calibrate;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -103,6 +109,7 @@ pub enum GemmImpl {
     /// The packed AVX-512F f32 kernel.
     F32,
     /// bf16 inputs: `vdpbf16ps` where the CPU has AVX512_BF16, else [`Self::Bf16Emulated`].
+    /// ([`GemmImpl::for_precision`] picks it only where it is the faster of the two.)
     Bf16,
     /// bf16 inputs, rounded while packing, multiplied by the f32 kernel (without AVX-512F:
     /// [`Self::Bf16Portable`]).
@@ -117,7 +124,8 @@ impl GemmImpl {
         match precision {
             MatmulPrecision::Highest if F32_KERNEL_BY_DEFAULT && has_avx512f() => GemmImpl::F32,
             MatmulPrecision::Highest => GemmImpl::MatrixMultiply,
-            MatmulPrecision::Bf16 => GemmImpl::Bf16,
+            MatmulPrecision::Bf16 if bf16_kernel_by_default() => GemmImpl::Bf16,
+            MatmulPrecision::Bf16 => GemmImpl::Bf16Emulated,
         }
     }
 }
@@ -154,6 +162,20 @@ fn has_avx512f() -> bool {
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 fn has_avx512bf16() -> bool {
     cpu_level() >= 3
+}
+
+/// Whether the `Bf16` precision uses the `vdpbf16ps` kernel (else the f32 kernel on rounded
+/// panels): where the CPU has it and it is the faster of the two here (`calibrate.rs`).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn bf16_kernel_by_default() -> bool {
+    static FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: only timed where the CPU has AVX-512F and AVX512_BF16.
+    has_avx512bf16() && *FASTER.get_or_init(|| unsafe { calibrate::bf16_kernel_is_faster() })
+}
+
+#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+fn bf16_kernel_by_default() -> bool {
+    true
 }
 
 /// `C = A B` for f32 matrices, in the current [`float32_matmul_precision`], on the crate's

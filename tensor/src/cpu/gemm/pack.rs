@@ -7,8 +7,8 @@
 //!
 //! Two layouts:
 //! - f32: panel-major, then `k`, then the `MR` rows (A) or `NR` columns (B) of one `k`. With
-//!   `ROUND` the values are rounded to bf16 on the way (the emulation of
-//!   [`MatmulPrecision::Bf16`](super::MatmulPrecision::Bf16) without AVX512_BF16).
+//!   `ROUND` each panel is then rounded to bf16 values in place (the emulation of
+//!   [`MatmulPrecision::Bf16`](super::MatmulPrecision::Bf16) on the f32 kernel).
 //! - bf16 pairs: as f32 but per *pair* of consecutive `k` (`2q`, `2q + 1`), each entry a
 //!   `u32` holding the two bf16 values (`2q` in the low half), which is the operand layout of
 //!   `vdpbf16ps`. An odd `k` count is padded with a zero `k` in both A and B.
@@ -62,30 +62,22 @@ impl Mat {
     }
 }
 
-#[inline(always)]
-fn maybe_round<const ROUND: bool>(x: f32) -> f32 {
-    if ROUND {
-        round_bf16(x)
-    } else {
-        x
-    }
-}
-
-/// Copies `N` contiguous f32 (rounded to bf16 with `ROUND`). Without rounding it is one
-/// `memcpy` of a constant size, i.e. a few vector moves: written as a loop over raw
-/// pointers, the compiler cannot rule out that `dst` overlaps `src` and copied one float at
-/// a time (that scalar loop was 6% of a ViT-S/16 training step).
+/// Rounds a packed panel to bf16 values in place (the bf16 emulation's packing: the copies
+/// above stay plain moves and transposes, and this one pass over the panel, still in L1,
+/// vectorises; with AVX2 where the CPU has it).
 ///
 /// # Safety
-/// `src` readable and `dst` writable for `N` f32, not overlapping.
-#[inline(always)]
-unsafe fn copy_run<const ROUND: bool, const N: usize>(src: *const f32, dst: *mut f32) {
-    if ROUND {
-        for i in 0..N {
-            *dst.add(i) = round_bf16(*src.add(i));
-        }
+/// `p` valid for `len` reads and writes.
+unsafe fn round_panel(p: *mut f32, len: usize) {
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(s: &mut [f32]) {
+        s.iter_mut().for_each(|v| *v = round_bf16(*v));
+    }
+    let s = core::slice::from_raw_parts_mut(p, len);
+    if pack_transpose::available() {
+        avx2(s)
     } else {
-        core::ptr::copy_nonoverlapping(src, dst, N);
+        s.iter_mut().for_each(|v| *v = round_bf16(*v));
     }
 }
 
@@ -114,11 +106,11 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
             // Column-major A (a transposed view): each k is MR contiguous values.
             for p in 0..kc {
                 let src = a.ptr.add(p * a.cs);
-                copy_run::<ROUND, MR>(src, d.add(p * MR));
+                core::ptr::copy_nonoverlapping(src, d.add(p * MR), MR);
             }
         } else {
             // Row-major A: a transpose, 8 x 8 blocks at a time where it can.
-            let kc8 = if !ROUND && r == MR && a.cs == 1 && pack_transpose::available() {
+            let kc8 = if r == MR && a.cs == 1 && pack_transpose::available() {
                 let kc8 = kc - kc % 8;
                 pack_transpose::a_rows(d, a, kc8);
                 kc8
@@ -128,9 +120,12 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
             for p in kc8..kc {
                 for i in 0..MR {
                     let v = if i < r { a.get(i, p) } else { 0.0 };
-                    *d.add(p * MR + i) = maybe_round::<ROUND>(v);
+                    *d.add(p * MR + i) = v;
                 }
             }
+        }
+        if ROUND {
+            round_panel(d, MR * kc);
         }
     }
 }
@@ -149,11 +144,11 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
         if c == NR && b.cs == 1 {
             for p in 0..kc {
                 let src = b.ptr.add(p * b.rs);
-                copy_run::<ROUND, NR>(src, d.add(p * NR));
+                core::ptr::copy_nonoverlapping(src, d.add(p * NR), NR);
             }
         } else {
             // Column-major B: a transpose, 8 x 8 blocks at a time where it can.
-            let kc8 = if !ROUND && c == NR && b.rs == 1 && pack_transpose::available() {
+            let kc8 = if c == NR && b.rs == 1 && pack_transpose::available() {
                 let kc8 = kc - kc % 8;
                 pack_transpose::b_cols(d, b, kc8);
                 kc8
@@ -163,9 +158,12 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
             for p in kc8..kc {
                 for j in 0..NR {
                     let v = if j < c { b.get(p, j) } else { 0.0 };
-                    *d.add(p * NR + j) = maybe_round::<ROUND>(v);
+                    *d.add(p * NR + j) = v;
                 }
             }
+        }
+        if ROUND {
+            round_panel(d, NR * kc);
         }
     }
 }
