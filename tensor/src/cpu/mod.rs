@@ -497,6 +497,17 @@ impl Backend for Cpu {
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
 
+    fn batch_norm_apply(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        bias: Option<&Tensor<Self>>,
+    ) -> Result<Tensor<Self>> {
+        ops::norm::batch_cpu::batch_norm_apply(x, mean, rstd, weight, bias)
+    }
+
     fn layer_norm_backward(
         &self,
         x: &Tensor<Self>,

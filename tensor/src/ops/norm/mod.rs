@@ -1,5 +1,6 @@
 //! Layer norm and batch norm (PyTorch: `F.layer_norm`, `F.batch_norm`).
 
+pub(crate) mod batch_cpu;
 pub(crate) mod cpu;
 pub(crate) mod cpu_backward;
 
