@@ -11,7 +11,7 @@
 use crate::{Backward, Var};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, BatchNormOutput, Result, Tensor};
+use tessera_tensor::{Backend, BatchNormNeeds, BatchNormOutput, Result, Tensor};
 
 struct NormBackward<B: Backend> {
     name: &'static str,
@@ -46,6 +46,9 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
             Some((w, _)) => g.mul(w),
             None => Ok(g.clone()),
         };
+        if self.name == "batch_norm" {
+            return self.batch_norm_train_backward(g, needs);
+        }
         let mut out = Vec::with_capacity(3);
         if needs.first().copied().unwrap_or(false) {
             let dx = match &self.stat_axes {
@@ -83,6 +86,44 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
                 true => Some(sum_over(g, &self.param_axes)?.contiguous()?),
                 false => None,
             });
+        }
+        Ok(out)
+    }
+}
+
+impl<B: Backend> NormBackward<B> {
+    /// Training-mode batch norm: the backend's (possibly fused) gradients, all three at once.
+    fn batch_norm_train_backward(
+        &self,
+        g: &Tensor<B>,
+        needs: &[bool],
+    ) -> Result<Vec<Option<Tensor<B>>>> {
+        let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+        let c = [self.mean.numel()];
+        let weight = match &self.weight {
+            Some((w, _)) => Some(w.reshape(&c)?),
+            None => None,
+        };
+        let bias_at = 1 + usize::from(weight.is_some());
+        let needs = BatchNormNeeds {
+            input: need(0),
+            weight: weight.is_some() && need(1),
+            bias: self.has_bias && need(bias_at),
+        };
+        let grads = g.backend().batch_norm_backward(
+            &self.x,
+            &self.mean.reshape(&c)?,
+            &self.rstd.reshape(&c)?,
+            weight.as_ref(),
+            g,
+            needs,
+        )?;
+        let mut out = alloc::vec![grads.input];
+        if let Some((_, shape)) = &self.weight {
+            out.push(grads.weight.map(|d| d.reshape(shape)).transpose()?);
+        }
+        if self.has_bias {
+            out.push(grads.bias);
         }
         Ok(out)
     }

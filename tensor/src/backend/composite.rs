@@ -3,7 +3,7 @@
 //! them as the fallback for cases its kernel does not cover.
 
 use super::{Backend, Conv2dParams};
-use crate::{Result, Tensor};
+use crate::{BatchNormGrads, BatchNormNeeds, Result, Tensor};
 use alloc::vec::Vec;
 
 pub fn softmax<B: Backend>(x: &Tensor<B>, axis: usize) -> Result<Tensor<B>> {
@@ -117,6 +117,59 @@ pub fn batch_norm_apply<B: Backend>(
         y = y.add(&per_channel(b, r)?)?;
     }
     Ok(y)
+}
+
+/// Per-channel mean and biased variance of `[n, c, ..]` over every axis but 1, each `[c]`.
+pub fn batch_norm_stats<B: Backend>(x: &Tensor<B>) -> Result<(Tensor<B>, Tensor<B>)> {
+    let axes: Vec<isize> = (0..x.rank() as isize).filter(|&a| a != 1).collect();
+    Ok((x.mean(&axes, false)?, x.var(&axes, 0, false)?))
+}
+
+/// The gradients of training-mode batch norm, `[dx, dweight, dbias]` where `needs` asks for
+/// them (`dweight` only with a weight): with `x̂ = (x - mean) * rstd`, `ĝ = grad * weight`
+/// and means over every axis but 1, `dx = rstd * (ĝ - mean(ĝ) - x̂ * mean(ĝ x̂))` (the batch
+/// statistics depend on x, hence the two correction terms), `dweight = Σ grad x̂`,
+/// `dbias = Σ grad`. `mean`, `rstd` and `weight` are `[c]`.
+pub fn batch_norm_backward<B: Backend>(
+    x: &Tensor<B>,
+    mean: &Tensor<B>,
+    rstd: &Tensor<B>,
+    weight: Option<&Tensor<B>>,
+    grad: &Tensor<B>,
+    needs: BatchNormNeeds,
+) -> Result<BatchNormGrads<B>> {
+    let (need_x, need_w, need_b) = (needs.input, needs.weight, needs.bias);
+    let r = x.rank();
+    let axes: Vec<isize> = (0..r as isize).filter(|&a| a != 1).collect();
+    let (m, rs) = (per_channel(mean, r)?, per_channel(rstd, r)?);
+    let w = weight.map(|w| per_channel(w, r)).transpose()?;
+    let xhat = || x.sub(&m)?.mul(&rs);
+    let dx = match need_x {
+        true => {
+            let gh = match &w {
+                Some(w) => grad.mul(w)?,
+                None => grad.clone(),
+            };
+            let xhat = xhat()?;
+            let m1 = gh.mean(&axes, true)?;
+            let m2 = gh.mul(&xhat)?.mean(&axes, true)?;
+            Some(gh.sub(&m1)?.sub(&xhat.mul(&m2)?)?.mul(&rs)?)
+        }
+        false => None,
+    };
+    let dw = match (need_w, weight) {
+        (true, Some(_)) => Some(grad.mul(&xhat()?)?.sum(&axes, false)?),
+        _ => None,
+    };
+    let db = match need_b {
+        true => Some(grad.sum(&axes, false)?.contiguous()?),
+        false => None,
+    };
+    Ok(BatchNormGrads {
+        input: dx,
+        weight: dw,
+        bias: db,
+    })
 }
 
 /// True if im2col would be the identity (1×1 kernel, stride 1, no padding).

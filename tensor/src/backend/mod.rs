@@ -60,8 +60,8 @@
 //! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
-//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `convolution_backward` |
+//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
 //! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
@@ -109,7 +109,7 @@ pub use update::{AdamWStep, SgdStep};
 
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::{HostBuffer, Result, Tensor};
+use crate::{BatchNormGrads, BatchNormNeeds, HostBuffer, Result, Tensor};
 use alloc::string::String;
 use core::fmt::Debug;
 
@@ -516,6 +516,28 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         bias: Option<&Tensor<Self>>,
     ) -> Result<Tensor<Self>> {
         composite::batch_norm_apply(x, mean, rstd, weight, bias)
+    }
+
+    /// Per-channel mean and biased variance of a training batch norm's input `[n, c, ..]`,
+    /// over every axis but 1, each `[c]` (PyTorch: `batch_norm_stats`).
+    fn batch_norm_stats(&self, x: &Tensor<Self>) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        composite::batch_norm_stats(x)
+    }
+
+    /// The gradients `[dx, dweight, dbias]` of training-mode batch norm from the saved `[c]`
+    /// `mean` and `rstd`, computing those that `needs` asks for (PyTorch:
+    /// `native_batch_norm_backward` with its output mask); see
+    /// [`composite::batch_norm_backward`] for the formulas.
+    fn batch_norm_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        needs: BatchNormNeeds,
+    ) -> Result<BatchNormGrads<Self>> {
+        composite::batch_norm_backward(x, mean, rstd, weight, grad, needs)
     }
 
     /// 2-D convolution, `x: [n, c, h, w]`, `w: [oc, c/groups, kh, kw]` → `[n, oc, oh, ow]`

@@ -8,6 +8,7 @@ pub mod parallel;
 pub mod pool;
 mod storage;
 pub(crate) mod strided;
+mod transpose;
 #[cfg(feature = "std")]
 mod workers;
 
@@ -495,6 +496,22 @@ impl Backend for Cpu {
         let params = [weight.map(|w| w.shape()), bias.map(|b| b.shape())];
         checks::layer_norm(x.shape(), x.dtype(), params, normalized_rank)?;
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
+    }
+
+    fn batch_norm_stats(&self, x: &Tensor<Self>) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        ops::norm::batch_stats_cpu::batch_norm_stats(x)
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        needs: crate::BatchNormNeeds,
+    ) -> Result<crate::BatchNormGrads<Self>> {
+        ops::norm::batch_stats_cpu::batch_norm_backward(x, mean, rstd, weight, grad, needs)
     }
 
     fn batch_norm_apply(

@@ -92,7 +92,12 @@ pub(crate) fn row_len(l: &Layout) -> (usize, usize) {
 }
 
 /// The elements of a view, row-major, in a new vector.
+/// Views that are a batch of transposes (NCHW ↔ NHWC, `xᵀ`) are copied in cache tiles
+/// ([`super::transpose`]).
 pub(crate) fn gather<T: Copy + Send + Sync>(src: &[T], layout: &Layout) -> Vec<T> {
+    if let Some(v) = super::transpose::gather(src, layout) {
+        return v;
+    }
     map(src, layout, |x| x)
 }
 

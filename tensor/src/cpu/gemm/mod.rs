@@ -69,7 +69,7 @@ mod kernel_f32;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
-mod pack_transpose;
+pub(crate) mod pack_transpose;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod packed;
 pub(crate) mod precision;

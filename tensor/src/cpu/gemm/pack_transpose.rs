@@ -18,7 +18,7 @@ use super::{MR, NR};
 use core::arch::x86_64::*;
 
 /// Whether this CPU can run the transposing packs.
-pub(super) fn available() -> bool {
+pub(crate) fn available() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
@@ -30,7 +30,12 @@ pub(super) fn available() -> bool {
 /// `j < 8`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose8(src: [*const f32; 8], dst: *mut f32, dst_stride: usize, lanes: usize) {
+pub(crate) unsafe fn transpose8(
+    src: [*const f32; 8],
+    dst: *mut f32,
+    dst_stride: usize,
+    lanes: usize,
+) {
     let r: [__m256; 8] = core::array::from_fn(|i| _mm256_loadu_ps(src[i]));
     // Interleave pairs of rows, then pairs of pairs: each 128-bit half of u[j] then holds
     // four values of one column (rows 0-3 in the low half of u[j], rows 4-7 in u[j + 4]).

@@ -1,6 +1,7 @@
 //! Layer norm and batch norm (PyTorch: `F.layer_norm`, `F.batch_norm`).
 
 pub(crate) mod batch_cpu;
+pub(crate) mod batch_stats_cpu;
 pub(crate) mod cpu;
 pub(crate) mod cpu_backward;
 
@@ -19,6 +20,28 @@ pub struct BatchNormOutput<B: Backend> {
     pub var: Tensor<B>,
     /// Per-channel `1/sqrt(var + eps)` `[c]`.
     pub rstd: Tensor<B>,
+}
+
+/// Which gradients [`Backend::batch_norm_backward`] computes (PyTorch's output mask).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchNormNeeds {
+    /// The input's gradient.
+    pub input: bool,
+    /// The weight's (ignored without a weight).
+    pub weight: bool,
+    /// The bias's.
+    pub bias: bool,
+}
+
+/// The gradients [`Backend::batch_norm_backward`] returns; `None` where not asked for.
+#[derive(Clone, Debug)]
+pub struct BatchNormGrads<B: Backend> {
+    /// `dx`, shaped like the input.
+    pub input: Option<Tensor<B>>,
+    /// `dweight`, `[c]`.
+    pub weight: Option<Tensor<B>>,
+    /// `dbias`, `[c]`.
+    pub bias: Option<Tensor<B>>,
 }
 
 impl<B: Backend> Tensor<B> {
@@ -123,8 +146,7 @@ impl<B: Backend> Tensor<B> {
                 self.shape()
             ));
         }
-        let mean = self.mean(&axes, false)?;
-        let var = self.var(&axes, 0, false)?;
+        let (mean, var) = self.backend().batch_norm_stats(self)?;
         let rstd = var.add_scalar(eps)?.rsqrt()?;
         let output = self
             .backend()

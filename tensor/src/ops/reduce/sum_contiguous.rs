@@ -81,6 +81,79 @@ pub(crate) fn sum_run<T: HostElement>(c: &[T]) -> f64 {
     tail.iter().fold(lanes[0], |s, x| s + x.to_f64())
 }
 
+/// [`sum_run`] of a run that arrives in pieces (a batch-norm channel: one piece per image),
+/// with the same result bit for bit: element `i` of the whole run goes to lane `i % LANES`
+/// while `i` is below the last whole group of lanes, the rest is added in order after the
+/// lanes are combined.
+pub(crate) struct RunSum {
+    lanes: [f64; LANES],
+    /// Elements seen so far.
+    pos: usize,
+    /// Where the tail starts: the run's length rounded down to a multiple of [`LANES`].
+    full: usize,
+    tail: [f64; LANES],
+}
+
+impl RunSum {
+    /// A sum over a run of `len` elements in total.
+    pub(crate) fn new(len: usize) -> Self {
+        Self {
+            lanes: [-0.0; LANES],
+            pos: 0,
+            full: len - len % LANES,
+            tail: [0.0; LANES],
+        }
+    }
+
+    /// Adds the next piece of the run.
+    #[inline]
+    pub(crate) fn feed<T: HostElement>(&mut self, mut piece: &[T]) {
+        // One at a time up to a lane boundary (or the tail) ...
+        while !piece.is_empty() && (self.pos % LANES != 0 || self.pos + LANES > self.full) {
+            self.push(piece[0].to_f64());
+            piece = &piece[1..];
+        }
+        // ... whole groups of lanes, which vectorize ...
+        let groups = piece.len().min(self.full.saturating_sub(self.pos)) / LANES;
+        let (body, rest) = piece.split_at(groups * LANES);
+        for ch in body.chunks_exact(LANES) {
+            for (l, x) in self.lanes.iter_mut().zip(ch) {
+                *l += x.to_f64();
+            }
+        }
+        self.pos += groups * LANES;
+        // ... and what is left, one at a time.
+        for x in rest {
+            self.push(x.to_f64());
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, x: f64) {
+        if self.pos < self.full {
+            self.lanes[self.pos % LANES] += x;
+        } else {
+            self.tail[self.pos - self.full] = x;
+        }
+        self.pos += 1;
+    }
+
+    /// The sum, once every element has been fed (a sum fed less is the partial sum of what
+    /// it was fed, in the same lane order; the batch-norm kernels leave unneeded sums unfed).
+    pub(crate) fn finish(mut self) -> f64 {
+        debug_assert!(self.pos < self.full + LANES);
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                self.lanes[i] += self.lanes[i + width];
+            }
+        }
+        let tail = &self.tail[..self.pos.saturating_sub(self.full)];
+        tail.iter().fold(self.lanes[0], |s, x| s + x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +184,27 @@ mod tests {
             assert_eq!(sum_run(&v), want, "n {n}");
         }
         assert!(sum_run(&[-0.0f32; 11]).is_sign_negative());
+    }
+
+    /// Fed in pieces of any sizes, the sum is `sum_run`'s over the whole run, bit for bit.
+    #[test]
+    fn run_sum_in_pieces_is_sum_run() {
+        let v: Vec<f32> = (0..203)
+            .map(|i| ((i * 7919 % 997) as f32 - 498.0) * 1.37e-3)
+            .collect();
+        for len in [0usize, 1, 5, 8, 9, 49, 64, 100, 203] {
+            for piece in [1usize, 3, 7, 8, 16, 49, 203] {
+                let mut s = RunSum::new(len);
+                for p in v[..len].chunks(piece) {
+                    s.feed(p);
+                }
+                let want = sum_run(&v[..len]);
+                assert_eq!(
+                    s.finish().to_bits(),
+                    want.to_bits(),
+                    "len {len} piece {piece}"
+                );
+            }
+        }
     }
 }
