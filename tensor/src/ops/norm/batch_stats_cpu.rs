@@ -168,7 +168,10 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
         fill(out, run(&xv, u, inner), |v| (v - m) * r);
     };
     let ghat = |u: usize, out: &mut Vec<T>| match wv {
-        Some(w) => fill(out, run(&gv, u, inner), |g| g * w[u % c]),
+        Some(w) => {
+            let w = w[u % c];
+            fill(out, run(&gv, u, inner), |g| g * w)
+        }
         None => fill(out, run(&gv, u, inner), |g| g),
     };
     // [Σĝ, Σĝx̂, Σg x̂, Σg] per channel (each only when a requested gradient needs it).

@@ -7,7 +7,7 @@
 //! opmath types do.
 
 use crate::backend::PoolParams;
-use crate::cpu::strided;
+use crate::cpu::{parallel, strided};
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::{HostBuffer, Result};
@@ -106,34 +106,42 @@ fn window(o: usize, p: &PoolParams, axis: usize, len: usize) -> (usize, usize, u
     (first as usize, end.max(first) as usize, d)
 }
 
-fn max_pool_typed<C: Float>(x: &[C], planes: usize, p: &PoolParams) -> Result<(Vec<C>, Vec<i64>)> {
+/// Max pooling of `planes` planes: each output's maximum and its index in the plane. Planes
+/// are spread over the threads (each output by the same code on any thread).
+fn max_pool_typed<C: Float + Send + Sync>(
+    x: &[C],
+    planes: usize,
+    p: &PoolParams,
+) -> Result<(Vec<C>, Vec<i64>)> {
     let [h, w] = p.in_hw;
     let [oh, ow] = p.out_hw()?;
-    let mut vals = Vec::with_capacity(planes * oh * ow);
-    let mut idx = Vec::with_capacity(planes * oh * ow);
-    for plane in x.chunks_exact(h * w).take(planes) {
-        for oy in 0..oh {
-            let (y0, y1, dy) = window(oy, p, 0, h);
-            for ox in 0..ow {
-                let (x0, x1, dx) = window(ox, p, 1, w);
-                // PyTorch: -inf start, `>` keeps the first maximum, a NaN wins and sticks.
-                let mut best = C::neg_infinity();
-                let mut at = y0 * w + x0;
-                for iy in (y0..y1).step_by(dy) {
-                    for ix in (x0..x1).step_by(dx) {
-                        let v = plane[iy * w + ix];
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = iy * w + ix;
+    let taps = p.kernel[0] * p.kernel[1];
+    let rows: Vec<_> = (0..oh).map(|oy| window(oy, p, 0, h)).collect();
+    let cols: Vec<_> = (0..ow).map(|ox| window(ox, p, 1, w)).collect();
+    let pairs: Vec<(C, i64)> =
+        parallel::collect(planes, oh * ow, planes * oh * ow * taps, |range, sink| {
+            for plane in x.chunks_exact(h * w).skip(range.start).take(range.len()) {
+                for &(y0, y1, dy) in &rows {
+                    for &(x0, x1, dx) in &cols {
+                        // PyTorch: -inf start, `>` keeps the first maximum, a NaN wins and
+                        // sticks.
+                        let mut best = C::neg_infinity();
+                        let mut at = y0 * w + x0;
+                        for iy in (y0..y1).step_by(dy) {
+                            for ix in (x0..x1).step_by(dx) {
+                                let v = plane[iy * w + ix];
+                                if v > best || v.is_nan() {
+                                    best = v;
+                                    at = iy * w + ix;
+                                }
+                            }
                         }
+                        sink.extend([(best, at as i64)]);
                     }
                 }
-                vals.push(best);
-                idx.push(at as i64);
             }
-        }
-    }
-    Ok((vals, idx))
+        });
+    Ok(pairs.into_iter().unzip())
 }
 
 /// PyTorch's avg-pool window: the rows `y0..y1` summed and the divisor (dilation is 1).
