@@ -227,7 +227,13 @@ pub(crate) fn copy_into(
             .as_mut_slice::<T>()
             .expect("dtype checked by the caller");
         match (sl.contiguous_range(), dl.contiguous_range()) {
-            (Some(rs), Some(rd)) => d[rd].copy_from_slice(&src[rs]),
+            (Some(rs), Some(rd)) => {
+                let src = &src[rs];
+                let n = src.len();
+                parallel::for_each_chunk_mut(&mut d[rd], 1, n, |r, out| {
+                    out.copy_from_slice(&src[r])
+                });
+            }
             _ => {
                 let ((n, ss), (_, ds)) = (row_len(sl), row_len(dl));
                 rows2(sl, dl, |os, od| {

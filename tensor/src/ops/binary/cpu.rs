@@ -161,6 +161,20 @@ pub(crate) fn where_cond(
         y: &[T],
         bl: &Layout,
     ) -> alloc::vec::Vec<T> {
+        if let (Some(ra), Some(rb)) = (al.contiguous_range(), bl.contiguous_range()) {
+            // One pass over the three, in contiguous chunks on the threads.
+            let (x, y) = (&x[ra], &y[rb]);
+            let n = cond.len();
+            return crate::cpu::parallel::collect(n, 1, n, |r, sink| {
+                sink.extend(
+                    cond[r.clone()]
+                        .iter()
+                        .zip(&x[r.clone()])
+                        .zip(&y[r])
+                        .map(|((&c, &p), &q)| if c != 0 { p } else { q }),
+                )
+            });
+        }
         let picked = strided::zip(x, al, y, bl, |p, q| (p, q));
         let mut out = crate::cpu::pool::take_in_kernel(picked.len());
         out.extend(

@@ -112,7 +112,7 @@ fn row2im_typed<T: Element + core::ops::AddAssign>(
 
 /// True if the patch matrix is the channels-last input itself (1×1 kernel, stride 1, no
 /// padding).
-fn is_pointwise(p: &Conv2dParams) -> bool {
+pub(super) fn is_pointwise(p: &Conv2dParams) -> bool {
     p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == [0, 0]
 }
 
@@ -205,15 +205,9 @@ fn weight_rows(w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
 }
 
 /// `x [n, c, h, w]` ⋆ `w [oc, c, kh, kw]` → `[n, oc, oh, ow]`, groups 1 ([`applies`]).
+/// Pointwise convolutions may skip the layout changes ([`super::pointwise`]).
 pub(crate) fn conv2d(x: &Tensor<Cpu>, w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
-    let (n, oc) = (x.shape()[0], w.shape()[0]);
-    let [oh, ow] = p.out_hw()?;
-    rows(x, p)?
-        .matmul(&weight_rows(w, p)?.t()?)?
-        .reshape(&[n, oh * ow, oc])?
-        .permute(&[0, 2, 1])?
-        .copy()?
-        .reshape(&[n, oc, oh, ow])
+    super::pointwise::conv2d(x, w, p).unwrap_or_else(|| general::conv2d(x, w, p))
 }
 
 /// The input gradient of [`conv2d`].
@@ -222,9 +216,8 @@ pub(crate) fn conv2d_backward_input(
     w: &Tensor<Cpu>,
     p: &Conv2dParams,
 ) -> Result<Tensor<Cpu>> {
-    let n = grad.shape()[0];
-    let d_rows = grad_rows(grad, p)?.matmul(&weight_rows(w, p)?)?;
-    row2im(&d_rows, n, p)
+    super::pointwise::conv2d_backward_input(grad, w, p)
+        .unwrap_or_else(|| general::conv2d_backward_input(grad, w, p))
 }
 
 /// The weight gradient of [`conv2d`].
@@ -233,14 +226,56 @@ pub(crate) fn conv2d_backward_weight(
     grad: &Tensor<Cpu>,
     p: &Conv2dParams,
 ) -> Result<Tensor<Cpu>> {
-    let oc = grad.shape()[1];
-    let [kh, kw] = p.kernel;
-    grad_rows(grad, p)?
-        .t()?
-        .matmul(&rows(x, p)?)?
-        .reshape(&[oc, kh, kw, p.in_channels])?
-        .permute(&[0, 3, 1, 2])?
-        .copy()
+    super::pointwise::conv2d_backward_weight(x, grad, p)
+        .unwrap_or_else(|| general::conv2d_backward_weight(x, grad, p))
+}
+
+/// The channels-last products for every convolution [`applies`] to.
+pub(crate) mod general {
+    use super::*;
+
+    /// `x [n, c, h, w]` ⋆ `w [oc, c, kh, kw]` → `[n, oc, oh, ow]`, groups 1 ([`applies`]).
+    pub(crate) fn conv2d(
+        x: &Tensor<Cpu>,
+        w: &Tensor<Cpu>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Cpu>> {
+        let (n, oc) = (x.shape()[0], w.shape()[0]);
+        let [oh, ow] = p.out_hw()?;
+        rows(x, p)?
+            .matmul(&weight_rows(w, p)?.t()?)?
+            .reshape(&[n, oh * ow, oc])?
+            .permute(&[0, 2, 1])?
+            .copy()?
+            .reshape(&[n, oc, oh, ow])
+    }
+
+    /// The input gradient of [`conv2d`].
+    pub(crate) fn conv2d_backward_input(
+        grad: &Tensor<Cpu>,
+        w: &Tensor<Cpu>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Cpu>> {
+        let n = grad.shape()[0];
+        let d_rows = grad_rows(grad, p)?.matmul(&weight_rows(w, p)?)?;
+        row2im(&d_rows, n, p)
+    }
+
+    /// The weight gradient of [`conv2d`].
+    pub(crate) fn conv2d_backward_weight(
+        x: &Tensor<Cpu>,
+        grad: &Tensor<Cpu>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Cpu>> {
+        let oc = grad.shape()[1];
+        let [kh, kw] = p.kernel;
+        grad_rows(grad, p)?
+            .t()?
+            .matmul(&rows(x, p)?)?
+            .reshape(&[oc, kh, kw, p.in_channels])?
+            .permute(&[0, 3, 1, 2])?
+            .copy()
+    }
 }
 
 #[cfg(test)]

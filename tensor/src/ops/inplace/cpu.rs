@@ -50,18 +50,23 @@ fn binary_slice<T: Float>(op: BinaryOp, a: &mut [T], b: &[T], bl: &Layout) -> Op
             if b.len() != a.len() {
                 return None;
             }
-            macro_rules! run {
-                ($op:expr) => {
-                    a.iter_mut().zip(b).for_each(|(x, &y)| *x = bin($op, *x, y))
-                };
-            }
-            match op {
-                BinaryOp::Add => run!(BinaryOp::Add),
-                BinaryOp::Sub => run!(BinaryOp::Sub),
-                BinaryOp::Mul => run!(BinaryOp::Mul),
-                BinaryOp::Div => run!(BinaryOp::Div),
-                other => run!(other),
-            }
+            // Contiguous chunks on the threads; each element the same operation on any.
+            let n = a.len();
+            crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |range, a| {
+                let b = &b[range];
+                macro_rules! run {
+                    ($op:expr) => {
+                        a.iter_mut().zip(b).for_each(|(x, &y)| *x = bin($op, *x, y))
+                    };
+                }
+                match op {
+                    BinaryOp::Add => run!(BinaryOp::Add),
+                    BinaryOp::Sub => run!(BinaryOp::Sub),
+                    BinaryOp::Mul => run!(BinaryOp::Mul),
+                    BinaryOp::Div => run!(BinaryOp::Div),
+                    other => run!(other),
+                }
+            });
         }
         None => {
             // Broadcast or strided operand: walk its offsets (bounds-checked reads).
