@@ -137,6 +137,22 @@ pub(crate) fn compare(
     })
 }
 
+/// One operand of [`where_cond`]'s fast path: its contiguous elements, or a broadcast scalar.
+enum Operand<'a, T> {
+    Slice(&'a [T]),
+    Scalar(T),
+}
+
+impl<'a, T: Copy> Operand<'a, T> {
+    fn of(v: &'a [T], l: &Layout) -> Option<Self> {
+        if let Some(r) = l.contiguous_range() {
+            return Some(Operand::Slice(&v[r]));
+        }
+        let scalar = l.strides().iter().all(|&s| s == 0) && l.numel() > 0;
+        scalar.then(|| Operand::Scalar(v[l.offset()]))
+    }
+}
+
 pub(crate) fn where_cond(
     c: &HostBuffer,
     cl: &Layout,
@@ -161,18 +177,30 @@ pub(crate) fn where_cond(
         y: &[T],
         bl: &Layout,
     ) -> alloc::vec::Vec<T> {
-        if let (Some(ra), Some(rb)) = (al.contiguous_range(), bl.contiguous_range()) {
-            // One pass over the three, in contiguous chunks on the threads.
-            let (x, y) = (&x[ra], &y[rb]);
+        // Contiguous operands, or one of them a broadcast scalar (the zeros of a masked
+        // gradient): one pass over the three, in contiguous chunks on the threads.
+        if let (Some(x), Some(y)) = (Operand::of(x, al), Operand::of(y, bl)) {
             let n = cond.len();
             return crate::cpu::parallel::collect(n, 1, n, |r, sink| {
-                sink.extend(
-                    cond[r.clone()]
-                        .iter()
-                        .zip(&x[r.clone()])
-                        .zip(&y[r])
-                        .map(|((&c, &p), &q)| if c != 0 { p } else { q }),
-                )
+                let c = &cond[r.clone()];
+                let pick = |c: &u8, p: T, q: T| if *c != 0 { p } else { q };
+                match (&x, &y) {
+                    (Operand::Slice(x), Operand::Slice(y)) => sink.extend(
+                        c.iter()
+                            .zip(&x[r.clone()])
+                            .zip(&y[r])
+                            .map(|((c, &p), &q)| pick(c, p, q)),
+                    ),
+                    (Operand::Slice(x), Operand::Scalar(q)) => {
+                        sink.extend(c.iter().zip(&x[r]).map(|(c, &p)| pick(c, p, *q)))
+                    }
+                    (Operand::Scalar(p), Operand::Slice(y)) => {
+                        sink.extend(c.iter().zip(&y[r]).map(|(c, &q)| pick(c, *p, q)))
+                    }
+                    (Operand::Scalar(p), Operand::Scalar(q)) => {
+                        sink.extend(c.iter().map(|c| pick(c, *p, *q)))
+                    }
+                }
             });
         }
         let picked = strided::zip(x, al, y, bl, |p, q| (p, q));
@@ -196,4 +224,36 @@ pub(crate) fn where_cond(
     };
     crate::cpu::pool::give(cond);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::{parallel::tests::with_threads, Cpu};
+    use crate::{DType, Tensor};
+
+    /// The one-pass paths (contiguous operands, a broadcast scalar on either side) pick the
+    /// same elements as the definition, on one thread and on several.
+    #[test]
+    fn where_fast_paths_match_the_definition() {
+        let n = 100_003;
+        let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let y: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
+        let m: Vec<u8> = (0..n).map(|i| u8::from(i % 3 == 0)).collect();
+        let t = |v: &[f32]| Tensor::from_slice(v, &[n], &Cpu).unwrap();
+        let (xt, yt) = (t(&x), t(&y));
+        let mt = Tensor::from_slice(&m, &[n], &Cpu).unwrap();
+        let zero = Tensor::scalar(0.5, DType::F32, &Cpu).unwrap();
+        for threads in [1, 2] {
+            with_threads(threads, || {
+                let pick = |a: &Tensor<Cpu>, b: &Tensor<Cpu>| {
+                    mt.where_cond(a, b).unwrap().to_vec::<f32>().unwrap()
+                };
+                let want = |f: &dyn Fn(usize) -> f32| (0..n).map(f).collect::<Vec<f32>>();
+                let sel = |i: usize| m[i] != 0;
+                assert_eq!(pick(&xt, &yt), want(&|i| if sel(i) { x[i] } else { y[i] }));
+                assert_eq!(pick(&xt, &zero), want(&|i| if sel(i) { x[i] } else { 0.5 }));
+                assert_eq!(pick(&zero, &yt), want(&|i| if sel(i) { 0.5 } else { y[i] }));
+            });
+        }
+    }
 }
