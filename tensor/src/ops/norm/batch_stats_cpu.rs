@@ -64,12 +64,22 @@ fn fill2<T: Copy>(buf: &mut Vec<T>, a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
     buf.extend(a.iter().zip(b).map(|(&a, &b)| f(a, b)));
 }
 
-/// A `[c]` tensor of per-channel sums (rounded to `T` as the reduction does), scaled by
-/// `1 / count` with the same `mul_scalar` as the composite's `mean`.
-fn scaled<T: HostElement>(sums: impl Iterator<Item = f64>, count: usize) -> Result<Tensor<Cpu>> {
-    let v: Vec<T> = sums.map(T::from_f64).collect();
-    let c = v.len();
-    Tensor::from_vec(v, &[c], &Cpu)?.mul_scalar(1.0 / count as f64)
+/// A `[c]` tensor of per-channel sums rounded to `T` as the reduction rounds them. Built in
+/// the backend's own memory (a kernel output, not an upload: the step-budget test counts
+/// uploads and reads).
+fn per_channel<T: HostElement>(sums: impl ExactSizeIterator<Item = f64>) -> Result<Tensor<Cpu>> {
+    let c = sums.len();
+    let mut v: Vec<T> = crate::cpu::pool::take("batch_norm", c)?;
+    v.extend(sums.map(T::from_f64));
+    crate::cpu::kernel_output(T::into_buffer(v), &[c])
+}
+
+/// [`per_channel`] scaled by `1 / count` with the same `mul_scalar` as the composite's `mean`.
+fn scaled<T: HostElement>(
+    sums: impl ExactSizeIterator<Item = f64>,
+    count: usize,
+) -> Result<Tensor<Cpu>> {
+    per_channel::<T>(sums)?.mul_scalar(1.0 / count as f64)
 }
 
 /// Per-channel mean and biased variance of `[n, c, ..]` over every axis but 1 (each `[c]`).
@@ -97,7 +107,9 @@ fn stats_typed<T: Float + HostElement + Send + Sync>(
         Ok(m) => m,
         Err(e) => return Some(Err(e)),
     };
-    let mv: Vec<T> = mean.to_vec().ok()?;
+    crate::cpu::pool::give(sums);
+    // The mean's values as the kernel's own memory (not a device read).
+    let mv = elements::<T>(&mean)?;
     let sq = channel_sums::<Vec<T>, 1>(d, |u, [s], dev| {
         let m = mv[u % mv.len()];
         // (x - mean)² as the composite's `sub` then `square`, each rounded to T.
@@ -107,7 +119,10 @@ fn stats_typed<T: Float + HostElement + Send + Sync>(
         });
         s.feed(dev);
     });
-    Some(scaled::<T>(sq.iter().map(|s| s[0]), count).map(|var| (mean, var)))
+    let var = scaled::<T>(sq.iter().map(|s| s[0]), count);
+    crate::cpu::pool::give(sq);
+    drop(mv);
+    Some(var.map(|var| (mean, var)))
 }
 
 /// The gradients of training-mode batch norm (see `Backend::batch_norm_backward`).
@@ -193,10 +208,7 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
         }
     });
     let count = n * inner;
-    let per_channel = |k: usize| -> Result<Tensor<Cpu>> {
-        let v: Vec<T> = sums.iter().map(|s| T::from_f64(s[k])).collect();
-        Tensor::from_vec(v, &[c], &Cpu)
-    };
+    let per_channel = |k: usize| per_channel::<T>(sums.iter().map(|s| s[k]));
     let dw = match need_w {
         true => match per_channel(2) {
             Ok(t) => Some(t),
@@ -212,6 +224,7 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
         false => None,
     };
     if !need_x {
+        crate::cpu::pool::give(sums);
         return Some(Ok(BatchNormGrads {
             input: None,
             weight: dw,
@@ -223,10 +236,13 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
         scaled::<T>(sums.iter().map(|s| s[0]), count),
         scaled::<T>(sums.iter().map(|s| s[1]), count),
     );
-    let (m1, m2): (Vec<T>, Vec<T>) = match means {
-        (Ok(a), Ok(b)) => (a.to_vec().ok()?, b.to_vec().ok()?),
+    crate::cpu::pool::give(sums);
+    let (m1, m2) = match means {
+        (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
     };
+    // Their values as the kernel's own memory (not device reads).
+    let (m1, m2) = (elements::<T>(&m1)?, elements::<T>(&m2)?);
     // dx = ((ĝ - mean(ĝ)) - x̂ mean(ĝ x̂)) * rstd, one (image, channel) run per unit.
     let dx: Vec<T> = parallel::collect(n * c, inner, 6 * n * c * inner, |units, sink| {
         let (mut xh, mut gh) = (Vec::new(), Vec::new());

@@ -141,7 +141,14 @@ fn max_pool_typed<C: Float + Send + Sync>(
                 }
             }
         });
-    Ok(pairs.into_iter().unzip())
+    // Both outputs and the pairs' buffer go through the buffer cache, so a training step
+    // reuses them instead of growing the cache by foreign allocations every step.
+    let mut vals = crate::cpu::pool::take("max_pool2d", pairs.len())?;
+    vals.extend(pairs.iter().map(|p| p.0));
+    let mut idx = crate::cpu::pool::take("max_pool2d", pairs.len())?;
+    idx.extend(pairs.iter().map(|p| p.1));
+    crate::cpu::pool::give(pairs);
+    Ok((vals, idx))
 }
 
 /// PyTorch's avg-pool window: the rows `y0..y1` summed and the divisor (dilation is 1).
