@@ -172,17 +172,12 @@ pub fn batch_norm_backward<B: Backend>(
     })
 }
 
-/// True if im2col would be the identity (1×1 kernel, stride 1, no padding).
-fn is_pointwise(p: &Conv2dParams) -> bool {
-    p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == [0, 0]
-}
-
 /// The input as im2col columns `[n, groups, c/g*kh*kw, oh*ow]`.
 fn columns<B: Backend>(x: &Tensor<B>, p: &Conv2dParams) -> Result<Tensor<B>> {
     let n = x.shape()[0];
     let [oh, ow] = p.out_hw()?;
     let g = p.groups;
-    let cols = if is_pointwise(p) {
+    let cols = if p.is_pointwise() {
         x.clone()
     } else {
         let s = x.backend().im2col(x.storage(), x.layout(), p)?;
@@ -212,7 +207,7 @@ pub fn conv2d_backward_input<B: Backend>(
     let wt = w.reshape(&[1, g, oc / g, p.col_rows() / g])?.t()?;
     let cols = wt.matmul(&gm)?.reshape(&[n, p.col_rows(), oh * ow])?;
     let [h, wd] = p.in_hw;
-    if is_pointwise(p) {
+    if p.is_pointwise() {
         return cols.reshape(&[n, p.in_channels, h, wd]);
     }
     let s = grad.backend().col2im(cols.storage(), cols.layout(), p)?;

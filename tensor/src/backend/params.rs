@@ -62,6 +62,12 @@ fn out_len(
 }
 
 impl Conv2dParams {
+    /// True for a 1×1 kernel at stride 1 without padding: each output pixel reads exactly its
+    /// own input pixel, so im2col (and the CPU's im2row) would be the input itself.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
     /// Output height and width: `(h + 2p - d(k-1) - 1) / s + 1`.
     pub fn out_hw(&self) -> Result<[usize; 2]> {
         Ok([

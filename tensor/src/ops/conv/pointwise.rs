@@ -19,14 +19,13 @@
 //! path (`k = c`, or `k = (image, pixel)` for the weight gradient), so the results agree with
 //! it to the last bit, which the tests check.
 
-use super::rows::is_pointwise;
 use crate::backend::Conv2dParams;
 use crate::cpu::Cpu;
 use crate::{Result, Tensor};
 
 /// `(n, c, h*w, oc)` of a pointwise convolution, or `None` if it is not one.
 fn dims(x_shape: &[usize], oc: usize, p: &Conv2dParams) -> Option<(usize, usize, usize, usize)> {
-    (is_pointwise(p) && x_shape.len() == 4).then(|| {
+    (p.is_pointwise() && x_shape.len() == 4).then(|| {
         let [h, w] = p.in_hw;
         (x_shape[0], p.in_channels, h * w, oc)
     })

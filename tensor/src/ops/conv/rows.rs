@@ -110,12 +110,6 @@ fn row2im_typed<T: Element + core::ops::AddAssign>(
     Ok(out)
 }
 
-/// True if the patch matrix is the channels-last input itself (1×1 kernel, stride 1, no
-/// padding).
-pub(super) fn is_pointwise(p: &Conv2dParams) -> bool {
-    p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == [0, 0]
-}
-
 /// The patch matrix `[n*oh*ow, kh*kw*c]` of `x` (checked like im2col's input).
 fn rows(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
     checks::im2col(x.storage().buffer(), x.layout(), p)?;
@@ -123,7 +117,7 @@ fn rows(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
     let [oh, ow] = p.out_hw()?;
     // Channels-last, so that each kernel tap of a patch is one contiguous run of channels.
     let nhwc = x.permute(&[0, 2, 3, 1])?.copy()?;
-    if is_pointwise(p) {
+    if p.is_pointwise() {
         return nhwc.reshape(&[n * oh * ow, p.in_channels]);
     }
     let l = nhwc.layout();
@@ -157,7 +151,7 @@ fn row2im(rows: &Tensor<Cpu>, n: usize, p: &Conv2dParams) -> Result<Tensor<Cpu>>
         ));
     }
     let [h, w] = p.in_hw;
-    let nhwc = if is_pointwise(p) {
+    let nhwc = if p.is_pointwise() {
         rows.reshape(&[n, h, w, p.in_channels])?
     } else {
         let (buf, l) = (rows.storage().buffer(), rows.layout());

@@ -191,7 +191,9 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
     };
     // [Σĝ, Σĝx̂, Σg x̂, Σg] per channel (each only when a requested gradient needs it).
     let sums = channel_sums::<[Vec<T>; 3], 4>(d, |u, [s_gh, s_ghx, s_gx, s_g], [xh, gh, p]| {
-        xhat(u, xh);
+        if need_x || need_w {
+            xhat(u, xh);
+        }
         let g = run(&gv, u, inner);
         if need_x {
             ghat(u, gh);
