@@ -28,6 +28,10 @@
 //!   target, projector and predictor MLPs 4096-256 with BatchNorm, two views of `--img-size`
 //!   (224) per image, each through the online and the target network; BYOL loss; LARS
 //!   (momentum 0.9, η 1e-3, weight decay 1.5e-6, lr 0.2·batch/256); target EMA (τ 0.996).
+//! - `byol_small`: the same trainer at the size of `examples/byol_resnet50`'s default preset:
+//!   the ResNet-18 layout at width 16 with the CIFAR-style stem on 1-channel views of 28 px,
+//!   projector and predictor 512-128, batch 128; SGD (momentum 0.9, weight decay 5e-4, lr
+//!   0.2·batch/256); target EMA (τ 0.99).
 //!
 //! The crops are random normal tensors made on the device before the first step. Every
 //! step is timed between two `synchronize()` calls; the result is the median over `--steps`
@@ -54,24 +58,25 @@ use std::any::Any;
 use std::time::Instant;
 use tessera::nn::models::resnet::{BlockKind, ResNet, ResNetConfig};
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
+use tessera::nn::optim::SgdConfig;
 use tessera::run::args::{self, Flag, Outcome, Parsed};
 use tessera::run::device::DEVICE_FLAG;
 use tessera::run::precision::{Precision, PRECISION_FLAG};
 use tessera::run::{ctx, exit_on_error, Device, Program, Result, RunError};
-use tessera::ssl::train::{ByolConfig, ByolTrainer, DinoConfig, DinoTrainer};
+use tessera::ssl::train::{ByolConfig, ByolOptimizer, ByolTrainer, DinoConfig, DinoTrainer};
 use tessera::tensor::{Backend, DType, Rng, Tensor};
 
 const ABOUT: &str = "Training-step throughput of DINO ViT-S/16 and BYOL ResNet-50 (Tessera side \
 of scripts/bench_steps.sh)";
 
 const FLAGS: &[Flag] = &[
-    Flag::value("model", "NAME", "dino_vit_s16 | dino_default | byol_resnet50").default("dino_vit_s16"),
-    Flag::value("batch", "N", "Images per step").default_note("64; dino_default: 128"),
+    Flag::value("model", "NAME", "dino_vit_s16 | dino_default | byol_resnet50 | byol_small").default("dino_vit_s16"),
+    Flag::value("batch", "N", "Images per step").default_note("64; dino_default, byol_small: 128"),
     Flag::value("steps", "N", "Timed steps").default("10"),
     Flag::value("warmup", "N", "Untimed steps first").default("3"),
     Flag::value("time-limit", "S", "Stop early once the steps have taken S seconds, keeping the timed steps so far (at least one; 0 = no limit)").default("0"),
     Flag::value("dtype", "f32|bf16", "Model, optimizer state and input dtype (bf16: pure bf16 weights, not autocast)").default("f32"),
-    Flag::value("img-size", "PX", "Global crop / view side").default_note("224; dino_default: 28"),
+    Flag::value("img-size", "PX", "Global crop / view side").default_note("224; dino_default, byol_small: 28"),
     Flag::value("local-size", "PX", "DINO local crop side").default_note("96; dino_default: 14"),
     Flag::value("local-crops", "N", "DINO local crops per image").default_note("10; dino_default: 0"),
     Flag::value("patch-size", "PX", "ViT patch side").default_note("16; dino_default: 7, --tiny: 8"),
@@ -88,6 +93,8 @@ enum Model {
     /// DINO at the size of `examples/dino_vit_s`'s default recipe.
     DinoDefault,
     Byol,
+    /// BYOL at the size of `examples/byol_resnet50`'s default (`small`) preset.
+    ByolSmall,
 }
 
 impl Model {
@@ -96,6 +103,7 @@ impl Model {
             Model::Dino => "dino_vit_s16",
             Model::DinoDefault => "dino_default",
             Model::Byol => "byol_resnet50",
+            Model::ByolSmall => "byol_small",
         }
     }
 }
@@ -125,9 +133,10 @@ impl Config {
             "dino_vit_s16" | "dino" => Model::Dino,
             "dino_default" => Model::DinoDefault,
             "byol_resnet50" | "byol" => Model::Byol,
+            "byol_small" => Model::ByolSmall,
             other => {
                 return Err(RunError::usage(format!(
-                    "--model: expected dino_vit_s16, dino_default or byol_resnet50, got {other:?}"
+                    "--model: expected dino_vit_s16, dino_default, byol_resnet50 or byol_small, got {other:?}"
                 )))
             }
         };
@@ -141,7 +150,7 @@ impl Config {
             }
         };
         let tiny = p.switch("tiny");
-        let small = model == Model::DinoDefault;
+        let small = matches!(model, Model::DinoDefault | Model::ByolSmall);
         let pick = |paper: usize, default: usize| if small { default } else { paper };
         let c = Config {
             model,
@@ -165,7 +174,7 @@ impl Config {
                 "--batch must be >= 2 (BatchNorm), --steps and --out-dim > 0",
             ));
         }
-        if c.model != Model::Byol {
+        if !matches!(c.model, Model::Byol | Model::ByolSmall) {
             let p = c.patch_size;
             for (flag, s) in [("--img-size", c.img_size), ("--local-size", c.local_size)] {
                 if p == 0 || s == 0 || s % p != 0 {
@@ -368,6 +377,41 @@ fn build<B: Backend>(c: &Config, dev: &B) -> Result<(Stepper<B>, String)> {
                 "BYOL: ResNet(bottleneck, layers {:?}) + projector/predictor {hidden}-{proj} \
                  with BatchNorm, 2 views of {s}px; LARS, target EMA",
                 rcfg.layers
+            );
+            Ok((Stepper::Byol(Box::new(trainer), Box::new((v1, v2))), what))
+        }
+        Model::ByolSmall => {
+            let rcfg = ResNetConfig {
+                in_channels: 1,
+                small_stem: true,
+                base_channels: 16,
+                ..ResNetConfig::resnet18(0)
+            };
+            let online = ResNet::new(rcfg, c.dtype, &mut rng, dev).map_err(ctx("the ResNet"))?;
+            let target = online.clone();
+            let bcfg = ByolConfig {
+                projector_hidden_dim: 512,
+                projection_dim: 128,
+                batch_size: b,
+                base_lr: 0.2,
+                weight_decay: 5e-4,
+                optimizer: ByolOptimizer::Sgd(SgdConfig {
+                    momentum: 0.9,
+                    dampening: 0.0,
+                    nesterov: false,
+                }),
+                base_tau: 0.99,
+                warmup_epochs: 0,
+                ..ByolConfig::new(1)
+            };
+            let trainer = ByolTrainer::new(online, target, bcfg, niter, &mut rng)
+                .map_err(ctx("setting up BYOL"))?;
+            let s = c.img_size;
+            let v1 = randn(&[b, 1, s, s], c.dtype, &mut rng, dev)?;
+            let v2 = randn(&[b, 1, s, s], c.dtype, &mut rng, dev)?;
+            let what = format!(
+                "BYOL: ResNet-18 layout at width 16 with the CIFAR-style stem, 1 channel + \
+                 projector/predictor 512-128 with BatchNorm, 2 views of {s}px; SGD, target EMA"
             );
             Ok((Stepper::Byol(Box::new(trainer), Box::new((v1, v2))), what))
         }

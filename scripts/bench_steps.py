@@ -25,6 +25,10 @@ scripts/bench_models.py, imported from it):
   2cos(p2, z1)); LARS (momentum 0.9, trust coefficient 1e-3, weight decay 1.5e-6, biases
   and BatchNorm parameters excluded from decay and adaptation, lr 0.2*batch/256; the same
   update rule as Tessera's `Lars`, written with foreach ops); target EMA 0.996.
+- `byol_small`: the same step at the size of `examples/byol_resnet50`'s default preset: the
+  ResNet-18 layout at width 16 with the CIFAR-style stem (3x3 stride 1, no max-pool) on
+  1-channel 28-px views, projector and predictor 512 -> 128 (last Linear without bias), SGD
+  (momentum 0.9, weight decay 5e-4, lr 0.2*batch/256), batch 128, target EMA 0.99.
 
 Like DINO's and Tessera's trainers, each step reads the loss (`loss.item()`) before the
 backward pass. `--dtype bf16` runs the forward passes and the loss under
@@ -308,6 +312,37 @@ class Lars(torch.optim.Optimizer):
                                 alpha=-g["lr"])
 
 
+class ByolSmallStep:
+    """The default (`small`) preset of examples/byol_resnet50: the ResNet-18 layout at width 16
+    with the CIFAR stem on 1-channel images (scripts/byol_torch_reference.py's SmallResNet),
+    projector and predictor 512-128 with BatchNorm, SGD (momentum 0.9, weight decay 5e-4, lr
+    0.2*batch/256), target EMA 0.99."""
+
+    def __init__(self, a, dev):
+        from byol_torch_reference import SmallResNet, mlp as byol_mlp
+        backbone = SmallResNet(width=16, in_ch=1)
+        self.online = nn.ModuleDict(dict(backbone=backbone,
+                                         projector=byol_mlp(backbone.dim, 512, 128),
+                                         predictor=byol_mlp(128, 512, 128))).to(dev)
+        self.target = nn.ModuleDict(dict(backbone=copy.deepcopy(self.online["backbone"]),
+                                         projector=copy.deepcopy(self.online["projector"])))
+        for p in self.target.parameters():
+            p.requires_grad = False
+        self.online.train()
+        self.target.train()
+        self.opt = torch.optim.SGD(decay_groups(self.online, 5e-4), lr=0.2 * a.batch / 256,
+                                   momentum=0.9)
+        self.v1 = torch.randn(a.batch, 1, a.img_size, a.img_size, device=dev)
+        self.v2 = torch.randn(a.batch, 1, a.img_size, a.img_size, device=dev)
+        self.autocast = a.autocast
+        self.what = (f"BYOL: ResNet-18 layout at width 16 with the CIFAR-style stem, 1 channel + "
+                     f"projector/predictor 512-128 with BatchNorm, 2 views of {a.img_size}px; "
+                     f"SGD, target EMA")
+
+    def step(self):
+        return ByolStep.step(self, tau=0.99)
+
+
 def regression_loss(p, z):
     return 2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)
 
@@ -334,7 +369,7 @@ class ByolStep:
                      f"{hidden}-{proj} with BatchNorm, 2 views of {a.img_size}px; LARS, "
                      f"target EMA")
 
-    def step(self):
+    def step(self, tau=0.996):
         o, t = self.online, self.target
         with self.autocast():
             p1 = o["predictor"](o["projector"](o["backbone"](self.v1)))
@@ -350,7 +385,7 @@ class ByolStep:
         with torch.no_grad():
             tp = list(t.parameters())
             sp = [p.detach() for n, p in o.named_parameters() if not n.startswith("predictor.")]
-            torch._foreach_lerp_(tp, sp, 1.0 - 0.996)
+            torch._foreach_lerp_(tp, sp, 1.0 - tau)
         return value
 
 
@@ -366,7 +401,8 @@ def peak_rss_mb():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=["dino_vit_s16", "dino_default", "byol_resnet50"],
+    ap.add_argument("--model", choices=["dino_vit_s16", "dino_default", "byol_resnet50",
+                                        "byol_small"],
                     default="dino_vit_s16")
     ap.add_argument("--batch", type=int, default=None, help="default 64; dino_default: 128")
     ap.add_argument("--steps", type=int, default=10)
@@ -392,7 +428,7 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    small = a.model == "dino_default"
+    small = a.model in ("dino_default", "byol_small")
     for name, paper, default in [("batch", 64, 128), ("img_size", 224, 28),
                                  ("local_size", 96, 14), ("local_crops", 10, 0)]:
         if getattr(a, name) is None:
@@ -419,7 +455,8 @@ def main():
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     t = time.perf_counter()
-    bench = ByolStep(a, dev) if a.model == "byol_resnet50" else DinoStep(a, dev)
+    steps = dict(byol_resnet50=ByolStep, byol_small=ByolSmallStep)
+    bench = steps.get(a.model, DinoStep)(a, dev)
     sync()
     name = torch.cuda.get_device_name(dev) if cuda else "cpu"
     print(f"bench_steps.py: {a.model} on {a.device} ({name}), {a.dtype}, batch {a.batch}, "

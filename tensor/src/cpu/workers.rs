@@ -3,7 +3,9 @@
 //! Spawning scoped threads for every large op costs ~15-20 µs per thread; a ViT step runs
 //! thousands of ops, and the profile of the default `dino_vit_s` step put ~6% of its CPU time
 //! in `std::thread::scope`. The workers here are started once (`num_threads() - 1` of them)
-//! and woken through a channel, so an op costs a wake-up instead of a spawn. Which thread
+//! and woken through a channel, so an op costs a wake-up instead of a spawn; a worker polls
+//! for the next job, and the caller for the op's other tasks, for [`SPIN`] before sleeping,
+//! so that back-to-back ops do not pay for a wake-up either. Which thread
 //! computes which chunk does not change any result: the chunks are the same as before and
 //! each is computed by the same code.
 //!
@@ -13,8 +15,10 @@
 use std::boxed::Box;
 use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 /// A task of one parallel op, borrowing the op's inputs and its chunk of the output.
@@ -25,35 +29,71 @@ pub(crate) type Task<'a> = Box<dyn FnOnce() + Send + 'a>;
 type Job = (Task<'static>, Arc<Latch>);
 
 /// Counts the tasks of one op still running, and whether one panicked.
+///
+/// The count is an atomic so that [`Latch::wait`] can spin on it for a few microseconds
+/// before sleeping: most tasks of a training step take tens of microseconds, and waking a
+/// sleeping thread costs about as much again on a virtual machine.
 struct Latch {
-    state: Mutex<(usize, bool)>,
+    remaining: AtomicUsize,
+    panicked: AtomicBool,
+    lock: Mutex<()>,
     done: Condvar,
 }
 
 impl Latch {
     fn new(n: usize) -> Self {
         Latch {
-            state: Mutex::new((n, false)),
+            remaining: AtomicUsize::new(n),
+            panicked: AtomicBool::new(false),
+            lock: Mutex::new(()),
             done: Condvar::new(),
         }
     }
 
     fn count_down(&self, panicked: bool) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.0 -= 1;
-        s.1 |= panicked;
-        if s.0 == 0 {
+        if panicked {
+            self.panicked.store(true, Ordering::Release);
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Taking the lock orders this notification after a waiter's last check of the
+            // count (it checks under the lock), so the wake-up cannot be lost.
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.done.notify_all();
         }
     }
 
     /// Blocks until every task is done; true if one panicked.
     fn wait(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while s.0 > 0 {
-            s = self.done.wait(s).unwrap_or_else(|e| e.into_inner());
+        let finished = || self.remaining.load(Ordering::Acquire) == 0;
+        if !spin_until(finished) {
+            let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !finished() {
+                guard = self.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        s.1
+        self.panicked.load(Ordering::Acquire)
+    }
+}
+
+/// How long a thread polls for the next job or for its op's other tasks before it sleeps.
+/// Long enough to bridge the serial bookkeeping between two parallel ops of a step (a few to
+/// a few tens of microseconds), short enough that an idle pool or an oversubscribed machine
+/// loses little.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Polls `ready` for up to [`SPIN`]; whether it became true.
+fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return ready();
+        }
     }
 }
 
@@ -74,7 +114,7 @@ fn workers() -> &'static [Sender<Job>] {
                 .name(std::format!("tessera-worker-{i}"))
                 .spawn(move || {
                     IN_WORKER.with(|w| w.set(true));
-                    for (task, latch) in rx {
+                    while let Some((task, latch)) = next_job(&rx) {
                         let panicked = catch_unwind(AssertUnwindSafe(task)).is_err();
                         latch.count_down(panicked);
                     }
@@ -86,6 +126,28 @@ fn workers() -> &'static [Sender<Job>] {
         }
         senders
     })
+}
+
+/// The next job of a worker: polled for [`SPIN`] (the next op of a step usually follows
+/// within microseconds), then waited for asleep; `None` once the pool is gone.
+fn next_job(rx: &Receiver<Job>) -> Option<Job> {
+    let mut job = None;
+    let mut closed = false;
+    spin_until(|| match rx.try_recv() {
+        Ok(j) => {
+            job = Some(j);
+            true
+        }
+        Err(TryRecvError::Disconnected) => {
+            closed = true;
+            true
+        }
+        Err(TryRecvError::Empty) => false,
+    });
+    if job.is_some() || closed {
+        return job;
+    }
+    rx.recv().ok()
 }
 
 /// Runs `tasks` on the workers and `local` on the calling thread, and returns when all are

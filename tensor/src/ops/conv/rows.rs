@@ -25,6 +25,7 @@ use crate::cpu::{checks, parallel, pool, strided, Cpu, CpuStorage};
 use crate::dtype::Element;
 use crate::{DType, HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// Whether [`conv2d`] and its gradients handle this convolution (else the composite does).
 pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
@@ -34,34 +35,77 @@ pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
 /// `x` in channels-last order `[n, h, w, c]` → `[n*oh*ow, kh*kw*c]`: row `(b, oy, ox)` holds
 /// the patch under output pixel `(oy, ox)` of image `b`, column `(ki, kj, ci)` the input
 /// `x[b, oy*s - p + ki*d, ox*s - p + kj*d, ci]`, or 0 in the padding. Channels-last makes every
-/// `(ki, kj)` block of a row one contiguous copy of `c` values. Images are spread over the
-/// threads.
+/// `(ki, kj)` block of a row one contiguous run of `c` values, and without dilation the taps
+/// `kj` of one `ki` are one run of `kw*c` (a single copy, not `kw`: at ResNet's 16 or 32
+/// channels the copies are short enough that their count is the cost). Every element is
+/// written once, so the buffer is not zeroed first. Images are spread over the threads.
 fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
     let [h, w] = p.in_hw;
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let (l, k) = (oh * ow, c * kh * kw);
-    let mut out = pool::filled("im2row", n * l * k, T::default())?;
-    parallel::for_each_chunk_mut(&mut out, l * k, n * l * k, |images, chunk| {
+    let numel = n * l * k;
+    let mut out: Vec<T> = pool::take("im2row", numel)?;
+    let slots = &mut out.spare_capacity_mut()[..numel];
+    parallel::for_each_chunk_mut(slots, l * k, numel, |images, chunk| {
         for (b, image_rows) in images.zip(chunk.chunks_exact_mut(l * k)) {
             let img = &x[b * h * w * c..][..h * w * c];
             for (pixel, row) in image_rows.chunks_exact_mut(k).enumerate() {
                 let (oy, ox) = (pixel / ow, pixel % ow);
-                for ki in 0..kh {
-                    let Some(iy) = tap(oy, ki, 0, h, p) else {
-                        continue; // stays zero
-                    };
-                    for kj in 0..kw {
-                        if let Some(ix) = tap(ox, kj, 1, w, p) {
-                            row[(ki * kw + kj) * c..][..c]
-                                .copy_from_slice(&img[(iy * w + ix) * c..][..c]);
-                        }
+                for (ki, block) in row.chunks_exact_mut(kw * c).enumerate() {
+                    match tap(oy, ki, 0, h, p) {
+                        Some(iy) => patch_line(block, &img[iy * w * c..][..w * c], ox, p),
+                        None => fill_zero(block),
                     }
                 }
             }
         }
     });
+    // SAFETY: the chunks cover `0..numel` in whole rows, and `patch_line` or `fill_zero`
+    // wrote every element of every `(ki)` block of every row.
+    unsafe { out.set_len(numel) };
     Ok(out)
+}
+
+/// One `(ki)` block of a patch row (`kw*c` values) from input row `line` (`[w, c]`): the taps
+/// `kj` of output column `ox`, zero in the padding.
+fn patch_line<T: Element>(block: &mut [MaybeUninit<T>], line: &[T], ox: usize, p: &Conv2dParams) {
+    let c = p.in_channels;
+    let (kw, w) = (p.kernel[1], p.in_hw[1]);
+    if p.dilation[1] != 1 {
+        for (kj, tap_block) in block.chunks_exact_mut(c).enumerate() {
+            match tap(ox, kj, 1, w, p) {
+                Some(ix) => copy_run(tap_block, &line[ix * c..][..c]),
+                None => fill_zero(tap_block),
+            }
+        }
+        return;
+    }
+    // Taps `kj0..kj1` read input columns `ox*s - pad + kj`, contiguous; the rest is padding.
+    let (start, pad) = (ox * p.stride[1], p.padding[1]);
+    let kj0 = pad.saturating_sub(start).min(kw);
+    let kj1 = (w + pad).saturating_sub(start).clamp(kj0, kw);
+    let (left, rest) = block.split_at_mut(kj0 * c);
+    let (inside, right) = rest.split_at_mut((kj1 - kj0) * c);
+    fill_zero(left);
+    if kj1 > kj0 {
+        copy_run(inside, &line[(start + kj0 - pad) * c..][..(kj1 - kj0) * c]);
+    }
+    fill_zero(right);
+}
+
+#[inline]
+fn copy_run<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
+}
+
+#[inline]
+fn fill_zero<T: Element>(dst: &mut [MaybeUninit<T>]) {
+    for d in dst {
+        d.write(T::default());
+    }
 }
 
 /// The input coordinate that kernel tap `kt` of output coordinate `o` reads along spatial
@@ -75,7 +119,8 @@ fn tap(o: usize, kt: usize, dim: usize, size: usize, p: &Conv2dParams) -> Option
 /// The adjoint of [`im2row_typed`]: every row entry is added back to the pixel it was read
 /// from, `[n*oh*ow, kh*kw*c]` → channels-last `[n, h, w, c]`. Images are spread over the
 /// threads (each writes only its own image, in a fixed order, so the sums do not depend on
-/// the thread count).
+/// the thread count). Without dilation the taps `kj` of one `ki` add one contiguous run, as
+/// in [`im2row_typed`]; each pixel still receives its terms in (row, `ki`, `kj`) order.
 fn row2im_typed<T: Element + core::ops::AddAssign>(
     rows: &[T],
     n: usize,
@@ -91,23 +136,46 @@ fn row2im_typed<T: Element + core::ops::AddAssign>(
             let image_rows = &rows[b * l * k..][..l * k];
             for (pixel, row) in image_rows.chunks_exact(k).enumerate() {
                 let (oy, ox) = (pixel / ow, pixel % ow);
-                for ki in 0..kh {
-                    let Some(iy) = tap(oy, ki, 0, h, p) else {
-                        continue;
-                    };
-                    for kj in 0..kw {
-                        if let Some(ix) = tap(ox, kj, 1, w, p) {
-                            let dst = &mut img[(iy * w + ix) * c..][..c];
-                            for (d, &v) in dst.iter_mut().zip(&row[(ki * kw + kj) * c..][..c]) {
-                                *d += v;
-                            }
-                        }
+                for (ki, block) in row.chunks_exact(kw * c).enumerate() {
+                    if let Some(iy) = tap(oy, ki, 0, h, p) {
+                        add_patch_line(&mut img[iy * w * c..][..w * c], block, ox, p);
                     }
                 }
             }
         }
     });
     Ok(out)
+}
+
+/// The adjoint of [`patch_line`]: adds one `(ki)` block of a patch row into input row `line`.
+fn add_patch_line<T: Element + core::ops::AddAssign>(
+    line: &mut [T],
+    block: &[T],
+    ox: usize,
+    p: &Conv2dParams,
+) {
+    let c = p.in_channels;
+    let (kw, w) = (p.kernel[1], p.in_hw[1]);
+    if p.dilation[1] == 1 {
+        let (start, pad) = (ox * p.stride[1], p.padding[1]);
+        let kj0 = pad.saturating_sub(start).min(kw);
+        let kj1 = (w + pad).saturating_sub(start).clamp(kj0, kw);
+        if kj1 > kj0 {
+            let dst = &mut line[(start + kj0 - pad) * c..][..(kj1 - kj0) * c];
+            for (d, &v) in dst.iter_mut().zip(&block[kj0 * c..kj1 * c]) {
+                *d += v;
+            }
+        }
+        return;
+    }
+    for kj in 0..kw {
+        if let Some(ix) = tap(ox, kj, 1, w, p) {
+            let dst = &mut line[ix * c..][..c];
+            for (d, &v) in dst.iter_mut().zip(&block[kj * c..][..c]) {
+                *d += v;
+            }
+        }
+    }
 }
 
 /// The patch matrix `[n*oh*ow, kh*kw*c]` of `x` (checked like im2col's input).
@@ -306,6 +374,10 @@ mod tests {
             (2, 5, 6, 6, 7, 1, 1, 1, 0, 1),
             (2, 3, 7, 7, 2, 1, 1, 2, 0, 1),
             (1, 1, 5, 5, 2, 7, 7, 2, 3, 1),
+            // Whole kernel rows and columns in the padding, a kernel wider than the input.
+            (1, 2, 4, 5, 3, 3, 3, 3, 2, 1),
+            (2, 1, 3, 2, 2, 3, 5, 1, 2, 1),
+            (1, 3, 6, 6, 2, 2, 2, 1, 2, 1),
         ];
         for (n, c, h, w, oc, kh, kw, s, pad, d) in cases {
             let x = randn(&[n, c, h, w], &mut rng);
