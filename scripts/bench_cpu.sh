@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU speed benchmark of issue 14: Tessera against PyTorch eager on the same CPU, same
 # threads, models, batches and inputs, run alternately (Tessera, PyTorch, Tessera, PyTorch, ...)
-# so that both see the same machine load. Four rows:
+# so that both see the same machine load. Five rows:
 #
 #   dino_default   the main job's default DINO step (examples/bench_steps.rs --model
 #                  dino_default): ViT 192x6 patch 7, head 2048-2048-256 -> 2048, batch 128,
@@ -9,6 +9,8 @@
 #   vit_s16_train  a ViT-S/16 training step at 224 px, batch 8 (nn/examples/bench_models.rs)
 #   dino_vit_s16   a DINO ViT-S/16 step, 2 x 224 + 10 x 96 px crops, batch 8 (bench_steps)
 #   byol_resnet50  a BYOL ResNet-50 step, 2 views of 224 px, batch 8 (bench_steps)
+#   byol_small     byol_resnet50's default step: ResNet-18 layout at width 16, CIFAR stem,
+#                  2 x 28 px 1-channel views, batch 128, SGD (not one of issue 14's rows)
 #
 # For each row it prints the best img/s of each side over REPEATS alternating runs (each run's
 # figure is already the median of its timed steps), their ratio, and each side's peak resident
@@ -20,7 +22,7 @@
 #   ROWS="dino_default" REPEATS=3 scripts/bench_cpu.sh
 #   PRECISION=bf16 scripts/bench_cpu.sh   # Tessera --precision bf16, PyTorch autocast
 #
-# Environment: ROWS (the four above), REPEATS (2), THREADS (2), STEPS (5), WARMUP (1),
+# Environment: ROWS (the five above), REPEATS (2), THREADS (2), STEPS (5), WARMUP (1),
 # PRECISION (f32 | bf16; bf16 = bf16 GEMM inputs with f32 accumulation and f32 weights on
 # Tessera's side, torch.autocast(bfloat16) on PyTorch's; bench_models' row has no bf16 form and
 # is skipped), PYTHON (/opt/torchenv/bin/python if present, else python3), LOG_DIR (a fresh /tmp
@@ -29,7 +31,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-ROWS=${ROWS:-"dino_default vit_s16_train dino_vit_s16 byol_resnet50"}
+ROWS=${ROWS:-"dino_default vit_s16_train dino_vit_s16 byol_resnet50 byol_small"}
 REPEATS=${REPEATS:-2}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-5}
@@ -64,8 +66,8 @@ tessera_cmd() {
   case $1 in
     vit_s16_train)
       echo "$MODELS_BIN --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS" ;;
-    dino_default)
-      echo "$STEPS_BIN --device cpu --model dino_default --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
+    dino_default | byol_small)
+      echo "$STEPS_BIN --device cpu --model $1 --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
     *)
       echo "$STEPS_BIN --device cpu --model $1 --batch 8 --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
   esac
@@ -74,8 +76,8 @@ torch_cmd() {
   case $1 in
     vit_s16_train)
       echo "$PYTHON scripts/bench_models.py --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS" ;;
-    dino_default)
-      echo "$PYTHON scripts/bench_steps.py --device cpu --model dino_default --steps $STEPS --warmup $WARMUP --threads $THREADS --dtype $PRECISION" ;;
+    dino_default | byol_small)
+      echo "$PYTHON scripts/bench_steps.py --device cpu --model $1 --steps $STEPS --warmup $WARMUP --threads $THREADS --dtype $PRECISION" ;;
     *)
       echo "$PYTHON scripts/bench_steps.py --device cpu --model $1 --batch 8 --steps $STEPS --warmup $WARMUP --threads $THREADS --dtype $PRECISION" ;;
   esac

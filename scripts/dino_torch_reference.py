@@ -37,13 +37,13 @@ Crops    2 global 28 px (random resized crop scale 0.4-1, ratio 3/4-4/3, bilinea
          Teacher: the 2 global crops; student: all crops.
 Loss     DINO loss, student temperature 0.1, teacher temperature 0.04 constant, centre momentum 0.9.
 Optim    AdamW (0.9, 0.999, eps 1e-8), batch 128 (drop-last: 78 steps per epoch), peak lr
-         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over schedule-epochs * 78 steps (default 17 epochs), of which the run trains the first epochs * 78:
+         0.0005 * 128 / 256 = 2.5e-4; all schedules per step over schedule-epochs * 78 steps (default 20 epochs), of which the run trains the first epochs * 78:
          lr linear warm-up 0 -> peak over the first floor(10% of total) steps (DINO's
          np.linspace, both ends included), then cosine to 1e-6; weight decay cosine 0.04 -> 0.4
          (none on biases and 1-D params); teacher EMA momentum cosine 0.99 -> 1; gradient norm
          clipped to 3.0 per parameter; last head layer's gradients dropped during the first
          floor(5% of total) steps.
-Length   `--epochs N` (default 6, of `--schedule-epochs` 17). `--minutes M` instead times a few steps on a throw-away copy
+Length   `--epochs N` (default 8, of `--schedule-epochs` 20). `--minutes M` instead times a few steps on a throw-away copy
          of the models (the training RNG streams are untouched) and picks the largest whole
          number of epochs whose training steps fit in M minutes (training only, k-NN excluded);
          if not even one epoch fits, it trains that many steps of a single, truncated epoch (the
@@ -374,8 +374,8 @@ def train_step(student, teacher, opt, loss_fn, crops, lr, wd, mom, freeze, clip)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 6 unless --minutes)")
-    p.add_argument("--schedule-epochs", type=int, default=17,
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 8 unless --minutes)")
+    p.add_argument("--schedule-epochs", type=int, default=20,
                    help="epochs the schedules span; the run stops after --epochs of them "
                         "(as dino_vit_s: a short run is the start of a longer schedule)")
     p.add_argument("--minutes", type=float, default=None,
@@ -462,7 +462,7 @@ def main():
 
     per_epoch = len(train_x) // args.batch_size  # drop-last
     assert per_epoch > 0, "fewer training images than one batch"
-    epochs = 6 if args.epochs is None and args.minutes is None else args.epochs
+    epochs = 8 if args.epochs is None and args.minutes is None else args.epochs
     total = None if epochs is None else epochs * per_epoch
     if args.minutes is not None:
         # Time a few steps on throw-away copies (own RNG), so that the real run is unchanged.

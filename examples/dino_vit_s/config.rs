@@ -5,7 +5,7 @@
 //! 2 global crops of 28 px (scale 0.4–1) and no local crops (`--local-crops N` adds 14-px
 //! ones at scale 0.1–0.4: 2×2 patches, which cost more than they teach here), no blur or
 //! solarization, schedules counted in steps (warm-up 10%, last layer frozen for 5%, teacher
-//! EMA 0.99 → 1), and a run of 6 epochs that is the start of a 17-epoch schedule
+//! EMA 0.99 → 1), and a run of 8 epochs that is the start of a 20-epoch schedule
 //! (`--schedule-epochs`): a complete short schedule spends most of its steps warming up and
 //! decaying, and learns less than the same steps near the peak learning rate. Why each
 //! choice: README.md, "Train DINO". `--preset long` trains the same recipe to the end of a
@@ -30,8 +30,8 @@ pub const FLAGS: &[Flag] = &[
     Flag::value("data", "DIR", "Dataset folder: IDX, CIFAR binaries or an image folder").default_note("the embedded data/fashion-mnist"),
     Flag::value("resize", "PX", data::RESIZE_HELP).default_note(data::RESIZE_DEFAULT),
     Flag::value("preset", "NAME", "default (small ViT, ~10 min on 2 cores) | long (the same ViT, a complete 36-epoch schedule, under an hour on 2 cores) | paper (ViT-S/16, 224/96 crops, out_dim 65536, DINO's 100-epoch schedule; for GPUs) | tiny (for tests)").default("default"),
-    Flag::value("epochs", "N", "Training epochs (passes over the training images)").default_note("6; long: 36, paper: 100, tiny: 3"),
-    Flag::value("schedule-epochs", "N", "Epochs the schedules (warm-up, cosine lr and weight decay, EMA momentum) span; the run stops after --epochs of them, so a short run is the start of a longer schedule and spends its steps near the peak learning rate").default_note("17; long, paper and tiny: --epochs"),
+    Flag::value("epochs", "N", "Training epochs (passes over the training images)").default_note("8; long: 36, paper: 100, tiny: 3"),
+    Flag::value("schedule-epochs", "N", "Epochs the schedules (warm-up, cosine lr and weight decay, EMA momentum) span; the run stops after --epochs of them, so a short run is the start of a longer schedule and spends its steps near the peak learning rate").default_note("20; long, paper and tiny: --epochs"),
     Flag::value("batch-size", "N", "Images per step").default_note("128; paper: 64, tiny: 8"),
     Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.0005"),
     Flag::value("schedule", "steps|epochs", "Unit of the warm-ups and of the frozen last layer (steps: for short runs)").default_note("steps; paper: epochs"),
@@ -128,8 +128,8 @@ impl Config {
             data: data::default_data_dir(),
             resize: None,
             preset: name.into(),
-            epochs: 6,
-            schedule_epochs: Some(17),
+            epochs: 8,
+            schedule_epochs: Some(20),
             batch_size: 128,
             lr: 0.0005,
             schedule_in_steps: true,
