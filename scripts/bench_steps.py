@@ -312,6 +312,20 @@ class Lars(torch.optim.Optimizer):
                                 alpha=-g["lr"])
 
 
+def online_and_target(backbone, projector, predictor, dev):
+    """BYOL's online network (backbone, projector, predictor) and its target (a frozen copy
+    of the backbone and projector), both in training mode (BatchNorm per batch)."""
+    online = nn.ModuleDict(dict(backbone=backbone, projector=projector,
+                                predictor=predictor)).to(dev)
+    target = nn.ModuleDict(dict(backbone=copy.deepcopy(online["backbone"]),
+                                projector=copy.deepcopy(online["projector"])))
+    for p in target.parameters():
+        p.requires_grad = False
+    online.train()
+    target.train()
+    return online, target
+
+
 class ByolSmallStep:
     """The default (`small`) preset of examples/byol_resnet50: the ResNet-18 layout at width 16
     with the CIFAR stem on 1-channel images (scripts/byol_torch_reference.py's SmallResNet),
@@ -321,15 +335,8 @@ class ByolSmallStep:
     def __init__(self, a, dev):
         from byol_torch_reference import SmallResNet, mlp as byol_mlp
         backbone = SmallResNet(width=16, in_ch=1)
-        self.online = nn.ModuleDict(dict(backbone=backbone,
-                                         projector=byol_mlp(backbone.dim, 512, 128),
-                                         predictor=byol_mlp(128, 512, 128))).to(dev)
-        self.target = nn.ModuleDict(dict(backbone=copy.deepcopy(self.online["backbone"]),
-                                         projector=copy.deepcopy(self.online["projector"])))
-        for p in self.target.parameters():
-            p.requires_grad = False
-        self.online.train()
-        self.target.train()
+        self.online, self.target = online_and_target(
+            backbone, byol_mlp(backbone.dim, 512, 128), byol_mlp(128, 512, 128), dev)
         self.opt = torch.optim.SGD(decay_groups(self.online, 5e-4), lr=0.2 * a.batch / 256,
                                    momentum=0.9)
         self.v1 = torch.randn(a.batch, 1, a.img_size, a.img_size, device=dev)
@@ -351,15 +358,8 @@ class ByolStep:
     def __init__(self, a, dev):
         blocks = (1, 1, 1, 1) if a.tiny else (3, 4, 6, 3)
         hidden, proj = (64, 16) if a.tiny else (4096, 256)
-        self.online = nn.ModuleDict(dict(backbone=ResNet(blocks),
-                                         projector=mlp(2048, hidden, proj),
-                                         predictor=mlp(proj, hidden, proj))).to(dev)
-        self.target = nn.ModuleDict(dict(backbone=copy.deepcopy(self.online["backbone"]),
-                                         projector=copy.deepcopy(self.online["projector"])))
-        for p in self.target.parameters():
-            p.requires_grad = False
-        self.online.train()
-        self.target.train()
+        self.online, self.target = online_and_target(
+            ResNet(blocks), mlp(2048, hidden, proj), mlp(proj, hidden, proj), dev)
         lr = 0.2 * a.batch / 256
         self.opt = Lars(decay_groups(self.online, 1.5e-6), lr=lr)
         self.v1 = torch.randn(a.batch, 3, a.img_size, a.img_size, device=dev)
