@@ -165,7 +165,7 @@ fn help_shows_the_default_of_every_flag() {
     }
     let dino = help_defaults("dino_vit_s");
     assert_eq!(dino["lr"], "0.0005");
-    assert_eq!(dino["epochs"], "6; long: 36, paper: 100, tiny: 3");
+    assert_eq!(dino["epochs"], "8; long: 36, paper: 100, tiny: 3");
     assert_eq!(help_defaults("knn_eval")["k"], "20");
 }
 
