@@ -70,8 +70,7 @@ fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T
 /// One `(ki)` block of a patch row (`kw*c` values) from input row `line` (`[w, c]`): the taps
 /// `kj` of output column `ox`, zero in the padding.
 fn patch_line<T: Element>(block: &mut [MaybeUninit<T>], line: &[T], ox: usize, p: &Conv2dParams) {
-    let c = p.in_channels;
-    let (kw, w) = (p.kernel[1], p.in_hw[1]);
+    let (c, w) = (p.in_channels, p.in_hw[1]);
     if p.dilation[1] != 1 {
         for (kj, tap_block) in block.chunks_exact_mut(c).enumerate() {
             match tap(ox, kj, 1, w, p) {
@@ -81,17 +80,28 @@ fn patch_line<T: Element>(block: &mut [MaybeUninit<T>], line: &[T], ox: usize, p
         }
         return;
     }
-    // Taps `kj0..kj1` read input columns `ox*s - pad + kj`, contiguous; the rest is padding.
-    let (start, pad) = (ox * p.stride[1], p.padding[1]);
-    let kj0 = pad.saturating_sub(start).min(kw);
-    let kj1 = (w + pad).saturating_sub(start).clamp(kj0, kw);
+    let (kj0, kj1, first) = inside_taps(ox, p);
     let (left, rest) = block.split_at_mut(kj0 * c);
     let (inside, right) = rest.split_at_mut((kj1 - kj0) * c);
     fill_zero(left);
     if kj1 > kj0 {
-        copy_run(inside, &line[(start + kj0 - pad) * c..][..(kj1 - kj0) * c]);
+        copy_run(inside, &line[first * c..][..(kj1 - kj0) * c]);
     }
     fill_zero(right);
+}
+
+/// Without dilation, the taps `kj0..kj1` of output column `ox` that fall inside the input
+/// read the contiguous input columns `first..first + (kj1 - kj0)`; the other taps are padding.
+/// Returns `(kj0, kj1, first)` (`kj0 == kj1` when every tap is padding).
+#[inline]
+fn inside_taps(ox: usize, p: &Conv2dParams) -> (usize, usize, usize) {
+    let (kw, w) = (p.kernel[1], p.in_hw[1]);
+    let (start, pad) = (ox * p.stride[1], p.padding[1]);
+    let kj0 = pad.saturating_sub(start).min(kw);
+    let kj1 = (w + pad).saturating_sub(start).clamp(kj0, kw);
+    // Meaningful only when kj1 > kj0 (then start + kj0 >= pad); callers skip empty runs.
+    let first = (start + kj0).saturating_sub(pad);
+    (kj0, kj1, first)
 }
 
 #[inline]
@@ -157,11 +167,9 @@ fn add_patch_line<T: Element + core::ops::AddAssign>(
     let c = p.in_channels;
     let (kw, w) = (p.kernel[1], p.in_hw[1]);
     if p.dilation[1] == 1 {
-        let (start, pad) = (ox * p.stride[1], p.padding[1]);
-        let kj0 = pad.saturating_sub(start).min(kw);
-        let kj1 = (w + pad).saturating_sub(start).clamp(kj0, kw);
+        let (kj0, kj1, first) = inside_taps(ox, p);
         if kj1 > kj0 {
-            let dst = &mut line[(start + kj0 - pad) * c..][..(kj1 - kj0) * c];
+            let dst = &mut line[first * c..][..(kj1 - kj0) * c];
             for (d, &v) in dst.iter_mut().zip(&block[kj0 * c..kj1 * c]) {
                 *d += v;
             }
