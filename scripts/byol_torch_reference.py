@@ -30,9 +30,11 @@ Optim    SGD, momentum 0.9, weight decay 5e-4 on weights (none on biases and Bat
          128 (drop-last: 78 steps per epoch), peak lr 0.2 * 128 / 256 = 0.1 with BYOL's warm-up
          (step k of W gets k * peak / W) over the first epoch, then cosine to 0; target EMA
          tau = 1 - (1 - 0.99)(cos(pi k / K) + 1) / 2 over the K steps of the run.
-Eval     weighted k-NN (k 20, T 0.07) on the target (EMA) backbone's L2-normalised features
-         (BatchNorm in eval mode), before training and after every epoch; the last line is
-         `RESULT seed=.. epochs=.. train_s=.. img_per_s=.. raw=.. before=.. after=..`.
+Eval     weighted k-NN (k 20, T 0.07) on the L2-normalised features of the online backbone
+         (the headline: BYOL keeps the online encoder) and of the target (EMA) backbone,
+         BatchNorm in eval mode, before training and after every epoch; the last line is
+         `RESULT seed=.. epochs=.. train_s=.. img_per_s=.. raw=.. before=.. after=..
+         after_target=..` (`after`: the online backbone).
 """
 
 import argparse
@@ -176,7 +178,7 @@ def main():
     before = evaluate(target["backbone"])
     print(f"data: train {len(train_x)}, bank {len(bank_x)}, test {len(test_x)}; backbone "
           f"{n_params} params; raw pixels {raw:.2f}%, random init {before:.2f}%", flush=True)
-    step, train_s, after = 0, 0.0, before
+    step, train_s, after, after_target = 0, 0.0, before, before
     for epoch in range(a.epochs):
         order = rng.permutation(len(train_x))
         t0 = time.perf_counter()
@@ -208,12 +210,13 @@ def main():
             step += 1
         dt = time.perf_counter() - t0
         train_s += dt
-        after = evaluate(target["backbone"])
-        print(f"epoch {epoch + 1}/{a.epochs}: loss {loss_sum / niter:.4f}, k-NN {after:.2f}%, "
-              f"{niter * a.batch_size / dt:.1f} img/s", flush=True)
+        after, after_target = evaluate(online["backbone"]), evaluate(target["backbone"])
+        print(f"epoch {epoch + 1}/{a.epochs}: loss {loss_sum / niter:.4f}, k-NN online "
+              f"{after:.2f}%, target {after_target:.2f}%, {niter * a.batch_size / dt:.1f} img/s",
+              flush=True)
     print(f"RESULT seed={a.seed} epochs={a.epochs} train_s={train_s:.1f} "
           f"img_per_s={step * a.batch_size / max(train_s, 1e-9):.1f} raw={raw:.2f} "
-          f"before={before:.2f} after={after:.2f}")
+          f"before={before:.2f} after={after:.2f} after_target={after_target:.2f}")
 
 
 if __name__ == "__main__":

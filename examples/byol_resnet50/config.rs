@@ -49,6 +49,12 @@ pub const FLAGS: &[Flag] = &[
     .default_note("0; resnet50: 64, tiny: 40"),
     Flag::value("eval-train", "N", "k-NN bank images (0 = all)").default_note("0; resnet50: 400, tiny: 100"),
     Flag::value("eval-test", "N", "k-NN test images (0 = all)").default_note("0; resnet50: 200, tiny: 50"),
+    Flag::value(
+        "knn-every",
+        "N",
+        "Also run the k-NN evaluation (online backbone) after every N-th epoch (0: only after the last)",
+    )
+    .default_note("0; resnet50, tiny: 1"),
     DEVICE_FLAG,
     PRECISION_FLAG,
     Flag::value("seed", "N", "Random seed").default("0"),
@@ -86,6 +92,7 @@ pub struct Config {
     pub train_images: usize,
     pub eval_train: usize,
     pub eval_test: usize,
+    pub knn_every: usize,
     pub device: Device,
     pub precision: Precision,
     pub seed: u64,
@@ -132,6 +139,7 @@ impl Config {
             train_images: 0,
             eval_train: 0,
             eval_test: 0,
+            knn_every: 0,
             device: Device::Cpu,
             precision: Precision::F32,
             seed: 0,
@@ -158,6 +166,7 @@ impl Config {
             train_images: 64,
             eval_train: 400,
             eval_test: 200,
+            knn_every: 1,
             ..small.clone()
         };
         Ok(match name {
@@ -207,6 +216,7 @@ impl Config {
             train_images: p.get_or("train-images", c.train_images)?,
             eval_train: p.get_or("eval-train", c.eval_train)?,
             eval_test: p.get_or("eval-test", c.eval_test)?,
+            knn_every: p.get_or("knn-every", c.knn_every)?,
             device,
             precision: Precision::from_args(p, device)?,
             seed: p.get_or("seed", c.seed)?,

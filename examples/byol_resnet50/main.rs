@@ -1,6 +1,7 @@
 //! BYOL on the embedded Fashion-MNIST subset (or `--data`), with the conventions of
-//! `dino_vit_s`: k-NN (k = 20, T = 0.07) of the target (EMA) backbone before and after
-//! training beside the raw-pixel floor, `metrics.jsonl`, `metrics.png`, a checkpoint every
+//! `dino_vit_s`: k-NN (k = 20, T = 0.07) before and after training beside the raw-pixel floor,
+//! of the online backbone (the headline: BYOL keeps the online encoder and drops the rest)
+//! and of the target (EMA) backbone, `metrics.jsonl`, `metrics.png`, a checkpoint every
 //! epoch and every `--save-every` steps, a bit-exact `--resume` that refuses changed flags
 //! unless `--allow-config-change`, and SIGINT/SIGTERM (checkpoint at the next safe point, exit
 //! 130 or 143).
@@ -212,8 +213,9 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
         niter,
         plot: tessera::run::plot::MetricsLabels::byol(),
     };
+    // Online and target are one network at the start: one k-NN is the random init's.
     let knn_before = |t: &mut ByolTrainer<B, ResNet<B>>| -> Result<Option<f64>> {
-        let top1 = knn_top1(t.target_backbone(), &bank, &test, norm.as_ref(), dev)?;
+        let top1 = knn_top1(t.online_backbone(), &bank, &test, norm.as_ref(), dev)?;
         if let Some(top1) = top1 {
             println!("k-NN before training: top-1 {:.2}%", 100.0 * top1);
         }
@@ -240,6 +242,8 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
         )?),
         None => None,
     };
+    // The online backbone's k-NN after the last epoch, when this process evaluated it.
+    let mut online_after = None;
     while run.pos.epoch < epochs {
         let epoch = run.pos.epoch;
         let order = Rng::new(mix(&[seed, epoch as u64, 10])).permutation(train.len());
@@ -286,43 +290,76 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
         bar.finish();
         let ips = (niter.saturating_sub(first_step) * batch_size) as f64
             / t_epoch.elapsed().as_secs_f64();
-        let Some(knn) = knn_top1(trainer.target_backbone(), &bank, &test, norm.as_ref(), dev)?
-        else {
-            return Err(run.stop(&trainer));
+        let last = epoch + 1 == epochs;
+        let knn = if last || (cfg.knn_every > 0 && (epoch + 1) % cfg.knn_every == 0) {
+            match knn_top1(trainer.online_backbone(), &bank, &test, norm.as_ref(), dev)? {
+                Some(k) => {
+                    online_after = Some(k);
+                    Some(k)
+                }
+                None => return Err(run.stop(&trainer)),
+            }
+        } else {
+            None
         };
         let m = EpochMetrics {
             epoch: epoch + 1,
             loss: run.pos.loss_sum / niter as f64,
             lr: run.pos.lr,
-            knn_top1: Some(knn),
+            knn_top1: knn,
             images_per_s: ips,
             elapsed_s: run.elapsed_s(),
         };
         println!(
-            "epoch {}/{epochs}: loss {:.4}, k-NN top-1 {:.2}%, {:.1} img/s",
+            "epoch {}/{epochs}: loss {:.4}, k-NN top-1 (online) {}, {:.1} img/s, {:.0}s elapsed",
             m.epoch,
             m.loss,
-            100.0 * knn,
-            ips
+            knn.map_or("(not evaluated)".to_string(), |k| format!(
+                "{:.2}%",
+                100.0 * k
+            )),
+            ips,
+            m.elapsed_s
         );
         run.end_epoch(&trainer, m)?;
     }
     if let Some(t) = tracer.take() {
         t.finish(trainer.state_dict().map_err(ctx("--trace"))?)?;
     }
-    let knn_before = run.knn_before();
-    let after = run
-        .history
-        .last()
-        .and_then(|m| m.knn_top1)
-        .unwrap_or(knn_before);
+    // The final table: both networks beside the floors. The random init is one network (the
+    // target starts as a copy of the online network).
+    let online = match online_after {
+        Some(k) => k,
+        None => match knn_top1(trainer.online_backbone(), &bank, &test, norm.as_ref(), dev)? {
+            Some(k) => k,
+            None => return Err(run.stop(&trainer)),
+        },
+    };
+    let Some(target) = knn_top1(trainer.target_backbone(), &bank, &test, norm.as_ref(), dev)?
+    else {
+        return Err(run.stop(&trainer));
+    };
+    let init = run.knn_before();
+    let pct = |x: f64| format!("{:6.2}%", 100.0 * x);
     println!(
-        "k-NN (k=20, T=0.07) on {} train / {} test images:",
+        "k-NN top-1 (k=20, T=0.07), bank {} train / {} test images:",
         bank.len(),
         test.len()
     );
-    println!("  raw pixels:      {:.2}%", 100.0 * run.knn_raw());
-    println!("  before training: {:.2}%", 100.0 * knn_before);
-    println!("  after training:  {:.2}%", 100.0 * after);
+    println!("  raw pixels:      {}", pct(run.knn_raw()));
+    println!("  random init:     {}", pct(init));
+    println!("  online backbone: {}  (the headline)", pct(online));
+    println!("  target backbone: {}  (EMA)", pct(target));
+    println!(
+        "  headline (online backbone): {:+.2} points over the random init",
+        100.0 * (online - init)
+    );
+    let f = &run.files;
+    println!(
+        "outputs: {}, {}, {}",
+        f.metrics.display(),
+        f.plot.display(),
+        f.checkpoint.display()
+    );
     Ok(())
 }
