@@ -161,8 +161,9 @@ pub(crate) fn where_cond(
     b: &HostBuffer,
     bl: &Layout,
 ) -> Result<HostBuffer> {
+    // Borrowed when contiguous (a mask made for this op): no copy of the condition.
     let cond = match c {
-        HostBuffer::U8(v) => strided::gather(v, cl),
+        HostBuffer::U8(v) => strided::view(v, cl),
         other => {
             return Err(Error::DType {
                 op: "where",
@@ -222,7 +223,6 @@ pub(crate) fn where_cond(
         (HostBuffer::U8(x), HostBuffer::U8(y)) => HostBuffer::U8(go(&cond, x, al, y, bl)),
         _ => return Err(mismatch("where", a, b)),
     };
-    crate::cpu::pool::give(cond);
     Ok(out)
 }
 
