@@ -130,6 +130,8 @@ def main():
     p.add_argument("--eval-test", type=int, default=0, help="balanced k-NN test subset (0: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--predictor-lr", type=float, default=1.0,
+                   help="the predictor's lr as a multiple of the schedule's (1: BYOL's)")
     a = p.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
@@ -162,10 +164,16 @@ def main():
     for q in target.parameters():
         q.requires_grad = False
     n_params = sum(q.numel() for q in online["backbone"].parameters())
-    decay = [q for n, q in online.named_parameters() if q.ndim > 1]
-    no_decay = [q for n, q in online.named_parameters() if q.ndim <= 1]
-    opt = torch.optim.SGD([dict(params=decay, weight_decay=a.weight_decay),
-                           dict(params=no_decay, weight_decay=0.0)], lr=0.0, momentum=0.9)
+    # Weight decay on weights, none on biases and BatchNorm; `lr_mult` scales the schedule's
+    # lr (the predictor's, with --predictor-lr).
+    groups = []
+    for pred in (False, True):
+        for decay in (True, False):
+            qs = [q for n, q in online.named_parameters()
+                  if n.startswith("predictor.") == pred and (q.ndim > 1) == decay]
+            groups.append(dict(params=qs, weight_decay=a.weight_decay if decay else 0.0,
+                               lr_mult=a.predictor_lr if pred else 1.0))
+    opt = torch.optim.SGD(groups, lr=0.0, momentum=0.9)
     niter = len(train_x) // a.batch_size
     total, warm = a.epochs * niter, a.warmup_epochs * niter
     peak = a.lr * a.batch_size / 256
@@ -188,7 +196,7 @@ def main():
             v1, v2 = [(crop_views(batch, 28, a.scale, (3 / 4, 4 / 3), rng) - mean) / std
                       for _ in range(2)]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(step) * g["lr_mult"]
             o, t = online, target
             p1 = o["predictor"](o["projector"](o["backbone"](v1)))
             p2 = o["predictor"](o["projector"](o["backbone"](v2)))
