@@ -354,12 +354,6 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
         "  headline (online backbone): {:+.2} points over the random init",
         100.0 * (online - init)
     );
-    let f = &run.files;
-    println!(
-        "outputs: {}, {}, {}",
-        f.metrics.display(),
-        f.plot.display(),
-        f.checkpoint.display()
-    );
+    println!("{}", run.files.summary());
     Ok(())
 }

@@ -460,12 +460,6 @@ fn train<B: Backend>(cfg: Config, dev: &B) -> Result<()> {
         HEADLINE.name(),
         100.0 * (student.get(HEADLINE) - init.get(HEADLINE))
     );
-    let f = &run.files;
-    println!(
-        "outputs: {}, {}, {}",
-        f.metrics.display(),
-        f.plot.display(),
-        f.checkpoint.display()
-    );
+    println!("{}", run.files.summary());
     Ok(())
 }

@@ -116,6 +116,16 @@ impl RunFiles {
         Ok(RunFiles::in_dir(dir))
     }
 
+    /// The closing line of a run: `outputs: <metrics>, <plot>, <checkpoint>`.
+    pub fn summary(&self) -> String {
+        format!(
+            "outputs: {}, {}, {}",
+            self.metrics.display(),
+            self.plot.display(),
+            self.checkpoint.display()
+        )
+    }
+
     /// Every file a run may leave: its files and their temporaries.
     pub(super) fn all(&self) -> Vec<PathBuf> {
         [&self.checkpoint, &self.metrics, &self.plot]
