@@ -24,8 +24,7 @@
 #
 # Environment: ROWS (the five above), REPEATS (2), THREADS (2), STEPS (5), WARMUP (1),
 # PRECISION (f32 | bf16; bf16 = bf16 GEMM inputs with f32 accumulation and f32 weights on
-# Tessera's side, torch.autocast(bfloat16) on PyTorch's; bench_models' row has no bf16 form and
-# is skipped), PYTHON (/opt/torchenv/bin/python if present, else python3), LOG_DIR (a fresh /tmp
+# Tessera's side, torch.autocast(bfloat16) on PyTorch's, in every row), PYTHON (/opt/torchenv/bin/python if present, else python3), LOG_DIR (a fresh /tmp
 # directory), CARGO_TARGET_DIR (cargo's default if unset).
 # Exit status 0 when every run printed its RESULT line.
 set -uo pipefail
@@ -65,7 +64,7 @@ if [[ $PRECISION == bf16 ]]; then TESSERA_PRECISION=" --precision bf16"; fi
 tessera_cmd() {
   case $1 in
     vit_s16_train)
-      echo "$MODELS_BIN --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS" ;;
+      echo "$MODELS_BIN --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS --precision $PRECISION" ;;
     dino_default | byol_small)
       echo "$STEPS_BIN --device cpu --model $1 --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
     *)
@@ -75,7 +74,7 @@ tessera_cmd() {
 torch_cmd() {
   case $1 in
     vit_s16_train)
-      echo "$PYTHON scripts/bench_models.py --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS" ;;
+      echo "$PYTHON scripts/bench_models.py --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS --precision $PRECISION" ;;
     dino_default | byol_small)
       echo "$PYTHON scripts/bench_steps.py --device cpu --model $1 --steps $STEPS --warmup $WARMUP --threads $THREADS --dtype $PRECISION" ;;
     *)
@@ -105,7 +104,6 @@ FEATURES=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx51
 LOAD_BEFORE=$(sed 's/ [0-9]*\/.*//' /proc/loadavg)
 START=$(date -u +%FT%TZ)
 for row in $ROWS; do
-  if [[ $PRECISION == bf16 && $row == vit_s16_train ]]; then continue; fi
   for r in $(seq 1 "$REPEATS"); do
     run "$LOG_DIR/tessera_${row}_$r.log" $(tessera_cmd "$row")
     run "$LOG_DIR/torch_${row}_$r.log" $(torch_cmd "$row")
@@ -136,7 +134,6 @@ echo
 echo "| row | Tessera img/s | PyTorch img/s | Tessera / PyTorch | Tessera peak MiB | PyTorch peak MiB | Tessera / PyTorch memory |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for row in $ROWS; do
-  if [[ $PRECISION == bf16 && $row == vit_s16_train ]]; then continue; fi
   read -r ti tp <<< "$(best tessera "$row")"
   read -r pi pp <<< "$(best torch "$row")"
   ratio=$(awk -v a="$ti" -v b="$pi" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "**%.2f**", a / b; else print "—" }')

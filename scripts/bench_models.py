@@ -6,7 +6,9 @@ Each step: forward, loss (ViT: mean of the CLS features; ResNet-50: cross-entrop
 logits against fixed random labels), backward, AdamW (lr 1e-4, weight decay 0.04 on weights,
 0 on biases and norms, as DINO's parameter groups). Prints per-step times, the median
 images/s over the measured steps and the peak RSS (ru_maxrss); the last line is
-machine-readable (`RESULT ...`), as the Rust binary's.
+machine-readable (`RESULT ...`), as the Rust binary's. `--precision bf16` runs the forward and
+the loss under `torch.autocast("cpu", torch.bfloat16)` (f32 master weights and optimizer), the
+counterpart of the Rust side's `--precision bf16` (bf16 GEMM inputs, f32 everything else).
 
     /opt/torchenv/bin/python scripts/bench_models.py --model vit_s16 --batch 8 --size 224 \
         --steps 3 --warmup 1 --threads 2
@@ -145,7 +147,11 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32")
     a = ap.parse_args()
+    import contextlib
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "bf16" \
+        else contextlib.nullcontext
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -155,7 +161,7 @@ def main():
     opt = torch.optim.AdamW(param_groups(model, 1e-4, 0.04), lr=1e-4)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"bench_models.py: {a.model} ({n_params} params), batch {a.batch}, "
-          f"{a.size}x{a.size}, fp32, torch {torch.__version__}, "
+          f"{a.size}x{a.size}, {a.precision}, torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, built in {time.perf_counter() - t:.2f} s")
 
     x = torch.randn(a.batch, 3, a.size, a.size)
@@ -164,8 +170,9 @@ def main():
     for step in range(a.warmup + a.steps):
         cpu0 = time.process_time()  # user + system, all threads
         t0 = time.perf_counter()
-        out = model(x)
-        loss = out.mean() if a.model == "vit_s16" else F.cross_entropy(out, labels)
+        with autocast():
+            out = model(x)
+            loss = out.mean() if a.model == "vit_s16" else F.cross_entropy(out, labels)
         t_fwd = time.perf_counter() - t0
         t1 = time.perf_counter()
         loss.backward()
@@ -189,7 +196,7 @@ def main():
     print(f"median step {med:.3f} s (CPU time {med_cpu:.2f} s) over {len(measured)} steps -> "
           f"{a.batch / med:.3f} images/s; peak memory (ru_maxrss) {peak_mib} MiB")
     print(f"RESULT model={a.model} images_per_s={a.batch / med:.4f} median_step_s={med:.4f} "
-          f"cpu_step_s={med_cpu:.3f} peak_mem={peak_mib}MiB")
+          f"cpu_step_s={med_cpu:.3f} peak_mem={peak_mib}MiB precision={a.precision}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@
 //!
 //! `--threads T` sets `MATMUL_NUM_THREADS` before the first GEMM (matrixmultiply reads it
 //! once); only the GEMMs are threaded in Tessera, everything else runs on one core.
+//! `--precision bf16` rounds every GEMM's inputs to bf16 with f32 sums (PyTorch's
+//! `set_float32_matmul_precision("medium")`; Intel AMX tiles where the CPU has them); the
+//! weights, activations and optimizer stay f32.
 //! `--profile` adds a forward/backward timing of each op of one ViT block (or of the first
 //! ResNet-50 bottleneck) at the benchmark's shapes, to show where the time goes.
 
@@ -36,6 +39,7 @@ struct Args {
     warmup: usize,
     threads: usize,
     profile: bool,
+    bf16: bool,
 }
 
 fn parse_args() -> BoxResult<Args> {
@@ -47,6 +51,7 @@ fn parse_args() -> BoxResult<Args> {
         warmup: 1,
         threads: 1,
         profile: false,
+        bf16: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +67,13 @@ fn parse_args() -> BoxResult<Args> {
             "--steps" => a.steps = value.parse()?,
             "--warmup" => a.warmup = value.parse()?,
             "--threads" => a.threads = value.parse()?,
+            "--precision" => {
+                a.bf16 = match value.as_str() {
+                    "f32" => false,
+                    "bf16" => true,
+                    other => return Err(format!("--precision: f32 or bf16, not {other}").into()),
+                }
+            }
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -294,6 +306,9 @@ fn main() -> BoxResult<()> {
     let a = parse_args()?;
     // matrixmultiply reads this once, at the first threaded GEMM: set it before any GEMM.
     std::env::set_var("MATMUL_NUM_THREADS", a.threads.to_string());
+    if a.bf16 {
+        tessera_tensor::set_float32_matmul_precision(tessera_tensor::MatmulPrecision::Bf16);
+    }
     let mut rng = Rng::new(0);
 
     let t = Instant::now();
@@ -328,12 +343,13 @@ fn main() -> BoxResult<()> {
     );
     let mut opt = AdamW::new(groups.to_vec(), AdamWConfig::default())?;
     println!(
-        "bench_models: {} ({n_params} params), batch {}, {}x{}, f32, MATMUL_NUM_THREADS={}, \
-         built in {:.2} s",
+        "bench_models: {} ({n_params} params), batch {}, {}x{}, f32 (GEMM inputs {}), \
+         MATMUL_NUM_THREADS={}, built in {:.2} s",
         a.model,
         a.batch,
         a.size,
         a.size,
+        if a.bf16 { "bf16" } else { "f32" },
         a.threads,
         secs(t)
     );
@@ -396,10 +412,11 @@ fn main() -> BoxResult<()> {
     );
     println!(
         "RESULT model={} images_per_s={:.4} median_step_s={med:.4} cpu_step_s={med_cpu:.3} \
-         peak_mem={}",
+         peak_mem={} precision={}",
         a.model,
         a.batch as f64 / med,
-        peak.replace(' ', "")
+        peak.replace(' ', ""),
+        if a.bf16 { "bf16" } else { "f32" }
     );
 
     if a.profile {

@@ -155,10 +155,11 @@ const TRAIN_SHAPES: [(usize, usize, usize, bool, bool); 12] = [
     (384, 1576, 1536, true, false),
 ];
 
-const IMPLS: [(&str, GemmImpl); 4] = [
+const IMPLS: [(&str, GemmImpl); 5] = [
     ("matrixmultiply", GemmImpl::MatrixMultiply),
     ("packed_f32", GemmImpl::F32),
     ("packed_bf16", GemmImpl::Bf16),
+    ("amx_bf16", GemmImpl::Bf16Amx),
     ("bf16_on_f32_kernel", GemmImpl::Bf16Emulated),
 ];
 

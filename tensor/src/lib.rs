@@ -24,7 +24,7 @@
 //! | [`Tensor::reshape`], [`Tensor::permute`], [`Tensor::narrow`], [`Tensor::broadcast_to`] | the same names (`expand` for the last) |
 //! | [`Tensor::binary_`], [`Tensor::assign_`], [`Tensor::adamw_update_`] | `x.add_(y)`, `x.copy_(y)`, `AdamW(fused=True)` |
 //! | [`Backend::synchronize`], [`Backend::empty_cache`] | `torch.cuda.synchronize()`, `torch.cuda.empty_cache()` |
-//! | [`set_float32_matmul_precision`]\([`MatmulPrecision::Highest`] \| [`MatmulPrecision::Bf16`]) | `torch.set_float32_matmul_precision("highest" \| "medium")` (CPU f32 matmul; bf16 products via AVX512_BF16 where available, see [`cpu::gemm`]) |
+//! | [`set_float32_matmul_precision`]\([`MatmulPrecision::Highest`] \| [`MatmulPrecision::Bf16`]) | `torch.set_float32_matmul_precision("highest" \| "medium")` (CPU f32 matmul; bf16 products on AMX tiles or AVX512_BF16 where available, see [`cpu::gemm`]) |
 //! | [`cpu::pool::stats`] | `torch.cuda.memory_stats()` (here for the CPU's buffer cache) |
 //! | [`Rng`] | `torch.Generator` (a different algorithm: see its docs) |
 //! | `Result<Tensor>` | exceptions: shape and dtype errors are values here |

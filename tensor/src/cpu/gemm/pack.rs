@@ -57,7 +57,7 @@ impl Mat {
     /// # Safety
     /// `(i, j)` is an element of the matrix.
     #[inline(always)]
-    unsafe fn get(self, i: usize, j: usize) -> f32 {
+    pub unsafe fn get(self, i: usize, j: usize) -> f32 {
         *self.ptr.add(i * self.rs + j * self.cs)
     }
 }

@@ -1,9 +1,10 @@
 //! The blocked loop nest over packed panels and its split over threads (see the docs of
 //! [`super`] for the nest and why).
 
+use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
 use super::kernel_f32::Out;
 use super::pack::{self, Mat};
-use super::{kernel_bf16, kernel_f32, KC_BF16, KC_F32, MC, MR, NC, NR};
+use super::{kernel_bf16, kernel_f32, pack_amx, KC_BF16, KC_F32, MC, MR, NC, NR};
 use core::ops::Range;
 use std::cell::RefCell;
 use std::vec::Vec;
@@ -17,6 +18,37 @@ pub(super) enum Kind {
     F32Rounded,
     /// bf16-pair panels, the `vdpbf16ps` kernel.
     Bf16,
+    /// bf16 tile panels, the AMX kernel (`amx.rs`).
+    Amx,
+}
+
+impl Kind {
+    /// Rows of C per kernel call.
+    fn mr(self) -> usize {
+        if self == Kind::Amx {
+            MR_AMX
+        } else {
+            MR
+        }
+    }
+
+    /// Rows of C per packed block of A.
+    fn mc(self) -> usize {
+        if self == Kind::Amx {
+            MC_AMX
+        } else {
+            MC
+        }
+    }
+
+    /// Most values of `k` per block.
+    fn kc_max(self) -> usize {
+        match self {
+            Kind::F32 | Kind::F32Rounded => KC_F32,
+            Kind::Bf16 => KC_BF16,
+            Kind::Amx => KC_AMX,
+        }
+    }
 }
 
 /// A writable strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
@@ -57,6 +89,7 @@ fn panel_words(kind: Kind, kc: usize, lanes: usize) -> usize {
     match kind {
         Kind::Bf16 => pack::pairs_len(kc, lanes),
         Kind::F32 | Kind::F32Rounded => kc * lanes,
+        Kind::Amx => amx::panel_words(kc),
     }
 }
 
@@ -134,7 +167,8 @@ pub(super) unsafe fn gemm(
     } else {
         1
     };
-    let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    let mr = kind.mr();
+    let (mp, np) = (m.div_ceil(mr), n.div_ceil(NR));
     let by_rows = mp >= np;
     let panels = if by_rows { mp } else { np };
     if threads <= 1 || panels < threads {
@@ -153,7 +187,7 @@ pub(super) unsafe fn gemm(
             // A or the columns of B they need.
             unsafe {
                 if by_rows {
-                    let (r0, r1) = (p.start * MR, (p.end * MR).min(m));
+                    let (r0, r1) = (p.start * mr, (p.end * mr).min(m));
                     let c = MatMut {
                         ptr: c.ptr.add(r0 * c.rs),
                         ..c
@@ -187,7 +221,7 @@ unsafe fn nest(
     b: Mat,
     c: MatMut,
 ) {
-    let kc_max = if kind == Kind::Bf16 { KC_BF16 } else { KC_F32 };
+    let kc_max = kind.kc_max();
     // Equal k blocks, of even length so bf16 pairs never straddle two (<= kc_max: it is even).
     let kc_step = k.div_ceil(k.div_ceil(kc_max)).next_multiple_of(2);
     for jc in (0..n).step_by(NC) {
@@ -255,6 +289,7 @@ unsafe fn pack_b(kind: Kind, threads: usize, bp: *mut u32, b: Mat, kc: usize, nc
                     Kind::F32 => pack::pack_b_f32::<false>(d.cast(), src, kc, cols),
                     Kind::F32Rounded => pack::pack_b_f32::<true>(d.cast(), src, kc, cols),
                     Kind::Bf16 => pack::pack_b_bf16(d, src, kc, cols),
+                    Kind::Amx => pack_amx::pack_b(d, src, kc, cols),
                 }
             }
         }
@@ -271,7 +306,7 @@ fn split(units: usize, parts: usize, i: usize) -> Range<usize> {
 /// Computes one step's tiles, split over up to `threads` threads by row panels (or, when C
 /// has few row panels, by column panels).
 fn run_step(s: &Step, threads: usize) {
-    let (mp, np) = (s.m.div_ceil(MR), s.nc.div_ceil(NR));
+    let (mp, np) = (s.m.div_ceil(s.kind.mr()), s.nc.div_ceil(NR));
     let (tr, tc) = if threads <= 1 {
         (1, 1)
     } else if mp >= 2 * threads || mp >= np {
@@ -295,28 +330,33 @@ fn run_step(s: &Step, threads: usize) {
 /// # Safety
 /// `s` is a valid step, and no other thread writes these tiles.
 unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
-    let (apw, bpw) = (panel_words(s.kind, s.kc, MR), panel_words(s.kind, s.kc, NR));
-    for p0 in rows.clone().step_by(MC / MR) {
-        let p1 = (p0 + MC / MR).min(rows.end);
-        let i0 = p0 * MR;
-        let mrows = (p1 * MR).min(s.m) - i0;
+    let (mr, mc) = (s.kind.mr(), s.kind.mc());
+    let (apw, bpw) = (panel_words(s.kind, s.kc, mr), panel_words(s.kind, s.kc, NR));
+    // The AMX tile configuration, loaded once for all of this part's kernel calls.
+    // SAFETY: `Kind::Amx` is chosen only where `amx::available()`.
+    let tiles = (s.kind == Kind::Amx).then(|| unsafe { amx::Tiles::configure() });
+    for p0 in rows.clone().step_by(mc / mr) {
+        let p1 = (p0 + mc / mr).min(rows.end);
+        let i0 = p0 * mr;
+        let mrows = (p1 * mr).min(s.m) - i0;
         with_scratch(1, (p1 - p0) * apw, |ap| {
             let asrc = s.a.at(i0, 0);
             match s.kind {
                 Kind::F32 => pack::pack_a_f32::<false>(ap.cast(), asrc, mrows, s.kc),
                 Kind::F32Rounded => pack::pack_a_f32::<true>(ap.cast(), asrc, mrows, s.kc),
                 Kind::Bf16 => pack::pack_a_bf16(ap, asrc, mrows, s.kc),
+                Kind::Amx => pack_amx::pack_a(ap, asrc, mrows, s.kc),
             }
             for jp in cols.clone() {
                 let j0 = jp * NR;
                 let bpanel = s.bp.add(jp * bpw);
                 for ip in 0..p1 - p0 {
-                    let r0 = ip * MR;
+                    let r0 = ip * mr;
                     let out = Out {
                         ptr: s.c.ptr.add((i0 + r0) * s.c.rs + j0 * s.c.cs),
                         rs: s.c.rs,
                         cs: s.c.cs,
-                        rows: MR.min(mrows - r0),
+                        rows: mr.min(mrows - r0),
                         cols: NR.min(s.nc - j0),
                         accumulate: s.accumulate,
                     };
@@ -326,6 +366,10 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                             kernel_f32::kernel(s.kc, apanel.cast(), bpanel.cast(), &out)
                         }
                         Kind::Bf16 => kernel_bf16::kernel(s.kc.div_ceil(2), apanel, bpanel, &out),
+                        Kind::Amx => {
+                            let tiles = tiles.as_ref().expect("configured above for Kind::Amx");
+                            amx::kernel(tiles, amx::kpad(s.kc), apanel, bpanel, &out)
+                        }
                     }
                 }
             }

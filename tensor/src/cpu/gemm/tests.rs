@@ -7,10 +7,11 @@ use super::{sgemm_with, GemmImpl};
 use alloc::vec;
 use alloc::vec::Vec;
 
-const ALL: [GemmImpl; 5] = [
+const ALL: [GemmImpl; 6] = [
     GemmImpl::MatrixMultiply,
     GemmImpl::F32,
     GemmImpl::Bf16,
+    GemmImpl::Bf16Amx,
     GemmImpl::Bf16Emulated,
     GemmImpl::Bf16Portable,
 ];
@@ -206,7 +207,11 @@ fn bf16_fallbacks_match_the_hardware_path() {
         let a = Operand::new(m, k, ta, 0, 3);
         let b = Operand::new(k, n, false, 0, 4);
         let hw = product(GemmImpl::Bf16, true, m, k, n, &a, &b, false);
-        for imp in [GemmImpl::Bf16Emulated, GemmImpl::Bf16Portable] {
+        for imp in [
+            GemmImpl::Bf16Amx,
+            GemmImpl::Bf16Emulated,
+            GemmImpl::Bf16Portable,
+        ] {
             let fb = product(imp, true, m, k, n, &a, &b, false);
             for i in 0..m {
                 for j in 0..n {
@@ -239,7 +244,12 @@ fn results_are_bit_identical_across_thread_counts() {
     ] {
         let a = Operand::new(m, k, ta, 0, 5);
         let b = Operand::new(k, n, false, 0, 6);
-        for imp in [GemmImpl::F32, GemmImpl::Bf16, GemmImpl::Bf16Emulated] {
+        for imp in [
+            GemmImpl::F32,
+            GemmImpl::Bf16,
+            GemmImpl::Bf16Amx,
+            GemmImpl::Bf16Emulated,
+        ] {
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
             let one = with_threads(1, || bits(product(imp, true, m, k, n, &a, &b, false)));
             let serial = bits(product(imp, false, m, k, n, &a, &b, false));
@@ -264,7 +274,7 @@ mod prop {
         #[test]
         fn random_shapes_and_layouts(
             m in 0usize..40, k in 0usize..80, n in 0usize..70,
-            ta: bool, tb: bool, ccm: bool, pad in 0usize..3, i in 0usize..5,
+            ta: bool, tb: bool, ccm: bool, pad in 0usize..3, i in 0usize..6,
         ) {
             check(ALL[i], m, k, n, ta, tb, pad, ccm);
         }
