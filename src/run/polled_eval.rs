@@ -2,6 +2,7 @@
 //! chunk at a time, each chunk advancing a [`Phase`] that polls for SIGINT/SIGTERM, so a
 //! signal during a long evaluation stops at the next chunk (used by [`super::session`]).
 
+use super::precision::in_f32;
 use super::progress::Phase;
 use super::{ctx, Result};
 use std::ops::Range;
@@ -34,14 +35,17 @@ pub fn features_polled<B: Backend>(
     phase: &mut Phase,
     mut f: impl FnMut(Range<usize>) -> Result<Tensor<B>>,
 ) -> Result<Option<Tensor<B>>> {
-    let mut rows = Vec::with_capacity(chunk_count(n, batch));
-    for r in chunks(n, batch) {
-        rows.push(f(r)?);
-        if phase.advance() {
-            return Ok(None);
+    // Evaluation is f32 whatever the training precision (see `precision::in_f32`).
+    in_f32(|| {
+        let mut rows = Vec::with_capacity(chunk_count(n, batch));
+        for r in chunks(n, batch) {
+            rows.push(f(r)?);
+            if phase.advance() {
+                return Ok(None);
+            }
         }
-    }
-    Tensor::cat(&rows, 0).map(Some).map_err(ctx("features"))
+        Tensor::cat(&rows, 0).map(Some).map_err(ctx("features"))
+    })
 }
 
 /// The number of [`Phase`] units of [`knn_top1_polled`] for `n_test` test features.
@@ -54,6 +58,16 @@ pub fn knn_units(n_test: usize) -> usize {
 /// when a signal stopped it. Each test row's vote depends only on that row, so the chunks
 /// give the numbers of one call over all rows.
 pub fn knn_top1_polled<B: Backend>(
+    (train, train_labels): (&Tensor<B>, &[u32]),
+    (test, test_labels): (&Tensor<B>, &[u32]),
+    classes: usize,
+    phase: &mut Phase,
+) -> Result<Option<f64>> {
+    in_f32(|| knn_top1_chunks((train, train_labels), (test, test_labels), classes, phase))
+}
+
+/// [`knn_top1_polled`] in the current precision.
+fn knn_top1_chunks<B: Backend>(
     (train, train_labels): (&Tensor<B>, &[u32]),
     (test, test_labels): (&Tensor<B>, &[u32]),
     classes: usize,
@@ -93,7 +107,7 @@ pub(super) fn raw_pixel_floor_polled<B: Backend>(
     let feats = |ds: &Dataset| {
         pixel_features(&ds.images, ds.len(), c, normalize, backend).map_err(ctx("raw-pixel k-NN"))
     };
-    let (tr, te) = (feats(bank)?, feats(test)?);
+    let (tr, te) = in_f32(|| Ok::<_, super::RunError>((feats(bank)?, feats(test)?)))?;
     let classes = bank.num_classes.max(test.num_classes);
     let mut phase = Phase::new("k-NN raw pixels", knn_units(test.len()));
     let top1 = knn_top1_polled(
@@ -122,13 +136,15 @@ pub(super) fn raw_pixel_floor_polled<B: Backend>(
 /// representation should beat, computed on `backend` in one call (no signal polling).
 pub fn raw_pixel_floor<B: Backend>(bank: &Dataset, test: &Dataset, backend: &B) -> Result<f64> {
     let t = Instant::now();
-    let raw = raw_pixel_knn(
-        bank,
-        test,
-        None,
-        &KnnConfig::with_k(20.min(bank.len())),
-        backend,
-    )
+    let raw = in_f32(|| {
+        raw_pixel_knn(
+            bank,
+            test,
+            None,
+            &KnnConfig::with_k(20.min(bank.len())),
+            backend,
+        )
+    })
     .map_err(ctx("raw-pixel k-NN"))?;
     let top1 = raw[0].top1;
     println!(

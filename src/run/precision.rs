@@ -69,3 +69,20 @@ impl Precision {
         });
     }
 }
+
+/// Runs `f` in f32 matmul precision and restores the previous one after (also when `f`
+/// panics). Evaluation (features for the k-NN, the k-NN's similarities, the raw-pixel floor)
+/// runs in f32 whatever `--precision` trains in, as PyTorch's autocast wraps only the training
+/// step: a bf16 run and an f32 run are then compared on the same measurement, and the
+/// raw-pixel floor does not move with the training precision.
+pub fn in_f32<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(MatmulPrecision);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            tessera_tensor::set_float32_matmul_precision(self.0);
+        }
+    }
+    let _restore = Restore(tessera_tensor::float32_matmul_precision());
+    tessera_tensor::set_float32_matmul_precision(MatmulPrecision::Highest);
+    f()
+}
