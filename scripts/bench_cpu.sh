@@ -20,7 +20,8 @@
 #
 #   scripts/bench_cpu.sh                                     # all rows, ~10 minutes on 2 cores
 #   ROWS="dino_default" REPEATS=3 scripts/bench_cpu.sh
-#   PRECISION=bf16 scripts/bench_cpu.sh   # Tessera --precision bf16, PyTorch autocast
+#   PRECISION=bf16 scripts/bench_cpu.sh   # Tessera --precision bf16, PyTorch autocast, and
+#                                         # Tessera f32 in the same rounds (bf16 / own f32)
 #
 # Environment: ROWS (the five above), REPEATS (2), THREADS (2), STEPS (5), WARMUP (1),
 # PRECISION (f32 | bf16; bf16 = bf16 GEMM inputs with f32 accumulation and f32 weights on
@@ -57,18 +58,17 @@ MODELS_BIN="$TARGET/release/examples/bench_models"
 export TESSERA_NUM_THREADS=$THREADS MATMUL_NUM_THREADS=$THREADS
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
-TESSERA_PRECISION=""
-if [[ $PRECISION == bf16 ]]; then TESSERA_PRECISION=" --precision bf16"; fi
-
-# tessera_cmd ROW / torch_cmd ROW: the command of each side for a row (as words).
+# tessera_cmd ROW [PRECISION]: Tessera's command for a row (as words), in $PRECISION unless
+# given; torch_cmd ROW: PyTorch's.
 tessera_cmd() {
+  local precision=${2:-$PRECISION}
   case $1 in
     vit_s16_train)
-      echo "$MODELS_BIN --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS --precision $PRECISION" ;;
+      echo "$MODELS_BIN --model vit_s16 --batch 8 --size 224 --steps $STEPS --warmup $WARMUP --threads $THREADS --precision $precision" ;;
     dino_default | byol_small)
-      echo "$STEPS_BIN --device cpu --model $1 --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
+      echo "$STEPS_BIN --device cpu --model $1 --steps $STEPS --warmup $WARMUP --precision $precision" ;;
     *)
-      echo "$STEPS_BIN --device cpu --model $1 --batch 8 --steps $STEPS --warmup $WARMUP$TESSERA_PRECISION" ;;
+      echo "$STEPS_BIN --device cpu --model $1 --batch 8 --steps $STEPS --warmup $WARMUP --precision $precision" ;;
   esac
 }
 torch_cmd() {
@@ -106,6 +106,8 @@ START=$(date -u +%FT%TZ)
 for row in $ROWS; do
   for r in $(seq 1 "$REPEATS"); do
     run "$LOG_DIR/tessera_${row}_$r.log" $(tessera_cmd "$row")
+    # bf16: Tessera's own f32 in the same round, for the bf16 / f32 speed-up.
+    if [[ $PRECISION == bf16 ]]; then run "$LOG_DIR/tessera32_${row}_$r.log" $(tessera_cmd "$row" f32); fi
     run "$LOG_DIR/torch_${row}_$r.log" $(torch_cmd "$row")
   done
 done
@@ -131,13 +133,24 @@ echo "bench_cpu: $CPU ($FEATURES), $THREADS threads, precision $PRECISION, best 
   "alternating runs (each the median of $STEPS steps after $WARMUP warm-up); $START – $END;" \
   "load average before $LOAD_BEFORE, after $LOAD_AFTER; torch $($PYTHON -c 'import torch; print(torch.__version__)' 2>/dev/null); logs in $LOG_DIR"
 echo
-echo "| row | Tessera img/s | PyTorch img/s | Tessera / PyTorch | Tessera peak MiB | PyTorch peak MiB | Tessera / PyTorch memory |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+if [[ $PRECISION == bf16 ]]; then
+  echo "| row | Tessera img/s | PyTorch img/s | Tessera / PyTorch | Tessera peak MiB | PyTorch peak MiB | Tessera / PyTorch memory | Tessera f32 img/s | Tessera bf16 / own f32 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+else
+  echo "| row | Tessera img/s | PyTorch img/s | Tessera / PyTorch | Tessera peak MiB | PyTorch peak MiB | Tessera / PyTorch memory |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+fi
 for row in $ROWS; do
   read -r ti tp <<< "$(best tessera "$row")"
   read -r pi pp <<< "$(best torch "$row")"
   ratio=$(awk -v a="$ti" -v b="$pi" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "**%.2f**", a / b; else print "—" }')
   mem=$(awk -v a="$tp" -v b="$pp" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "—" }')
-  echo "| $row | $ti | $pi | $ratio | $tp | $pp | $mem |"
+  if [[ $PRECISION == bf16 ]]; then
+    read -r fv _ <<< "$(best tessera32 "$row")"
+    own=$(awk -v a="$ti" -v b="$fv" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "**%.2f**", a / b; else print "—" }')
+    echo "| $row | $ti | $pi | $ratio | $tp | $pp | $mem | $fv | $own |"
+  else
+    echo "| $row | $ti | $pi | $ratio | $tp | $pp | $mem |"
+  fi
 done
 exit $fail
