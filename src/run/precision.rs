@@ -3,11 +3,12 @@
 //!
 //! `bf16` is the CPU counterpart of PyTorch's bf16 mixed precision for the work that
 //! dominates a step: the GEMMs (linear layers, attention's products, convolutions through
-//! im2col) round their f32 inputs to bf16 and accumulate in f32 (Intel AMX tiles where the CPU
-//! has them, else AVX512-BF16's `vdpbf16ps` where that is faster), while weights, optimizer state, activations, norms, softmax and the
-//! loss stay f32. It is PyTorch's `torch.set_float32_matmul_precision("medium")`, and close to
-//! `torch.autocast("cpu", torch.bfloat16)` without autocast's bf16 activations. The setting is
-//! process-wide ([`tessera_tensor::set_float32_matmul_precision`]).
+//! im2col) round their f32 inputs to bf16 and accumulate in f32 (Intel AMX tiles where the
+//! CPU has them, else AVX512-BF16's `vdpbf16ps` where that is faster), while weights,
+//! optimizer state, activations, norms, softmax and the loss stay f32. It is PyTorch's
+//! `torch.set_float32_matmul_precision("medium")`, and close to `torch.autocast("cpu",
+//! torch.bfloat16)` without autocast's bf16 activations. The setting is process-wide
+//! ([`tessera_tensor::set_float32_matmul_precision`]); evaluation runs in f32 ([`in_f32`]).
 
 use super::args::{Flag, Parsed};
 use super::device::Device;

@@ -55,6 +55,21 @@ unsafe fn cvt32(src: *const f32, dst: *mut u16) {
     );
 }
 
+/// The `asm!` lines shared by [`pairs16`] and [`pairs16_scatter`]: 16 f32 at `{lo}` and 16 at
+/// `{hi}` rounded to bf16 (`zmm2`'s low and high halves), then interleaved by `{ix}`
+/// ([`INTERLEAVE`]) into 16 u32 pairs in `zmm2`. Clobbers `zmm0..zmm3`.
+macro_rules! interleave_pairs {
+    () => {
+        concat!(
+            "vmovups zmm0, [{lo}]\n",
+            "vmovups zmm1, [{hi}]\n",
+            "vcvtne2ps2bf16 zmm2, zmm1, zmm0\n",
+            "vmovdqu16 zmm3, [{ix}]\n",
+            "vpermw zmm2, zmm3, zmm2",
+        )
+    };
+}
+
 /// 16 f32 at `lo` and 16 at `hi` to 16 u32 pairs `(lo[j], hi[j])` at `dst`.
 ///
 /// # Safety
@@ -62,11 +77,7 @@ unsafe fn cvt32(src: *const f32, dst: *mut u16) {
 #[inline(always)]
 unsafe fn pairs16(lo: *const f32, hi: *const f32, dst: *mut u32) {
     asm!(
-        "vmovups zmm0, [{lo}]",
-        "vmovups zmm1, [{hi}]",
-        "vcvtne2ps2bf16 zmm2, zmm1, zmm0",
-        "vmovdqu16 zmm3, [{ix}]",
-        "vpermw zmm2, zmm3, zmm2",
+        interleave_pairs!(),
         "vmovdqu32 [{d}], zmm2",
         lo = in(reg) lo,
         hi = in(reg) hi,
@@ -84,11 +95,7 @@ unsafe fn pairs16(lo: *const f32, hi: *const f32, dst: *mut u32) {
 #[inline(always)]
 unsafe fn pairs16_scatter(lo: *const f32, hi: *const f32, dst: *mut u32, offsets: &[i32; 16]) {
     asm!(
-        "vmovups zmm0, [{lo}]",
-        "vmovups zmm1, [{hi}]",
-        "vcvtne2ps2bf16 zmm2, zmm1, zmm0",
-        "vmovdqu16 zmm3, [{ix}]",
-        "vpermw zmm2, zmm3, zmm2",
+        interleave_pairs!(),
         "vmovdqu32 zmm4, [{off}]",
         "kxnorw k1, k1, k1",
         "vpscatterdd [{d} + zmm4 * 4] {{k1}}, zmm2",
