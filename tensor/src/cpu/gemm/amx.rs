@@ -3,7 +3,8 @@
 //! AMX (Advanced Matrix Extensions, Sapphire Rapids and later) adds eight 1 KiB tile
 //! registers `tmm0..tmm7` and `tdpbf16ps`, which multiplies a 16 x 32 bf16 tile of A by a
 //! 32 x 16 bf16 tile of B and adds the 16 x 16 f32 products to a third tile: 8,192
-//! multiply-adds per instruction, about sixteen times what one AVX-512 FMA does per cycle.
+//! multiply-adds per instruction, and at one instruction per 16 cycles 512 per cycle, sixteen
+//! times a core's two AVX-512 FMA ports.
 //! The kernel keeps C's 32 x 32 block in four accumulator tiles (`tmm0..tmm3`), and each
 //! step over 32 values of `k` loads two tiles of A (`tmm4`, `tmm5`: rows 0-15 and 16-31) and
 //! two of B (`tmm6`, `tmm7`: columns 0-15 and 16-31) and issues four `tdpbf16ps`.
