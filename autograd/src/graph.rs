@@ -3,8 +3,14 @@
 //! A [`Var`] is a tensor value plus how it was made. Every op on `Var`s computes its value with
 //! the tensor crate and, if some input requires a gradient, records a [`Backward`] struct that
 //! holds exactly what the derivative needs (saved inputs, outputs, shapes). The records point
-//! at their input `Var`s, so the graph is a DAG of reference-counted nodes owned by its
+//! at their inputs' graph nodes, so the graph is a DAG of reference-counted nodes owned by its
 //! outputs: dropping the outputs frees it.
+//!
+//! A node holds its value's shape and dtype but not the value: the value lives in the `Var`
+//! handles, so an intermediate result nobody holds any more (a pre-bias product, the scores
+//! before softmax, a residual branch's output) is freed at once, and the graph keeps only what
+//! the `Backward`s saved, as PyTorch's autograd does. Holding every node's value measured +1 GB
+//! on a DINO ViT-S/16 step (BENCHMARKS.md).
 //!
 //! [`Var::backward`] walks that DAG once. Each node gets a unique id from a global counter
 //! that only grows, and a node's inputs exist before it does, so inputs have smaller ids than
@@ -17,7 +23,8 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use tessera_tensor::{Backend, BinaryOp, Error, Result, Tensor};
+use tessera_tensor::shape::Dims;
+use tessera_tensor::{Backend, BinaryOp, DType, Error, Result, Tensor};
 
 use crate::gradients::Gradients;
 
@@ -66,26 +73,37 @@ enum Origin<B: Backend> {
 
 /// How an op's output was made: its inputs and its derivative (with the tensors it saved).
 struct OpRecord<B: Backend> {
-    inputs: Vec<Var<B>>,
+    inputs: Vec<Arc<Node<B>>>,
     backward: Box<dyn Backward<B>>,
 }
 
+/// A value's place in the graph: its id, how it was made, and its shape and dtype (to check
+/// the gradients that reach it), but not the value itself.
 struct Node<B: Backend> {
     id: u64,
-    value: Tensor<B>,
+    shape: Dims,
+    dtype: DType,
     origin: Origin<B>,
 }
 
+impl<B: Backend> Node<B> {
+    fn requires_grad(&self) -> bool {
+        !matches!(self.origin, Origin::Constant)
+    }
+}
+
 /// A tensor in the autodiff graph (PyTorch: a `torch.Tensor` with autograd metadata).
-/// Cloning is cheap and shares the node.
+/// Cloning is cheap: clones share the node and the value's storage.
 pub struct Var<B: Backend> {
     node: Arc<Node<B>>,
+    value: Tensor<B>,
 }
 
 impl<B: Backend> Clone for Var<B> {
     fn clone(&self) -> Self {
         Var {
             node: self.node.clone(),
+            value: self.value.clone(),
         }
     }
 }
@@ -97,15 +115,21 @@ impl<B: Backend> fmt::Debug for Var<B> {
             Origin::Leaf => "leaf",
             Origin::Op(rec) => rec.backward.name(),
         };
-        write!(f, "Var#{}({kind}, {:?})", self.node.id, self.node.value)
+        write!(f, "Var#{}({kind}, {:?})", self.node.id, self.value)
     }
 }
 
 impl<B: Backend> Var<B> {
     fn new(value: Tensor<B>, origin: Origin<B>) -> Self {
-        let id = ids::next();
+        let node = Node {
+            id: ids::next(),
+            shape: value.shape().into(),
+            dtype: value.dtype(),
+            origin,
+        };
         Var {
-            node: Arc::new(Node { id, value, origin }),
+            node: Arc::new(node),
+            value,
         }
     }
 
@@ -124,7 +148,7 @@ impl<B: Backend> Var<B> {
     /// `backward`. If no input requires a gradient the result is a constant.
     pub fn from_op(value: Tensor<B>, inputs: &[Var<B>], backward: Box<dyn Backward<B>>) -> Self {
         if inputs.iter().any(Var::requires_grad) {
-            let inputs = inputs.to_vec();
+            let inputs = inputs.iter().map(|v| v.node.clone()).collect();
             Self::new(value, Origin::Op(OpRecord { inputs, backward }))
         } else {
             Self::constant(value)
@@ -133,24 +157,25 @@ impl<B: Backend> Var<B> {
 
     /// The same value cut from the graph (PyTorch: `detach()`).
     pub fn detach(&self) -> Self {
-        Self::constant(self.node.value.clone())
+        Self::constant(self.value.clone())
     }
 
     /// The tensor value.
     pub fn value(&self) -> &Tensor<B> {
-        &self.node.value
+        &self.value
     }
 
     /// The value for writing in place, if no other `Var` (a clone, or a graph node that used
     /// it as an input) shares this node; `None` otherwise. An optimizer updates parameters
     /// through it once the step's graph is gone.
     pub fn value_mut(&mut self) -> Option<&mut Tensor<B>> {
-        Arc::get_mut(&mut self.node).map(|n| &mut n.value)
+        Arc::get_mut(&mut self.node)?;
+        Some(&mut self.value)
     }
 
     /// True for leaves and for results of ops on them.
     pub fn requires_grad(&self) -> bool {
-        !matches!(self.node.origin, Origin::Constant)
+        self.node.requires_grad()
     }
 
     /// True for a [`Var::leaf`].
@@ -171,8 +196,8 @@ impl<B: Backend> Var<B> {
     }
 
     /// Like [`Var::backward`], but consumes the output and frees each node's saved tensors
-    /// and value as soon as its derivative has run (PyTorch's default `loss.backward()`), so
-    /// the activations of late layers are gone before the early layers' gradients are made.
+    /// as soon as its derivative has run (PyTorch's default `loss.backward()`), so the
+    /// activations of late layers are gone before the early layers' gradients are made.
     /// Nodes that something else still holds (a `Var` kept by the caller) are left intact.
     pub fn backward_consume(self) -> Result<Gradients<B>> {
         self.run_backward(None, true)
@@ -220,19 +245,21 @@ impl<B: Backend> Var<B> {
         // Nodes are found lazily: a node's users all have larger ids and reach it before it
         // is popped (by induction from the output), so popping the largest id is a
         // topological order, and `pending[id]` is complete when `id` is popped.
-        let mut nodes: BTreeMap<u64, Var<B>> = BTreeMap::new();
+        let Var { node, value } = self;
+        drop(value);
+        let mut nodes: BTreeMap<u64, Arc<Node<B>>> = BTreeMap::new();
         let mut pending: BTreeMap<u64, Tensor<B>> = BTreeMap::new();
-        pending.insert(self.id(), grad);
-        nodes.insert(self.id(), self);
+        pending.insert(node.id, grad);
+        nodes.insert(node.id, node);
         let mut leaves = Gradients::new();
-        while let Some((id, var)) = nodes.pop_last() {
+        while let Some((id, node)) = nodes.pop_last() {
             let Some(g) = pending.remove(&id) else {
                 continue;
             };
             // Consuming: own the node if nothing else holds it, to free it after use.
             let owned = match consume {
-                true => Arc::try_unwrap(var.node).map_err(|node| Var { node }),
-                false => Err(var),
+                true => Arc::try_unwrap(node),
+                false => Err(node),
             };
             match owned {
                 Ok(node) => match node.origin {
@@ -242,11 +269,10 @@ impl<B: Backend> Var<B> {
                         let inputs = core::mem::take(&mut rec.inputs);
                         let grads = run_op(&rec, &inputs, &g)?;
                         drop(rec); // the saved tensors go now
-                        drop(node.value);
                         propagate(&mut nodes, &mut pending, inputs, grads)?;
                     }
                 },
-                Err(var) => match &var.node.origin {
+                Err(node) => match &node.origin {
                     Origin::Constant => {}
                     Origin::Leaf => leaves.insert(id, g.contiguous()?),
                     Origin::Op(rec) => {
@@ -264,10 +290,10 @@ impl<B: Backend> Var<B> {
 /// Runs one op's derivative and checks that it returned one gradient per input.
 fn run_op<B: Backend>(
     rec: &OpRecord<B>,
-    inputs: &[Var<B>],
+    inputs: &[Arc<Node<B>>],
     g: &Tensor<B>,
 ) -> Result<Vec<Option<Tensor<B>>>> {
-    let needs: Vec<bool> = inputs.iter().map(Var::requires_grad).collect();
+    let needs: Vec<bool> = inputs.iter().map(|n| n.requires_grad()).collect();
     let grads = rec.backward.backward(g, &needs)?;
     if grads.len() != inputs.len() {
         return Err(Error::Argument {
@@ -281,7 +307,7 @@ fn run_op<B: Backend>(
     }
     for (input, gi) in inputs.iter().zip(&grads) {
         if let (true, Some(gi)) = (input.requires_grad(), gi) {
-            check_grad(rec.backward.name(), input.value(), gi)?;
+            check_grad(rec.backward.name(), input, gi)?;
         }
     }
     Ok(grads)
@@ -289,15 +315,15 @@ fn run_op<B: Backend>(
 
 /// Adds each input's gradient to its pending sum and schedules the input.
 fn propagate<B: Backend>(
-    nodes: &mut BTreeMap<u64, Var<B>>,
+    nodes: &mut BTreeMap<u64, Arc<Node<B>>>,
     pending: &mut BTreeMap<u64, Tensor<B>>,
-    inputs: Vec<Var<B>>,
+    inputs: Vec<Arc<Node<B>>>,
     grads: Vec<Option<Tensor<B>>>,
 ) -> Result<()> {
     for (input, gi) in inputs.into_iter().zip(grads) {
         if let (true, Some(gi)) = (input.requires_grad(), gi) {
-            accumulate(pending, input.id(), gi)?;
-            nodes.entry(input.id()).or_insert(input);
+            accumulate(pending, input.id, gi)?;
+            nodes.entry(input.id).or_insert(input);
         }
     }
     Ok(())
@@ -305,16 +331,16 @@ fn propagate<B: Backend>(
 
 /// A backward that returns a gradient of the wrong shape or dtype is a bug in that op: say so
 /// here rather than fail later in an unrelated op.
-fn check_grad<B: Backend>(op: &'static str, input: &Tensor<B>, g: &Tensor<B>) -> Result<()> {
-    if g.shape() != input.shape() || g.dtype() != input.dtype() {
+fn check_grad<B: Backend>(op: &'static str, input: &Node<B>, g: &Tensor<B>) -> Result<()> {
+    if g.shape() != &input.shape[..] || g.dtype() != input.dtype {
         return Err(Error::Shape {
             op,
             msg: alloc::format!(
                 "backward produced a gradient {:?} {} for an input {:?} {}",
                 g.shape(),
                 g.dtype(),
-                input.shape(),
-                input.dtype()
+                &input.shape[..],
+                input.dtype
             ),
         });
     }
@@ -342,8 +368,8 @@ impl<B: Backend> Drop for OpRecord<B> {
     /// graph cannot overflow the stack.
     fn drop(&mut self) {
         let mut stack = core::mem::take(&mut self.inputs);
-        while let Some(var) = stack.pop() {
-            if let Ok(node) = Arc::try_unwrap(var.node) {
+        while let Some(node) = stack.pop() {
+            if let Ok(node) = Arc::try_unwrap(node) {
                 if let Origin::Op(mut rec) = node.origin {
                     stack.append(&mut rec.inputs);
                 }

@@ -82,6 +82,28 @@ fn graph_is_freed_with_its_outputs() {
 }
 
 #[test]
+fn the_graph_keeps_saved_tensors_not_every_value() {
+    // exp saves its output; the sum of (x + 1) saves nothing of its input's value. So once
+    // the caller drops `shifted` and `e`, the graph still holds exp's output (saved for its
+    // derivative) but not `shifted`'s value, which nothing needs any more.
+    let x = Var::leaf(rand(&[4], 11));
+    let shifted = x.add_scalar(1.0).unwrap();
+    let e = shifted.exp().unwrap();
+    let shifted_storage = Arc::downgrade(shifted.value().storage());
+    let e_storage = Arc::downgrade(e.value().storage());
+    let y = e.sum(&[], false).unwrap();
+    drop((shifted, e));
+    assert!(
+        shifted_storage.upgrade().is_none(),
+        "an intermediate value nobody saved is freed with its last Var"
+    );
+    assert!(e_storage.upgrade().is_some(), "exp's saved output stays");
+    let g = y.backward().unwrap();
+    let expected: Vec<f64> = vals(x.value()).iter().map(|v| (v + 1.0).exp()).collect();
+    assert_eq!(vals(g.get(&x).unwrap()), expected);
+}
+
+#[test]
 fn deep_chains_backprop_and_drop_without_recursion() {
     let x = Var::leaf(Tensor::from_vec(alloc::vec![0.5f64], &[1], &Cpu).unwrap());
     let mut y = x.clone();
@@ -154,8 +176,9 @@ fn backward_consume_frees_saved_tensors_and_agrees_with_backward() {
     let expected = y.backward().unwrap();
     drop(y);
     let (y, saved) = build();
-    // The exp output is held by its node, by the exp backward's saved copy, and by `saved`.
-    assert!(Arc::strong_count(saved.storage()) >= 3);
+    // The exp output is held by the exp backward's saved copy and by `saved` (its `Var` is
+    // gone: graph nodes do not hold values).
+    assert_eq!(Arc::strong_count(saved.storage()), 2);
     let got = y.backward_consume().unwrap();
     assert_eq!(
         Arc::strong_count(saved.storage()),
