@@ -9,8 +9,8 @@
 //! A node holds its value's shape and dtype but not the value: the value lives in the `Var`
 //! handles, so an intermediate result nobody holds any more (a pre-bias product, the scores
 //! before softmax, a residual branch's output) is freed at once, and the graph keeps only what
-//! the `Backward`s saved, as PyTorch's autograd does. Holding every node's value measured +1 GB
-//! on a DINO ViT-S/16 step (BENCHMARKS.md).
+//! the `Backward`s saved, as PyTorch's autograd does. Holding every node's value cost 1.8 GB of
+//! a DINO ViT-S/16 step's 5.3 GB peak (BENCHMARKS.md, eighth round).
 //!
 //! [`Var::backward`] walks that DAG once. Each node gets a unique id from a global counter
 //! that only grows, and a node's inputs exist before it does, so inputs have smaller ids than

@@ -48,7 +48,9 @@
 //! Differences: `backward` keeps the graph (PyTorch's `retain_graph=True`), so it can run
 //! again; [`Var::backward_consume`] is PyTorch's default, freeing each node's saved tensors
 //! as soon as its derivative has run (training loops use it: lower peak memory). Otherwise
-//! the graph is freed when the last `Var` that reaches it is dropped. Only leaves get gradients;
+//! the graph is freed when the last `Var` that reaches it is dropped. As in PyTorch, the graph
+//! keeps what the derivatives saved, not every intermediate: a value that no derivative needs
+//! is freed when its last `Var` is dropped. Only leaves get gradients;
 //! intermediate gradients are dropped as soon as they have been passed on.
 //!
 //! ## Checking gradients of your own function

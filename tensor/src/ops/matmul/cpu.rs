@@ -141,8 +141,13 @@ macro_rules! gemm_batched {
                 out.set_len(total);
             }
             out
+        } else if k == 0 {
+            // An empty sum: C is zeros (GEMM is not called with k = 0).
+            crate::cpu::pool::filled_in_kernel(total, 0.0)
         } else {
-            let mut out: Vec<$t> = crate::cpu::pool::filled_in_kernel(total, 0.0);
+            // As above, every element of C is written by one GEMM call (its batch entry's), so
+            // `out` is not zero-filled first.
+            let mut out: Vec<$t> = crate::cpu::pool::take_in_kernel(total);
             if m * n > 0 {
                 // Small matrices (attention's per-head products) are single-threaded inside
                 // GEMM: spread the batch entries over the threads instead. Each entry is computed
@@ -165,11 +170,13 @@ macro_rules! gemm_batched {
                 } else {
                     batches.saturating_mul(per_entry)
                 };
-                crate::cpu::parallel::for_each_chunk_mut(&mut out, m * n, work, |range, chunk| {
+                let spare = &mut out.spare_capacity_mut()[..total];
+                crate::cpu::parallel::for_each_chunk_mut(spare, m * n, work, |range, chunk| {
                     for (c, &(oa, ob)) in chunk.chunks_exact_mut(m * n).zip(&offsets[range]) {
                         // SAFETY: the layouts were checked to fit their storages, so every element
                         // of the m×k and k×n views addressed with these strides is in bounds; `c`
-                        // is an exclusively borrowed m×n row-major block.
+                        // is an exclusively borrowed m×n row-major block, which GEMM only writes
+                        // (beta = 0), so its being uninitialized is fine.
                         unsafe {
                             $gemm(
                                 imp,
@@ -183,13 +190,16 @@ macro_rules! gemm_batched {
                                 b.as_ptr().add(ob),
                                 rsb,
                                 csb,
-                                c.as_mut_ptr(),
+                                c.as_mut_ptr().cast::<$t>(),
                                 n as isize,
                                 1,
                             );
                         }
                     }
                 });
+                // SAFETY: the `batches` blocks of `m * n` cover all `total` elements, and each
+                // block's GEMM call wrote every element of it.
+                unsafe { out.set_len(total) };
             }
             out
         }
