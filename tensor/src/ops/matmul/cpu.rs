@@ -142,7 +142,8 @@ macro_rules! gemm_batched {
             }
             out
         } else if k == 0 {
-            // An empty sum: C is zeros (GEMM is not called with k = 0).
+            // An empty sum: C is zeros, written here rather than left to the GEMM (the f64
+            // path's `matrixmultiply` is not relied on to write an uninitialized C when k = 0).
             crate::cpu::pool::filled_in_kernel(total, 0.0)
         } else {
             // As above, every element of C is written by one GEMM call (its batch entry's), so
