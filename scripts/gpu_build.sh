@@ -9,9 +9,9 @@
 # What goes in (data-driven; whatever exists is built):
 #   gpu-bundle/tests/<package>__<target>   release test binaries of the workspace packages that
 #                                          have a `cuda` feature, built with it, whose name
-#                                          matches TESTS (default: the GPU tests, the CUDA
-#                                          crate's unit tests and the CLI tests; the CPU and
-#                                          shim tests run in CI and would only fill the carry)
+#                                          matches TESTS (default: the GPU tests and the CUDA
+#                                          crate's unit tests; the CPU, CLI and shim tests run
+#                                          in CI and would only fill the carry)
 #   gpu-bundle/examples/<name>             EXAMPLES (default: dino_vit_s byol_resnet50), from the
 #                                          package that defines them, with its `cuda` feature
 #   gpu-bundle/bench_<name>                every bin/example target named bench* of those packages
@@ -31,7 +31,7 @@ cd "$REPO"
 BUNDLE=${BUNDLE:-gpu-bundle}
 MAX_MIB=${MAX_BUNDLE_MIB:-64}
 EXAMPLES=${EXAMPLES:-dino_vit_s byol_resnet50}
-TESTS=${TESTS:-^(tessera-cuda__(gpu_.*|tessera_cuda)|tessera__examples_cli)$}
+TESTS=${TESTS:-^tessera-cuda__(gpu_.*|tessera_cuda)$}
 t0=$SECONDS
 
 if [ -z "${NVCC:-}" ] && [ ! -x "${CUDA_PATH:-/nonexistent}/bin/nvcc" ] || [ -z "${CUDA_LIBRARY_PATH:-}" ]; then

@@ -16,7 +16,10 @@
 # Env: BUNDLE (gpu-bundle), DEADLINE_S (400), TEST_TIMEOUT_S (150 per binary),
 #      TESTS_BUDGET_S (200 for all tests), BENCH_TIMEOUT_S (60), DINO_S (120),
 #      DINO_ARGS (default "--device cuda"; or a file gpu-bundle/examples/dino_vit_s.args),
-#      TEST_ARGS (extra args for every test binary, e.g. a name filter).
+#      TEST_ARGS (extra args for every test binary, e.g. a name filter);
+#      BENCH_BATCH (64), BENCH_STEPS (10), BENCH_WARMUP (2), BENCH_TIME_LIMIT (10 s of stepping
+#      per run), BENCH_TIMEOUT_S_ALL (200 for the whole benchmark); MODELS and DTYPES pass
+#      through to bench_steps.sh.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -124,8 +127,8 @@ echo "== benchmark: Tessera vs PyTorch eager, whole DINO/BYOL steps (scripts/ben
 PY=${PYTHON:-python3}
 if [ -x "$BUNDLE/bench_steps" ] && "$PY" -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   run_part bench_steps "$(budget "${BENCH_TIMEOUT_S_ALL:-200}")" "$LOGS/bench_steps.md" "$REPO" TERM \
-    env TESSERA_BIN="$REPO/$BUNDLE/bench_steps" PYTHON="$PY" DEVICE=cuda BATCH=64 STEPS=10 WARMUP=2 \
-    TIME_LIMIT=10 TIMEOUT=40 LOG_DIR="$LOGS/bench_steps" bash "$REPO/scripts/bench_steps.sh"
+    env TESSERA_BIN="$REPO/$BUNDLE/bench_steps" PYTHON="$PY" DEVICE=cuda BATCH="${BENCH_BATCH:-64}" STEPS="${BENCH_STEPS:-10}" \
+    WARMUP="${BENCH_WARMUP:-2}" TIME_LIMIT="${BENCH_TIME_LIMIT:-10}" TIMEOUT="${BENCH_TIMEOUT_S:-40}" LOG_DIR="$LOGS/bench_steps" bash "$REPO/scripts/bench_steps.sh"
   rc=$?
   cat "$LOGS/bench_steps.md"
   if [ $rc -eq 0 ]; then record bench_steps ok "$PART_SECS" "table in bench_steps.md"; else
