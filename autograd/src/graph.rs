@@ -24,7 +24,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use tessera_tensor::shape::Dims;
-use tessera_tensor::{Backend, BinaryOp, DType, Error, Result, Tensor};
+use tessera_tensor::{Backend, BinaryOp, DType, Error, Layout, Result, Tensor};
 
 use crate::gradients::Gradients;
 
@@ -60,6 +60,18 @@ pub trait Backward<B: Backend>: Send + Sync {
     /// [`Var::from_op`], each with that input's shape and dtype; `None` means zero.
     /// `needs[i]` is false when input `i` needs no gradient, so its product can be skipped.
     fn backward(&self, grad: &Tensor<B>, needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>>;
+
+    /// For an op with one input whose output is a part of it (narrow, slice, select): that
+    /// part's layout, taken from `input`, a layout of the input's shape. When the input
+    /// already has a pending contiguous gradient, the graph adds this op's gradient into that
+    /// part of it in place instead of calling [`Backward::backward`], whose gradient is zeros
+    /// outside the part: the q, k and v of an attention layer, three views of one `qkv`
+    /// tensor, then cost one zero tensor of `qkv`'s shape instead of three and two sums.
+    /// The default, `None`: always call `backward`.
+    fn input_window(&self, input: &Layout) -> Option<Result<Layout>> {
+        let _ = input;
+        None
+    }
 }
 
 enum Origin<B: Backend> {
@@ -266,6 +278,9 @@ impl<B: Backend> Var<B> {
                     Origin::Constant => {}
                     Origin::Leaf => leaves.insert(id, g.contiguous()?),
                     Origin::Op(mut rec) => {
+                        if add_in_window(&rec, &rec.inputs, &g, &mut pending)? {
+                            continue;
+                        }
                         let inputs = core::mem::take(&mut rec.inputs);
                         let grads = run_op(&rec, &inputs, &g)?;
                         drop(rec); // the saved tensors go now
@@ -276,6 +291,9 @@ impl<B: Backend> Var<B> {
                     Origin::Constant => {}
                     Origin::Leaf => leaves.insert(id, g.contiguous()?),
                     Origin::Op(rec) => {
+                        if add_in_window(rec, &rec.inputs, &g, &mut pending)? {
+                            continue;
+                        }
                         let grads = run_op(rec, &rec.inputs, &g)?;
                         let inputs = rec.inputs.clone();
                         propagate(&mut nodes, &mut pending, inputs, grads)?;
@@ -312,6 +330,52 @@ fn run_op<B: Backend>(
     }
     Ok(grads)
 }
+
+/// For an op whose output is a window of its one input ([`Backward::input_window`]) when the
+/// input already has a pending contiguous gradient: adds `g` into that window of it in place
+/// and returns true (the input is already scheduled). Else returns false, and the op's
+/// `backward` runs. The sums are those of adding the zero-padded gradient, except that a
+/// `-0.0` outside the window stays `-0.0` (the padded sum adds `+0.0` to it).
+fn add_in_window<B: Backend>(
+    rec: &OpRecord<B>,
+    inputs: &[Arc<Node<B>>],
+    g: &Tensor<B>,
+    pending: &mut BTreeMap<u64, Tensor<B>>,
+) -> Result<bool> {
+    let [input] = inputs else {
+        return Ok(false);
+    };
+    let Some(prev) = pending.get_mut(&input.id) else {
+        return Ok(false);
+    };
+    let fits = input.requires_grad()
+        && prev.shape() == &input.shape[..]
+        && prev.dtype() == g.dtype()
+        && prev.is_contiguous();
+    let window = match fits {
+        true => rec.backward.input_window(prev.layout()),
+        false => None,
+    };
+    let Some(window) = window else {
+        return Ok(false);
+    };
+    let window = window?;
+    #[cfg(test)]
+    WINDOW_ADDS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    prev.binary_in_window_(BinaryOp::Add, |_| Ok(window), g)
+        .map_err(|e| match e {
+            Error::Shape { msg, .. } => Error::Shape {
+                op: rec.backward.name(),
+                msg,
+            },
+            e => e,
+        })?;
+    Ok(true)
+}
+
+/// How many gradients [`add_in_window`] added in place (for the tests).
+#[cfg(test)]
+static WINDOW_ADDS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Adds each input's gradient to its pending sum and schedules the input.
 fn propagate<B: Backend>(

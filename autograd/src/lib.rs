@@ -43,6 +43,7 @@
 //! | `with torch.no_grad():` | compute on [`Var::constant`]s or plain tensors: ops on constants record nothing |
 //! | `torch.autograd.Function` | implement [`Backward`] and build the output with [`Var::from_op`] |
 //! | `torch.autograd.gradcheck` | [`gradcheck()`] with [`GradcheckOptions`] |
+//! | `torch.addmm(b, x, w.T)` (`F.linear`) | [`Var::matmul_bias`] (the CPU adds the bias inside the GEMM) |
 //! | `F.cross_entropy` | [`cross_entropy`] (class indices), [`cross_entropy_probs`] (probabilities) |
 //!
 //! Differences: `backward` keeps the graph (PyTorch's `retain_graph=True`), so it can run
@@ -52,6 +53,11 @@
 //! keeps what the derivatives saved, not every intermediate: a value that no derivative needs
 //! is freed when its last `Var` is dropped. Only leaves get gradients;
 //! intermediate gradients are dropped as soon as they have been passed on.
+//! The gradient of a view that selects part of a tensor (`select`, `narrow`, `slice`; the
+//! q, k and v of attention are three of them) is added into that part of the tensor's pending
+//! gradient in place when there is one ([`Backward::input_window`]), as PyTorch's
+//! `unbind` backward writes its pieces into one buffer, rather than zero-padded to the whole
+//! shape and summed.
 //!
 //! ## Checking gradients of your own function
 //!

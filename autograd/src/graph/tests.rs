@@ -205,3 +205,49 @@ fn backward_consume_keeps_nodes_the_caller_holds() {
     let g2 = mid.sum(&[], false).unwrap().backward().unwrap();
     assert_eq!(vals(g2.get(&x).unwrap()), vals(mid.value()));
 }
+
+/// Views of one input (attention's q, k, v; a CLS token and the patch tokens) add their
+/// gradients into the input's pending gradient in place. The sums are the zero-padded ones:
+/// checked against the same function written with whole-tensor ops, with the input also
+/// used whole (before and after the views in the graph), through a transposed (non-contiguous)
+/// pending gradient, and through a narrow with a step.
+#[test]
+fn views_add_their_gradients_in_place() {
+    let x = rand(&[3, 4, 5], 11);
+    let w = [rand(&[4, 5], 12), rand(&[4, 5], 13), rand(&[4, 5], 14)];
+    let u = rand(&[3, 4, 5], 15);
+    let via_views = |x: &Var<Cpu>| -> tessera_tensor::Result<Var<Cpu>> {
+        let whole = x.mul(&Var::constant(u.clone()))?.sum(&[], false)?;
+        let t = x.transpose(0, 2)?.mul_scalar(0.5)?.sum(&[], false)?;
+        let mut acc = whole.add(&t)?;
+        for (i, wi) in w.iter().enumerate() {
+            let part = x.select(0, i)?.mul(&Var::constant(wi.clone()))?;
+            acc = acc.add(&part.sum(&[], false)?)?;
+        }
+        // Every other column of the last axis: the first view reached in backward.
+        let strided = x.slice(2, 0, 5, 2)?.sum(&[], false)?;
+        acc.add(&strided)
+    };
+    let xv = Var::leaf(x.clone());
+    let before = super::WINDOW_ADDS.load(core::sync::atomic::Ordering::Relaxed);
+    let got = via_views(&xv).unwrap().backward().unwrap();
+    let added = super::WINDOW_ADDS.load(core::sync::atomic::Ordering::Relaxed) - before;
+    // The slice (reached first) is padded; the three selects are added in place (other
+    // tests running at the same time may add more).
+    assert!(added >= 3, "{added} in-place window adds");
+    // Expected: u + stack(w) + 1 on the even columns + 0.5.
+    let stacked: alloc::vec::Vec<f64> = w.iter().flat_map(vals).collect();
+    let want: alloc::vec::Vec<f64> = vals(&u)
+        .iter()
+        .zip(&stacked)
+        .enumerate()
+        .map(|(i, (a, b))| a + b + if (i % 5) % 2 == 0 { 1.0 } else { 0.0 } + 0.5)
+        .collect();
+    let g = vals(got.get(&xv).unwrap());
+    assert_eq!(g.len(), want.len());
+    for (a, b) in g.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // And against finite differences.
+    crate::test_util::check(|v| via_views(&v[0]), &[x]);
+}

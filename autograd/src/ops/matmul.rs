@@ -35,6 +35,27 @@ impl<B: Backend> Backward<B> for MatmulBackward<B> {
     }
 }
 
+/// `a @ b + bias`: the product's gradients, and the bias's, the output gradient summed over
+/// every row (as the separate `add`'s backward computes them).
+struct MatmulBiasBackward<B: Backend> {
+    product: MatmulBackward<B>,
+    n: usize,
+}
+
+impl<B: Backend> Backward<B> for MatmulBiasBackward<B> {
+    fn name(&self) -> &'static str {
+        "matmul_bias"
+    }
+    fn backward(&self, grad: &Tensor<B>, needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>> {
+        let mut grads = self.product.backward(grad, needs)?;
+        grads.push(match need(needs, 2) {
+            true => Some(reduce_to_shape(grad, &[self.n])?),
+            false => None,
+        });
+        Ok(grads)
+    }
+}
+
 impl<B: Backend> Var<B> {
     /// `self @ other` with broadcast batch dims; 1-D operands as in `torch.matmul`.
     pub fn matmul(&self, other: &Var<B>) -> Result<Var<B>> {
@@ -67,6 +88,26 @@ impl<B: Backend> Var<B> {
         }
         Ok(out)
     }
+
+    /// `self @ other + bias` (PyTorch: `addmm`, a linear layer's forward): `self: [.., m,
+    /// k]`, `other: [.., k, n]` (rank >= 2 each), `bias: [n]` added to every row. The same
+    /// values and gradients as `self.matmul(other)?.add(bias)`, in one graph node; the CPU
+    /// backend adds the bias inside its GEMM ([`Tensor::matmul_bias`]).
+    pub fn matmul_bias(&self, other: &Var<B>, bias: &Var<B>) -> Result<Var<B>> {
+        let y = self.value().matmul_bias(other.value(), bias.value())?;
+        let bw = MatmulBiasBackward {
+            product: MatmulBackward {
+                a: self.value().clone(),
+                b: other.value().clone(),
+            },
+            n: bias.value().shape()[0],
+        };
+        Ok(Var::from_op(
+            y,
+            &[self.clone(), other.clone(), bias.clone()],
+            Box::new(bw),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +136,64 @@ mod tests {
             |v| v[0].matmul(&v[1]),
             &[rand(&[4], 11), rand(&[2, 4, 3], 12)],
         );
+    }
+
+    #[test]
+    fn with_bias() {
+        check(
+            |v| v[0].matmul_bias(&v[1].t()?, &v[2]),
+            &[rand(&[4, 3], 15), rand(&[5, 3], 16), rand(&[5], 17)],
+        );
+        check(
+            |v| v[0].matmul_bias(&v[1], &v[2]),
+            &[rand(&[2, 3, 4], 18), rand(&[4, 2], 19), rand(&[2], 20)],
+        );
+        // Batched weight: the composition inside the backend, same gradients.
+        check(
+            |v| v[0].matmul_bias(&v[1], &v[2]),
+            &[rand(&[2, 3, 4], 21), rand(&[2, 4, 2], 22), rand(&[2], 23)],
+        );
+    }
+
+    /// In f32, on the CPU's fused path: the same bits as the separate product and add, forward
+    /// and backward.
+    #[test]
+    fn with_bias_is_the_composition_bit_for_bit() {
+        use crate::Var;
+        use tessera_tensor::{Cpu, DType, Rng, Tensor};
+        let mut rng = Rng::new(7);
+        let mut randn =
+            |s: &[usize]| Tensor::randn(s, 0.0, 1.0, DType::F32, &mut rng, &Cpu).unwrap();
+        let (x, w, b, up) = (
+            randn(&[3, 50, 96]),
+            randn(&[70, 96]),
+            randn(&[70]),
+            randn(&[3, 50, 70]),
+        );
+        let bits = |t: &Tensor<Cpu>| -> alloc::vec::Vec<u32> {
+            t.to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        let run = |fused: bool| {
+            let (xv, wv, bv) = (
+                Var::leaf(x.clone()),
+                Var::leaf(w.clone()),
+                Var::leaf(b.clone()),
+            );
+            let wt = wv.t().unwrap();
+            let y = if fused {
+                xv.matmul_bias(&wt, &bv).unwrap()
+            } else {
+                xv.matmul(&wt).unwrap().add(&bv).unwrap()
+            };
+            let g = y.backward_with(&up).unwrap();
+            let grads = [&xv, &wv, &bv].map(|v| bits(g.get(v).unwrap()));
+            (bits(y.value()), grads)
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]

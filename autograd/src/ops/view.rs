@@ -9,7 +9,7 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use tessera_tensor::shape::normalize_axis;
-use tessera_tensor::{Backend, Result, Tensor};
+use tessera_tensor::{Backend, Layout, Result, Tensor};
 
 /// reshape, flatten, squeeze, unsqueeze, contiguous.
 struct ReshapeBackward {
@@ -65,7 +65,18 @@ impl<B: Backend> Backward<B> for WindowBackward {
         self.name
     }
     fn backward(&self, grad: &Tensor<B>, _needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>> {
-        let g = embed(grad, &self.in_shape, |l| match self.window {
+        let g = embed(grad, &self.in_shape, |l| self.window.of(l))?;
+        Ok(vec![Some(g)])
+    }
+    fn input_window(&self, input: &Layout) -> Option<Result<Layout>> {
+        Some(self.window.of(input))
+    }
+}
+
+impl Window {
+    /// The part of `l` (a layout of the op's input) that the output views.
+    fn of(&self, l: &Layout) -> Result<Layout> {
+        match *self {
             Window::Slice {
                 axis,
                 start,
@@ -73,8 +84,7 @@ impl<B: Backend> Backward<B> for WindowBackward {
                 step,
             } => l.slice(axis, start, end, step),
             Window::Select { axis, index } => l.narrow(axis, index, 1)?.squeeze(axis),
-        })?;
-        Ok(vec![Some(g)])
+        }
     }
 }
 

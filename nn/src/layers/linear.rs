@@ -63,10 +63,12 @@ impl<B: Backend> Linear<B> {
     }
 
     fn forward_2d(&self, x: &Var<B>) -> tessera_tensor::Result<Var<B>> {
-        let y = x.matmul(&self.weight.var().t()?)?;
+        let wt = self.weight.var().t()?;
         match &self.bias {
-            Some(b) => y.add(b.var()),
-            None => Ok(y),
+            // addmm: the CPU backend adds the bias inside the GEMM (same bits as `+ b`).
+            Some(b) if x.rank() == 2 => x.matmul_bias(&wt, b.var()),
+            Some(b) => x.matmul(&wt)?.add(b.var()),
+            None => x.matmul(&wt),
         }
     }
 }

@@ -60,7 +60,7 @@
 //! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
-//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d` | `CompositeImplicitAutograd` ops, fused kernels |
+//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias` | `CompositeImplicitAutograd` ops, fused kernels, `addmm` |
 //! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
@@ -73,7 +73,8 @@
 //! why the conformance kit compares against the CPU within a tolerance table rather than
 //! bit for bit. The [`Cpu`](crate::Cpu) overrides `full`, `alloc_uninit`, `empty_cache`, the
 //! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU and layer norm (each
-//! with its backward); the CUDA backend overrides every provided method of `Backend`.
+//! with its backward) and `matmul_bias` (the bias added inside its GEMM); the CUDA backend
+//! overrides every provided method of `Backend` but `matmul_bias` (a product and an add).
 //!
 //! # Writing a backend: the worked example
 //!
@@ -516,6 +517,19 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         bias: Option<&Tensor<Self>>,
     ) -> Result<Tensor<Self>> {
         composite::batch_norm_apply(x, mean, rstd, weight, bias)
+    }
+
+    /// `a @ b + bias` for `a: [.., m, k]`, `b: [.., k, n]`, `bias: [n]`, already checked by
+    /// [`Tensor::matmul_bias`] (PyTorch: `addmm`). The default is the product and then the
+    /// broadcast add; a backend that adds the bias inside its GEMM must give the same values
+    /// (the CPU's adds it to each finished tile of C, bit-identical to the default).
+    fn matmul_bias(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        crate::ops::matmul::bias::matmul_bias_composite(a, b, bias)
     }
 
     /// Per-channel mean and biased variance of a training batch norm's input `[n, c, ..]`,

@@ -498,6 +498,15 @@ impl Backend for Cpu {
         ops::norm::cpu::layer_norm(x, weight, bias, normalized_rank, eps)
     }
 
+    fn matmul_bias(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        bias: &Tensor<Self>,
+    ) -> Result<Tensor<Self>> {
+        ops::matmul::bias::matmul_bias_cpu(a, b, bias)
+    }
+
     fn batch_norm_stats(&self, x: &Tensor<Self>) -> Result<(Tensor<Self>, Tensor<Self>)> {
         ops::norm::batch_stats_cpu::batch_norm_stats(x)
     }

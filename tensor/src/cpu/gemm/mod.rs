@@ -255,6 +255,79 @@ pub unsafe fn sgemm_with(
     rsc: isize,
     csc: isize,
 ) {
+    gemm_bias(
+        imp,
+        threaded,
+        m,
+        k,
+        n,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        core::ptr::null(),
+        c,
+        rsc,
+        csc,
+    );
+}
+
+/// `C = A B + bias` (PyTorch's `addmm` with a row vector, the linear layer's forward):
+/// [`sgemm_with`] that also adds `bias[j]` to every element of column `j` of C, to each tile
+/// right after its last `k` block rather than in a pass over C afterwards. Each element is
+/// `(A B)[i, j] + bias[j]`, rounded as the separate add rounds it, so the result is
+/// bit-identical to `sgemm_with` followed by that add.
+///
+/// # Safety
+/// As [`sgemm`], and `bias` points at `n` readable contiguous values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_bias_with(
+    imp: GemmImpl,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    bias: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    assert!(!bias.is_null(), "gemm::sgemm_bias_with: null bias");
+    gemm_bias(
+        imp, threaded, m, k, n, a, rsa, csa, b, rsb, csb, bias, c, rsc, csc,
+    );
+}
+
+/// [`sgemm_with`] with an optional (null: none) bias row, as [`sgemm_bias_with`].
+///
+/// # Safety
+/// As [`sgemm_bias_with`] where `bias` is not null, else as [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_bias(
+    imp: GemmImpl,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    bias: *const f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
     let strides = [rsa, csa, rsb, csb, rsc, csc];
     assert!(
         strides.iter().all(|&s| s >= 0),
@@ -269,6 +342,7 @@ pub unsafe fn sgemm_with(
                 *c.offset(i as isize * rsc + j as isize * csc) = 0.0;
             }
         }
+        add_bias_rows(m, n, bias, c, rsc, csc);
         return;
     }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
@@ -293,6 +367,7 @@ pub unsafe fn sgemm_with(
                 ptr: c,
                 rs: rsc as usize,
                 cs: csc as usize,
+                bias,
             };
             packed::gemm(
                 kind,
@@ -317,6 +392,23 @@ pub unsafe fn sgemm_with(
             let (ka, na) = (k as isize, n as isize);
             let (pa, pb) = (ar.as_ptr(), br.as_ptr());
             matrixmultiply::sgemm(m, k, n, 1.0, pa, ka, 1, pb, na, 1, 0.0, c, rsc, csc);
+        }
+    }
+    add_bias_rows(m, n, bias, c, rsc, csc);
+}
+
+/// `C[i, j] += bias[j]` over the whole `m x n` C (nothing when `bias` is null): the bias of
+/// the paths whose GEMM has no epilogue.
+///
+/// # Safety
+/// As [`sgemm_bias_with`].
+unsafe fn add_bias_rows(m: usize, n: usize, bias: *const f32, c: *mut f32, rsc: isize, csc: isize) {
+    if bias.is_null() {
+        return;
+    }
+    for i in 0..m {
+        for j in 0..n {
+            *c.offset(i as isize * rsc + j as isize * csc) += *bias.add(j);
         }
     }
 }

@@ -57,6 +57,29 @@ pub(super) struct MatMut {
     pub ptr: *mut f32,
     pub rs: usize,
     pub cs: usize,
+    /// Null, or a row added to C once its sum is complete (`bias + j` for column `j`): the
+    /// linear layer's bias, added to each tile while it is still in L1 instead of in a pass
+    /// over C afterwards. Added after the last `k` block, so each element is `(A B) + bias`
+    /// in the order the separate `add` computes it.
+    pub bias: *const f32,
+}
+
+impl MatMut {
+    /// The matrix from element `(i, j)` on (with its bias from column `j`).
+    ///
+    /// # Safety
+    /// `(i, j)` is inside the matrix (or one past it in one dimension).
+    unsafe fn at(self, i: usize, j: usize) -> Self {
+        MatMut {
+            ptr: self.ptr.add(i * self.rs + j * self.cs),
+            bias: if self.bias.is_null() {
+                self.bias
+            } else {
+                self.bias.add(j)
+            },
+            ..self
+        }
+    }
 }
 
 /// One 64-byte line of packing scratch (the alignment of the kernels' B loads).
@@ -107,6 +130,8 @@ struct Step {
     kc: usize,
     nc: usize,
     accumulate: bool,
+    /// This is the last `k` block: C's sums are complete after it (and its bias is added).
+    last: bool,
 }
 
 // SAFETY: a `Step` is shared by the threads of one step only while its pointers are valid
@@ -188,18 +213,10 @@ pub(super) unsafe fn gemm(
             unsafe {
                 if by_rows {
                     let (r0, r1) = (p.start * mr, (p.end * mr).min(m));
-                    let c = MatMut {
-                        ptr: c.ptr.add(r0 * c.rs),
-                        ..c
-                    };
-                    nest(kind, 1, r1 - r0, k, n, a.at(r0, 0), b, c);
+                    nest(kind, 1, r1 - r0, k, n, a.at(r0, 0), b, c.at(r0, 0));
                 } else {
                     let (c0, c1) = (p.start * NR, (p.end * NR).min(n));
-                    let c = MatMut {
-                        ptr: c.ptr.add(c0 * c.cs),
-                        ..c
-                    };
-                    nest(kind, 1, m, k, c1 - c0, a, b.at(0, c0), c);
+                    nest(kind, 1, m, k, c1 - c0, a, b.at(0, c0), c.at(0, c0));
                 }
             }
         }
@@ -235,14 +252,12 @@ unsafe fn nest(
                     kind,
                     a: a.at(0, pc),
                     bp,
-                    c: MatMut {
-                        ptr: c.ptr.add(jc * c.cs),
-                        ..c
-                    },
+                    c: c.at(0, jc),
                     m,
                     kc,
                     nc,
                     accumulate: pc > 0,
+                    last: pc + kc == k,
                 };
                 run_step(&step, threads);
             });
@@ -371,8 +386,34 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                             amx::kernel(tiles, amx::kpad(s.kc), apanel, bpanel, &out)
                         }
                     }
+                    if s.last && !s.c.bias.is_null() {
+                        add_bias(&out, s.c.bias.add(j0));
+                    }
                 }
             }
         });
+    }
+}
+
+/// Adds `bias[j]` to column `j` of the tile `out`, which the kernel has just written (so it
+/// is in L1).
+///
+/// # Safety
+/// `out` is a valid tile of C that no other thread accesses, and `bias` has `out.cols`
+/// readable values.
+unsafe fn add_bias(out: &Out, bias: *const f32) {
+    let bias = core::slice::from_raw_parts(bias, out.cols);
+    for r in 0..out.rows {
+        let row = out.ptr.add(r * out.rs);
+        if out.cs == 1 {
+            let row = core::slice::from_raw_parts_mut(row, out.cols);
+            for (c, b) in row.iter_mut().zip(bias) {
+                *c += b;
+            }
+        } else {
+            for (j, b) in bias.iter().enumerate() {
+                *row.add(j * out.cs) += b;
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 pub(crate) mod cpu;
 
-use crate::backend::{AdamWStep, Backend, BinaryOp, SgdStep, UnaryOp};
+use crate::backend::{AdamWStep, Backend, BackendStorage, BinaryOp, SgdStep, UnaryOp};
 use crate::layout::Layout;
 use crate::{Result, Tensor};
 use alloc::sync::Arc;
@@ -101,6 +101,37 @@ impl<B: Backend> Tensor<B> {
         let (s, l) = self.storage_mut()?;
         let l = l.clone();
         backend.binary_inplace(op, s, &l, &other_storage, &ol)
+    }
+
+    /// `x[window] = op(x[window], other)` in place, where `window` maps this tensor's layout
+    /// to the layout of a part of it (a narrow, slice or select of it) and `other` has that
+    /// part's shape (PyTorch: `x[i] += y`). Autograd adds the gradient of a view into the
+    /// gradient of the tensor it was taken from this way, without a zero tensor of the whole
+    /// shape per view.
+    pub fn binary_in_window_(
+        &mut self,
+        op: BinaryOp,
+        window: impl FnOnce(&Layout) -> Result<Layout>,
+        other: &Self,
+    ) -> Result<()> {
+        let name = "binary_in_window_";
+        self.check_float(name)?;
+        self.check_same_backend(name, other)?;
+        self.check_same_dtype(name, other)?;
+        let backend = self.backend().clone();
+        let other_storage = other.storage().clone();
+        let (s, l) = self.storage_mut()?;
+        let wl = window(l)?;
+        wl.check_fits(name, s.len())?;
+        if wl.shape() != other.shape() {
+            return Err(crate::shape_err!(
+                name,
+                "the window is {:?} but the operand is {:?}",
+                wl.shape(),
+                other.shape()
+            ));
+        }
+        backend.binary_inplace(op, s, &wl, &other_storage, other.layout())
     }
 
     /// Copies `src` (broadcast to this shape) into this tensor's elements (PyTorch:

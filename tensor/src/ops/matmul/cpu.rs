@@ -33,7 +33,7 @@ fn for_each_batch(al: &Layout, bl: &Layout, mut f: impl FnMut(usize, usize, usiz
 /// the `[B, N, D] x [D, D']` shape of every linear layer, where per-entry packing of the
 /// weight otherwise dominates. A plain 2-D product is the one-entry case. Returns the merged
 /// row count and row stride.
-fn merged_rows(al: &Layout, bl: &Layout) -> Option<(usize, usize)> {
+pub(super) fn merged_rows(al: &Layout, bl: &Layout) -> Option<(usize, usize)> {
     let r = al.rank();
     if r < 2 || bl.strides()[..r - 2].iter().any(|&s| s != 0) {
         return None;

@@ -1,5 +1,6 @@
 //! Matrix products with broadcast batch dims (PyTorch: `torch.matmul`, `@`).
 
+pub mod bias;
 pub mod cpu;
 
 use crate::backend::Backend;
