@@ -280,3 +280,63 @@ mod prop {
         }
     }
 }
+
+/// `sgemm_bias_with` is `sgemm_with` and then `+ bias[j]`, bit for bit, on every
+/// implementation (the AMX and `vdpbf16ps` kernels included where the CPU has them, else
+/// their fallbacks): one and several `k` blocks, edge tiles, C split by rows and by columns
+/// over the threads, transposed operands, a column-major C, and `k = 0`.
+#[test]
+fn bias_epilogue_is_the_separate_add_bit_for_bit() {
+    let shapes = [
+        (3, 5, 7),
+        (37, 64, 45),
+        (200, 900, 70),
+        (20, 1000, 300),
+        (50, 0, 33),
+    ];
+    for imp in ALL {
+        for (s, &(m, k, n)) in shapes.iter().enumerate() {
+            for (ta, tb, c_col_major) in [(false, false, false), (true, true, true)] {
+                let a = Operand::new(m, k, ta, 1, 100 + s as u64);
+                let b = Operand::new(k, n, tb, 0, 200 + s as u64);
+                let bias = values(n, 300 + s as u64);
+                let mut want = product(imp, true, m, k, n, &a, &b, false);
+                for (i, v) in want.iter_mut().enumerate() {
+                    *v += bias[i % n];
+                }
+                let (rsc, csc) = if c_col_major { (1, m) } else { (n, 1) };
+                let mut c = vec![f32::NAN; m * n];
+                // SAFETY: as in `product`, and `bias` holds `n` values.
+                unsafe {
+                    super::sgemm_bias_with(
+                        imp,
+                        true,
+                        m,
+                        k,
+                        n,
+                        a.data.as_ptr(),
+                        a.rs as isize,
+                        a.cs as isize,
+                        b.data.as_ptr(),
+                        b.rs as isize,
+                        b.cs as isize,
+                        bias.as_ptr(),
+                        c.as_mut_ptr(),
+                        rsc as isize,
+                        csc as isize,
+                    );
+                }
+                for i in 0..m {
+                    for j in 0..n {
+                        let (g, w) = (c[i * rsc + j * csc], want[i * n + j]);
+                        assert_eq!(
+                            g.to_bits(),
+                            w.to_bits(),
+                            "{imp:?} {m}x{k}x{n} ta={ta} c_col_major={c_col_major}: [{i},{j}] {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
