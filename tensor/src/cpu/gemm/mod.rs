@@ -255,7 +255,7 @@ pub unsafe fn sgemm_with(
     rsc: isize,
     csc: isize,
 ) {
-    gemm_bias(
+    sgemm_bias_with(
         imp,
         threaded,
         m,
@@ -278,40 +278,13 @@ pub unsafe fn sgemm_with(
 /// [`sgemm_with`] that also adds `bias[j]` to every element of column `j` of C, to each tile
 /// right after its last `k` block rather than in a pass over C afterwards. Each element is
 /// `(A B)[i, j] + bias[j]`, rounded as the separate add rounds it, so the result is
-/// bit-identical to `sgemm_with` followed by that add.
+/// bit-identical to `sgemm_with` followed by that add. A null `bias` adds nothing (this is
+/// then `sgemm_with`).
 ///
 /// # Safety
-/// As [`sgemm`], and `bias` points at `n` readable contiguous values.
+/// As [`sgemm`], and `bias` is null or points at `n` readable contiguous values.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn sgemm_bias_with(
-    imp: GemmImpl,
-    threaded: bool,
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    rsa: isize,
-    csa: isize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    bias: *const f32,
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
-) {
-    assert!(!bias.is_null(), "gemm::sgemm_bias_with: null bias");
-    gemm_bias(
-        imp, threaded, m, k, n, a, rsa, csa, b, rsb, csb, bias, c, rsc, csc,
-    );
-}
-
-/// [`sgemm_with`] with an optional (null: none) bias row, as [`sgemm_bias_with`].
-///
-/// # Safety
-/// As [`sgemm_bias_with`] where `bias` is not null, else as [`sgemm`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_bias(
     imp: GemmImpl,
     threaded: bool,
     m: usize,
