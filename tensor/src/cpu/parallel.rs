@@ -170,6 +170,25 @@ impl<U> Sink<'_, U> {
         wide::zip(dst, a, b, f);
         self.len += a.len();
     }
+
+    /// Appends `f(x, y, z)` for the triples of `a`, `b` and `c` (same length), as a
+    /// vectorizable loop.
+    #[inline(always)]
+    pub(crate) fn extend_zip3<T: Copy, S: Copy, R: Copy>(
+        &mut self,
+        a: &[T],
+        b: &[S],
+        c: &[R],
+        f: &impl Fn(T, S, R) -> U,
+    ) {
+        assert!(
+            a.len() == b.len() && a.len() == c.len(),
+            "parallel::Sink::extend_zip3: lengths differ"
+        );
+        let dst = &mut self.buf[self.len..self.len + a.len()];
+        wide::zip3(dst, a, b, c, f);
+        self.len += a.len();
+    }
 }
 
 /// The slice loops of [`Sink`], compiled twice on x86-64 with `std`: for the baseline
@@ -198,6 +217,19 @@ mod wide {
         }
     }
 
+    #[inline(always)]
+    fn zip3_loop<T: Copy, S: Copy, R: Copy, U>(
+        dst: &mut [MaybeUninit<U>],
+        a: &[T],
+        b: &[S],
+        c: &[R],
+        f: &impl Fn(T, S, R) -> U,
+    ) {
+        for (((slot, &x), &y), &z) in dst.iter_mut().zip(a).zip(b).zip(c) {
+            slot.write(f(x, y, z));
+        }
+    }
+
     /// Whether the AVX2 versions can run (cached by the standard library).
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     #[inline(always)]
@@ -220,6 +252,18 @@ mod wide {
         f: &impl Fn(T, S) -> U,
     ) {
         zip_loop(dst, a, b, f)
+    }
+
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2")]
+    unsafe fn zip3_avx2<T: Copy, S: Copy, R: Copy, U>(
+        dst: &mut [MaybeUninit<U>],
+        a: &[T],
+        b: &[S],
+        c: &[R],
+        f: &impl Fn(T, S, R) -> U,
+    ) {
+        zip3_loop(dst, a, b, c, f)
     }
 
     #[inline(always)]
@@ -245,6 +289,22 @@ mod wide {
             return unsafe { zip_avx2(dst, a, b, f) };
         }
         zip_loop(dst, a, b, f)
+    }
+
+    #[inline(always)]
+    pub(super) fn zip3<T: Copy, S: Copy, R: Copy, U>(
+        dst: &mut [MaybeUninit<U>],
+        a: &[T],
+        b: &[S],
+        c: &[R],
+        f: &impl Fn(T, S, R) -> U,
+    ) {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { zip3_avx2(dst, a, b, c, f) };
+        }
+        zip3_loop(dst, a, b, c, f)
     }
 }
 

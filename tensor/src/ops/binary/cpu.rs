@@ -153,6 +153,16 @@ impl<'a, T: Copy> Operand<'a, T> {
     }
 }
 
+/// `p` where the condition byte is set, else `q`.
+#[inline(always)]
+fn select<T: Copy>(c: u8, p: T, q: T) -> T {
+    if c != 0 {
+        p
+    } else {
+        q
+    }
+}
+
 pub(crate) fn where_cond(
     c: &HostBuffer,
     cl: &Layout,
@@ -182,24 +192,29 @@ pub(crate) fn where_cond(
         // gradient): one pass over the three, in contiguous chunks on the threads.
         if let (Some(x), Some(y)) = (Operand::of(x, al), Operand::of(y, bl)) {
             let n = cond.len();
+            // The slice loops of `Sink::extend_*` vectorize (a select per lane); a generic
+            // iterator into `Sink::extend` ran one element at a time, and this op is every
+            // ReLU's backward.
             return crate::cpu::parallel::collect(n, 1, n, |r, sink| {
                 let c = &cond[r.clone()];
-                let pick = |c: &u8, p: T, q: T| if *c != 0 { p } else { q };
                 match (&x, &y) {
-                    (Operand::Slice(x), Operand::Slice(y)) => sink.extend(
-                        c.iter()
-                            .zip(&x[r.clone()])
-                            .zip(&y[r])
-                            .map(|((c, &p), &q)| pick(c, p, q)),
+                    (Operand::Slice(x), Operand::Slice(y)) => sink.extend_zip3(
+                        c,
+                        &x[r.clone()],
+                        &y[r],
+                        &|c: u8, p: T, q: T| select(c, p, q),
                     ),
                     (Operand::Slice(x), Operand::Scalar(q)) => {
-                        sink.extend(c.iter().zip(&x[r]).map(|(c, &p)| pick(c, p, *q)))
+                        let q = *q;
+                        sink.extend_zip(c, &x[r], &move |c: u8, p: T| select(c, p, q))
                     }
                     (Operand::Scalar(p), Operand::Slice(y)) => {
-                        sink.extend(c.iter().zip(&y[r]).map(|(c, &q)| pick(c, *p, q)))
+                        let p = *p;
+                        sink.extend_zip(c, &y[r], &move |c: u8, q: T| select(c, p, q))
                     }
                     (Operand::Scalar(p), Operand::Scalar(q)) => {
-                        sink.extend(c.iter().map(|c| pick(c, *p, *q)))
+                        let (p, q) = (*p, *q);
+                        sink.extend_map(c, &move |c: u8| select(c, p, q))
                     }
                 }
             });
@@ -243,6 +258,7 @@ mod tests {
         let (xt, yt) = (t(&x), t(&y));
         let mt = Tensor::from_slice(&m, &[n], &Cpu).unwrap();
         let zero = Tensor::scalar(0.5, DType::F32, &Cpu).unwrap();
+        let two = Tensor::scalar(2.0, DType::F32, &Cpu).unwrap();
         for threads in [1, 2] {
             with_threads(threads, || {
                 let pick = |a: &Tensor<Cpu>, b: &Tensor<Cpu>| {
@@ -253,6 +269,7 @@ mod tests {
                 assert_eq!(pick(&xt, &yt), want(&|i| if sel(i) { x[i] } else { y[i] }));
                 assert_eq!(pick(&xt, &zero), want(&|i| if sel(i) { x[i] } else { 0.5 }));
                 assert_eq!(pick(&zero, &yt), want(&|i| if sel(i) { 0.5 } else { y[i] }));
+                assert_eq!(pick(&zero, &two), want(&|i| if sel(i) { 0.5 } else { 2.0 }));
             });
         }
     }
