@@ -415,7 +415,23 @@ fn check_grad<B: Backend>(op: &'static str, input: &Node<B>, g: &Tensor<B>) -> R
 /// into the first one when nothing else holds it (else `binary_` copies it first).
 fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor<B>) -> Result<()> {
     match map.get_mut(&id) {
-        Some(prev) if prev.shape() == g.shape() => prev.binary_(BinaryOp::Add, &g),
+        Some(prev) if prev.shape() == g.shape() => {
+            // In place into whichever of the two this step owns alone: `binary_` on a shared
+            // tensor (a gradient an op handed to several inputs, e.g. a residual add's) would
+            // first copy it. Addition commutes bit for bit, so either order gives the same sum.
+            // Neither owned: one out-of-place pass instead of a copy and an add.
+            if owned(prev) {
+                prev.binary_(BinaryOp::Add, &g)
+            } else if owned(&g) && g.dtype() == prev.dtype() {
+                let mut sum = g;
+                sum.binary_(BinaryOp::Add, prev)?;
+                *prev = sum;
+                Ok(())
+            } else {
+                *prev = prev.add(&g)?;
+                Ok(())
+            }
+        }
         Some(prev) => {
             *prev = prev.add(&g)?;
             Ok(())
@@ -425,6 +441,12 @@ fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor
             Ok(())
         }
     }
+}
+
+/// Whether in-place arithmetic on `t` writes its storage without copying it first: nothing
+/// else holds the storage and `t` is a plain contiguous view of it.
+fn owned<B: Backend>(t: &Tensor<B>) -> bool {
+    Arc::strong_count(t.storage()) == 1 && Arc::weak_count(t.storage()) == 0 && t.is_contiguous()
 }
 
 impl<B: Backend> Drop for OpRecord<B> {

@@ -18,6 +18,33 @@ fn leaf_gradients_accumulate_over_uses() {
     assert_eq!(g.iter().next().unwrap().0, x.id());
 }
 
+/// A residual block's gradient reaches its input twice, once as the very tensor the add
+/// handed to both of its inputs (shared) and once freshly made; and `x + x` hands the same
+/// tensor to one var twice. Each way the sum is right and no shared gradient is written.
+#[test]
+fn shared_and_owned_gradients_sum_without_aliasing() {
+    let x = Var::leaf(Tensor::from_vec(alloc::vec![1.0f64, -2.0], &[2], &Cpu).unwrap());
+    // y = sum(3x + x) -> 4; the add gives the same gradient tensor to `3x` and to `x`.
+    let y = x.mul_scalar(3.0).unwrap().add(&x).unwrap();
+    let g = y.sum(&[], false).unwrap().backward().unwrap();
+    assert_eq!(vals(g.get(&x).unwrap()), [4.0, 4.0]);
+    // y = sum((x + x) * (x + x)) -> 8x: both uses of `x` receive one shared tensor.
+    let s = x.add(&x).unwrap();
+    let g = s
+        .mul(&s)
+        .unwrap()
+        .sum(&[], false)
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(vals(g.get(&x).unwrap()), [8.0, -16.0]);
+    // y = sum(x + exp(x)): the second gradient (exp's, owned) takes the first (shared).
+    let y = x.add(&x.exp().unwrap()).unwrap();
+    let g = y.sum(&[], false).unwrap().backward().unwrap();
+    let want: alloc::vec::Vec<f64> = [1.0f64, -2.0].iter().map(|v| 1.0 + v.exp()).collect();
+    assert_eq!(vals(g.get(&x).unwrap()), want);
+}
+
 #[test]
 fn backward_can_run_twice_and_keeps_only_leaves() {
     let (a, b) = (Var::leaf(rand(&[3], 1)), Var::leaf(rand(&[3], 2)));

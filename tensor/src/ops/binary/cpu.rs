@@ -198,12 +198,11 @@ pub(crate) fn where_cond(
             return crate::cpu::parallel::collect(n, 1, n, |r, sink| {
                 let c = &cond[r.clone()];
                 match (&x, &y) {
-                    (Operand::Slice(x), Operand::Slice(y)) => sink.extend_zip3(
-                        c,
-                        &x[r.clone()],
-                        &y[r],
-                        &|c: u8, p: T, q: T| select(c, p, q),
-                    ),
+                    (Operand::Slice(x), Operand::Slice(y)) => {
+                        sink.extend_zip3(c, &x[r.clone()], &y[r], &|c: u8, p: T, q: T| {
+                            select(c, p, q)
+                        })
+                    }
                     (Operand::Slice(x), Operand::Scalar(q)) => {
                         let q = *q;
                         sink.extend_zip(c, &x[r], &move |c: u8, p: T| select(c, p, q))
