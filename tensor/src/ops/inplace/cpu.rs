@@ -43,38 +43,44 @@ pub(crate) fn unary_inplace(op: UnaryOp, x: &mut HostBuffer, l: &Layout) -> Opti
     Some(())
 }
 
-fn binary_slice<T: Float>(op: BinaryOp, a: &mut [T], b: &[T], bl: &Layout) -> Option<()> {
-    match bl.contiguous_range() {
-        Some(r) => {
-            let b = b.get(r)?;
-            if b.len() != a.len() {
-                return None;
-            }
-            // Contiguous chunks on the threads; each element the same operation on any.
-            let n = a.len();
-            crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |range, a| {
-                let b = &b[range];
-                macro_rules! run {
-                    ($op:expr) => {
-                        a.iter_mut().zip(b).for_each(|(x, &y)| *x = bin($op, *x, y))
-                    };
-                }
-                match op {
-                    BinaryOp::Add => run!(BinaryOp::Add),
-                    BinaryOp::Sub => run!(BinaryOp::Sub),
-                    BinaryOp::Mul => run!(BinaryOp::Mul),
-                    BinaryOp::Div => run!(BinaryOp::Div),
-                    other => run!(other),
-                }
-            });
-        }
+fn binary_slice<T: Float + Send + Sync>(
+    op: BinaryOp,
+    a: &mut [T],
+    b: &[T],
+    bl: &Layout,
+) -> Option<()> {
+    let gathered;
+    let b = match bl.contiguous_range() {
+        Some(r) => b.get(r)?,
         None => {
-            // Broadcast or strided operand: walk its offsets (bounds-checked reads).
-            for (x, o) in a.iter_mut().zip(bl.offsets()) {
-                *x = bin(op, *x, *b.get(o)?);
-            }
+            // A strided or broadcast operand (a transposed gradient added into its input's
+            // pending one): gathered once by the tiled strided copy, then the same vectorized
+            // loop. Walking its offsets one element at a time was ~3% of the default DINO step.
+            bl.check_fits("binary_", b.len()).ok()?;
+            gathered = crate::cpu::strided::view(b, bl);
+            &gathered[..]
         }
+    };
+    if b.len() != a.len() {
+        return None;
     }
+    // Contiguous chunks on the threads; each element the same operation on any.
+    let n = a.len();
+    crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |range, a| {
+        let b = &b[range];
+        macro_rules! run {
+            ($op:expr) => {
+                a.iter_mut().zip(b).for_each(|(x, &y)| *x = bin($op, *x, y))
+            };
+        }
+        match op {
+            BinaryOp::Add => run!(BinaryOp::Add),
+            BinaryOp::Sub => run!(BinaryOp::Sub),
+            BinaryOp::Mul => run!(BinaryOp::Mul),
+            BinaryOp::Div => run!(BinaryOp::Div),
+            other => run!(other),
+        }
+    });
     Some(())
 }
 
@@ -233,6 +239,40 @@ mod tests {
             .map(|k| k as f32 / 250.0 - 2.0)
             .collect();
         Tensor::from_vec(v, &[n], &Cpu).unwrap()
+    }
+
+    /// `binary_` with a transposed, a stepped and a broadcast operand (gathered, then the
+    /// contiguous loop) equals the out-of-place op, on one thread and on two.
+    #[test]
+    fn binary_inplace_with_strided_operands_is_the_out_of_place_op() {
+        use crate::cpu::parallel::tests::with_threads;
+        use crate::BinaryOp;
+        let (r, c) = (300, 257); // above the parallel threshold, odd sizes
+        let x = t(5, r * c).reshape(&[r, c]).unwrap();
+        let transposed = t(6, r * c).reshape(&[c, r]).unwrap().t().unwrap();
+        let stepped = t(7, 2 * r * c)
+            .reshape(&[r, 2 * c])
+            .unwrap()
+            .slice(1, 0, 2 * c, 2)
+            .unwrap();
+        let column = t(8, r)
+            .reshape(&[r, 1])
+            .unwrap()
+            .broadcast_to(&[r, c])
+            .unwrap();
+        for other in [&transposed, &stepped, &column] {
+            assert!(!other.is_contiguous());
+            for op in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Maximum] {
+                for threads in [1, 2] {
+                    with_threads(threads, || {
+                        let mut y = x.copy().unwrap();
+                        y.binary_(op, other).unwrap();
+                        let want = x.binary(op, other).unwrap();
+                        assert_eq!(y.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+                    });
+                }
+            }
+        }
     }
 
     /// The fused kernels give exactly the bits of the default compositions they replace.
