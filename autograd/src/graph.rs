@@ -412,14 +412,13 @@ fn check_grad<B: Backend>(op: &'static str, input: &Node<B>, g: &Tensor<B>) -> R
 }
 
 /// A var used several times receives the sum of the gradients of its uses, added in place
-/// into the first one when nothing else holds it (else `binary_` copies it first).
+/// into whichever of the pending and the arriving gradient nothing else holds (see [`owned`]),
+/// else out of place: a gradient an op handed to several inputs (a residual add's) is shared,
+/// and `binary_` on it would copy it first. Addition commutes bit for bit, so the sum is the
+/// same whichever operand receives it.
 fn accumulate<B: Backend>(map: &mut BTreeMap<u64, Tensor<B>>, id: u64, g: Tensor<B>) -> Result<()> {
     match map.get_mut(&id) {
         Some(prev) if prev.shape() == g.shape() => {
-            // In place into whichever of the two this step owns alone: `binary_` on a shared
-            // tensor (a gradient an op handed to several inputs, e.g. a residual add's) would
-            // first copy it. Addition commutes bit for bit, so either order gives the same sum.
-            // Neither owned: one out-of-place pass instead of a copy and an add.
             if owned(prev) {
                 prev.binary_(BinaryOp::Add, &g)
             } else if owned(&g) && g.dtype() == prev.dtype() {
