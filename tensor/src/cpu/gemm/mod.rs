@@ -25,7 +25,11 @@
 //! ```
 //! Packing makes every kernel load contiguous and independent of the operands' strides
 //! (transposed views cost only a strided read while packing), and zero-pads edge panels so
-//! the kernels always compute whole tiles. The microkernel's tile is 14 x 32 (28 of the 32
+//! the kernels always compute whole tiles. One exception: when C is at most
+//! a few panels wide and A is row-major (the patch matrices of a narrow ResNet's convolutions,
+//! 16-128 output channels), packing A would cost as much as the products it feeds, so whole
+//! 14-row panels of A are read in place by a variant of the kernel (`kernel_f32_rows.rs`),
+//! with the same sums in the same order. The microkernel's tile is 14 x 32 (28 of the 32
 //! zmm registers hold it, 28 independent FMA chains: far more than the FMA latency times
 //! throughput needs, with 14 broadcasts and 2 loads per 28 FMAs). `kc` is at most
 //! [`KC_F32`] values of `k` (f32) or [`KC_BF16`] (bf16, as many bytes per B panel row): A~
@@ -74,6 +78,8 @@ mod calibrate;
 mod kernel_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod kernel_f32_rows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]

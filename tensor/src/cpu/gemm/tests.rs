@@ -265,6 +265,41 @@ fn results_are_bit_identical_across_thread_counts() {
     }
 }
 
+/// Row-major A read in place (`kernel_f32_rows.rs`, for C up to a few panels wide) gives
+/// the same bits as the packed path, which a column-major copy of the same A takes: one to
+/// four column panels, a last partial row panel, a padded row stride, several `k` blocks,
+/// and the product split over threads (at least `MC` rows per thread: smaller A is packed).
+#[test]
+fn row_major_a_read_in_place_matches_the_packed_path() {
+    for (m, k, n, pad) in [
+        (170, 8, 16, 0),
+        (341, 144, 32, 0),
+        (400, 77, 64, 3),
+        (211, 900, 128, 1),
+        (500, 5, 100, 0),
+        (3000, 144, 16, 0),
+    ] {
+        let a = Operand::new(m, k, false, pad, 11);
+        let mut at = Operand::new(m, k, true, 0, 0);
+        for i in 0..m {
+            for p in 0..k {
+                at.data[i + p * m] = a.get(i, p);
+            }
+        }
+        let b = Operand::new(k, n, false, 0, 12);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        for threaded in [false, true] {
+            let in_place = bits(product(GemmImpl::F32, threaded, m, k, n, &a, &b, false));
+            let packed = bits(product(GemmImpl::F32, threaded, m, k, n, &at, &b, false));
+            assert!(
+                in_place == packed,
+                "{m}x{k}x{n} pad {pad} threaded {threaded}"
+            );
+        }
+        check(GemmImpl::F32, m, k, n, false, false, pad, false);
+    }
+}
+
 mod prop {
     use super::*;
     use proptest::prelude::*;
