@@ -19,7 +19,8 @@ Recipe (the defaults)
 Data     all 10,000 embedded train images; k-NN bank = all 10,000 train images, test = all
          2,000 test images; pixels in [0, 1] standardised with the train split's mean/std.
 Model    ResNet-18 layout (BasicBlock, [2, 2, 2, 2]) at width 16 (stages 16-32-64-128), CIFAR
-         stem (3x3 stride-1 conv, no max-pool), torchvision's init, 128-d pooled features
+         stem (3x3 stride-1 conv, no max-pool), nn.Conv2d's default init (--init torchvision:
+         torchvision's kaiming_normal fan_out; BatchNorm weight 1, bias 0), 128-d pooled features
          (0.7M parameters). Projector 128 -> 512 -> 128 and predictor 128 -> 512 -> 128, each
          Linear-BatchNorm1d-ReLU-Linear without bias in the last Linear (DeepMind's MLP).
 Views    two views per image: random resized crop 28 px (scale 0.2-1, ratio 3/4-4/3), flip p
@@ -71,7 +72,7 @@ class BasicBlock(nn.Module):
 class SmallResNet(nn.Module):
     """torchvision's ResNet-18 layout at `width`, with the CIFAR stem; no classifier."""
 
-    def __init__(self, width=16, in_ch=1):
+    def __init__(self, width=16, in_ch=1, init="torchvision"):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -82,8 +83,8 @@ class SmallResNet(nn.Module):
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
             cin = cout
         self.dim = cin
-        for m in self.modules():  # torchvision's init
-            if isinstance(m, nn.Conv2d):
+        for m in self.modules():  # torchvision's init, or nn.Conv2d's own default
+            if isinstance(m, nn.Conv2d) and init == "torchvision":
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
@@ -115,7 +116,7 @@ def features(backbone, images, mean, std):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.2, help="base lr for batch 256")
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -130,6 +131,8 @@ def main():
     p.add_argument("--eval-test", type=int, default=0, help="balanced k-NN test subset (0: all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", choices=("torchvision", "pytorch"), default="pytorch",
+                   help="conv init: torchvision's kaiming_normal fan_out, or nn.Conv2d's default")
     p.add_argument("--predictor-lr", type=float, default=1.0,
                    help="the predictor's lr as a multiple of the schedule's (1: BYOL's)")
     a = p.parse_args()
@@ -156,7 +159,7 @@ def main():
 
     raw = knn(F.normalize(((bank_x - mean) / std).flatten(1), dim=1), bank_y,
               F.normalize(((test_x - mean) / std).flatten(1), dim=1), test_y)
-    online = nn.ModuleDict(dict(backbone=SmallResNet(a.width)))
+    online = nn.ModuleDict(dict(backbone=SmallResNet(a.width, init=a.init)))
     online["projector"] = mlp(online["backbone"].dim, a.hidden, a.proj)
     online["predictor"] = mlp(a.proj, a.hidden, a.proj)
     target = nn.ModuleDict(dict(backbone=copy.deepcopy(online["backbone"]),

@@ -249,6 +249,28 @@ fn precision_flag_is_checked() {
     }
 }
 
+/// `byol_resnet50 --init`: a bad value is a usage error before any work, and `--help` names
+/// the small preset's default (nn.Conv2d's init) and the presets that keep torchvision's.
+#[test]
+fn byol_init_flag_is_checked() {
+    let d = temp_dir("byol-init");
+    let out = run_in(&d, "byol_resnet50", &["--init", "xavier"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--init: expected pytorch or torchvision, got \"xavier\""),
+        "{stderr}"
+    );
+    let written: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+    assert!(written.is_empty(), "wrote {written:?}");
+    let out = run_in(&d, "byol_resnet50", &["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("pytorch; resnet50, tiny: torchvision"),
+        "{help}"
+    );
+}
+
 /// A bf16 run trains, says so, and records it: resuming it as an f32 run is a changed
 /// setting.
 #[test]

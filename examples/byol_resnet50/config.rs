@@ -2,7 +2,9 @@
 //!
 //! The default preset, `small`, is the CPU positive control: a ResNet-18 layout at a quarter
 //! of torchvision's width (`base_channels` 16: 0.7M parameters) with the CIFAR-style stem
-//! (3×3 stride-1 `conv1`, no max-pool, so a 28-px image keeps 28×28 maps through stage 1),
+//! (3×3 stride-1 `conv1`, no max-pool, so a 28-px image keeps 28×28 maps through stage 1) and
+//! `nn.Conv2d`'s default init (as the CIFAR ResNets written from `nn.Conv2d` start, and the
+//! main-job issue's PyTorch measurement; `--init torchvision` for torchvision's), 12 epochs,
 //! batch 128, SGD (momentum 0.9, weight decay 5e-4, peak lr 0.1 for batch 128), target EMA
 //! 0.99 → 1, a projector and predictor 512 → 128, views of random-resized crops over 20–100%
 //! of the image with flips and brightness/contrast jitter (blur and solarization are off: at
@@ -14,7 +16,7 @@
 //! on a 64-image subset (a smoke run, it does not learn), and `tiny` is for tests.
 
 use std::path::PathBuf;
-use tessera::nn::models::resnet::ResNetConfig;
+use tessera::nn::models::resnet::{ConvInit, ResNetConfig};
 use tessera::nn::optim::{LarsConfig, SgdConfig};
 use tessera::run::args::{Flag, Parsed};
 use tessera::run::ckpt::RunConfig;
@@ -37,7 +39,13 @@ pub const FLAGS: &[Flag] = &[
     )
     .default("small"),
     // Defaults that a preset changes are notes: "<small preset>; <preset>: <value>".
-    Flag::value("epochs", "N", "Training epochs").default_note("8; resnet50, tiny: 2"),
+    Flag::value(
+        "init",
+        "NAME",
+        "Conv weights: pytorch (nn.Conv2d's default, as the common CIFAR ResNets) | torchvision (kaiming_normal fan_out)",
+    )
+    .default_note("pytorch; resnet50, tiny: torchvision"),
+    Flag::value("epochs", "N", "Training epochs").default_note("12; resnet50, tiny: 2"),
     Flag::value("batch-size", "N", "Images per step").default_note("128; resnet50: 16, tiny: 8"),
     Flag::value("lr", "LR", "Base learning rate for a batch of 256 (peak = lr * batch / 256)").default("0.2"),
     Flag::value("optimizer", "NAME", "sgd | lars").default_note("sgd; resnet50, tiny: lars"),
@@ -119,7 +127,7 @@ impl Config {
             preset: "small",
             data: data::default_data_dir(),
             resize: None,
-            epochs: 8,
+            epochs: 12,
             batch_size: 128,
             lr: 0.2,
             optimizer: SGD,
@@ -129,6 +137,7 @@ impl Config {
             resnet: ResNetConfig {
                 small_stem: true,
                 base_channels: 16,
+                conv_init: ConvInit::PyTorchDefault,
                 ..ResNetConfig::resnet18(0)
             },
             projector_hidden: 512,
@@ -204,6 +213,16 @@ impl Config {
                 )))
             }
         };
+        let conv_init = match p.raw("init") {
+            None => c.resnet.conv_init,
+            Some("pytorch") => ConvInit::PyTorchDefault,
+            Some("torchvision") => ConvInit::Torchvision,
+            Some(other) => {
+                return Err(RunError::usage(format!(
+                    "--init: expected pytorch or torchvision, got {other:?}"
+                )))
+            }
+        };
         let device = Device::from_args(p)?;
         let run = RunOptions::from_args(p)?;
         let c = Config {
@@ -213,6 +232,10 @@ impl Config {
             batch_size: p.get_or("batch-size", c.batch_size)?,
             lr: p.get_or("lr", c.lr)?,
             optimizer,
+            resnet: ResNetConfig {
+                conv_init,
+                ..c.resnet
+            },
             train_images: p.get_or("train-images", c.train_images)?,
             eval_train: p.get_or("eval-train", c.eval_train)?,
             eval_test: p.get_or("eval-test", c.eval_test)?,
@@ -262,7 +285,12 @@ impl Config {
             .with("device", self.device)
             .with("seed", self.seed);
         // Recorded only when not the default, so that checkpoints of f32 runs made before
-        // the flag existed still resume.
+        // the flag existed still resume (and a torchvision-init checkpoint made before
+        // `--init` existed does not resume as a run of the other init).
+        let config = match self.resnet.conv_init {
+            ConvInit::Torchvision => config,
+            ConvInit::PyTorchDefault => config.with("init", "pytorch"),
+        };
         match self.precision {
             Precision::F32 => config,
             p => config.with("precision", p.name()),

@@ -19,7 +19,7 @@ mod config;
 use config::{Config, ABOUT, FLAGS};
 use std::time::Instant;
 use tessera::autograd::Var;
-use tessera::nn::models::resnet::{ResNet, ResNetConfig};
+use tessera::nn::models::resnet::{ConvInit, ResNet, ResNetConfig};
 use tessera::nn::module::Module;
 use tessera::run::args::{self, Outcome};
 use tessera::run::metrics::EpochMetrics;
@@ -190,12 +190,16 @@ fn train<B: Backend>(cfg: &Config, dev: &B) -> Result<()> {
     );
     println!(
         "preset {}: {niter} steps/epoch of {batch_size} images, {} (peak lr {:.3}), \
-         weight decay {}, target EMA {} -> 1; precision {}",
+         weight decay {}, target EMA {} -> 1, {} conv init; precision {}",
         cfg.preset,
         cfg.optimizer_name(),
         bcfg.scaled_lr(),
         cfg.weight_decay,
         cfg.base_tau,
+        match rcfg.conv_init {
+            ConvInit::Torchvision => "torchvision's",
+            ConvInit::PyTorchDefault => "nn.Conv2d's default",
+        },
         cfg.precision.name()
     );
 

@@ -231,6 +231,7 @@ fn resnet_for<B: Backend>(dev: &B, size: StepSize) -> tessera_nn::Result<ResNet<
             small_stem: true,
             zero_init_residual: false,
             base_channels: 64,
+            conv_init: tessera_nn::models::resnet::ConvInit::Torchvision,
         },
         StepSize::Paper { .. } => ResNetConfig::resnet50(0),
     };

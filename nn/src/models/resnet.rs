@@ -16,6 +16,9 @@
 //! - Initialization as torchvision: every conv `kaiming_normal_(mode="fan_out",
 //!   nonlinearity="relu")` without bias, BN weight 1 and bias 0, `fc` PyTorch's default
 //!   Linear init; with `zero_init_residual` the last BN of each block starts at weight 0.
+//!   [`ConvInit::PyTorchDefault`] keeps `nn.Conv2d`'s own default instead
+//!   (`kaiming_uniform_(a=sqrt(5))`), as the common CIFAR ResNets written from `nn.Conv2d`
+//!   without an init loop do.
 //! - [`ResNetConfig::small_stem`]: for 28–32 px inputs (CIFAR, Fashion-MNIST), `conv1` is a
 //!   3×3 stride-1 conv (padding 1) and there is no max-pool, as in the SSL benchmarks'
 //!   CIFAR ResNets; names are unchanged.
@@ -51,6 +54,20 @@ impl BlockKind {
     }
 }
 
+/// How the convolutions' weights are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvInit {
+    /// torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")`: Normal(0,
+    /// sqrt(2 / (out_channels · kh · kw))).
+    #[default]
+    Torchvision,
+    /// `nn.Conv2d`'s default, `kaiming_uniform_(a=sqrt(5))`: Uniform(±1/sqrt(in_channels ·
+    /// kh · kw)), about 2.4 times narrower than torchvision's at a 3×3 conv with as many
+    /// inputs as outputs. What a ResNet built from `nn.Conv2d` without torchvision's init
+    /// loop starts from (the usual CIFAR ResNets).
+    PyTorchDefault,
+}
+
 /// The architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResNetConfig {
@@ -69,6 +86,8 @@ pub struct ResNetConfig {
     /// `base_channels · 2^i` planes. Smaller values make the narrow ResNets of small-image
     /// recipes (e.g. 16 for a 0.7M-parameter ResNet-18 layout).
     pub base_channels: usize,
+    /// How the conv weights are drawn (torchvision's init unless set).
+    pub conv_init: ConvInit,
 }
 
 impl ResNetConfig {
@@ -82,6 +101,7 @@ impl ResNetConfig {
             small_stem: false,
             zero_init_residual: false,
             base_channels: 64,
+            conv_init: ConvInit::Torchvision,
         }
     }
 
@@ -101,17 +121,18 @@ impl ResNetConfig {
     }
 }
 
-/// A conv without bias, initialized with torchvision's `kaiming_normal_(fan_out, relu)`, or
-/// zeros without an `rng` (a model about to be overwritten by a checkpoint).
+/// A conv without bias, initialized as `init` says, or zeros without an `rng` (a model about
+/// to be overwritten by a checkpoint).
 fn conv<B: Backend>(
     shape: [usize; 4],
     opts: ConvOptions,
+    init: ConvInit,
     dtype: DType,
     rng: Option<&mut Rng>,
     backend: &B,
 ) -> Result<Conv2d<B>> {
-    let w = match rng {
-        Some(rng) => init::kaiming_normal(
+    let w = match (rng, init) {
+        (Some(rng), ConvInit::Torchvision) => init::kaiming_normal(
             &shape,
             FanMode::FanOut,
             Nonlinearity::Relu,
@@ -119,7 +140,8 @@ fn conv<B: Backend>(
             rng,
             backend,
         )?,
-        None => init::zeros(&shape, dtype, backend)?,
+        (Some(rng), ConvInit::PyTorchDefault) => init::default_weight(&shape, dtype, rng, backend)?,
+        (None, _) => init::zeros(&shape, dtype, backend)?,
     };
     Conv2d::from_tensors(w, None, opts)
 }
@@ -145,15 +167,27 @@ impl<B: Backend> Block<B> {
         rng: &mut Rng,
         backend: &B,
     ) -> Result<Self> {
-        Self::build(kind, inplanes, planes, stride, dtype, Some(rng), backend)
+        let init = ConvInit::Torchvision;
+        Self::build(
+            kind,
+            inplanes,
+            planes,
+            stride,
+            init,
+            dtype,
+            Some(rng),
+            backend,
+        )
     }
 
-    /// [`Block::new`], with zero conv weights when `rng` is `None`.
+    /// [`Block::new`] with conv weights drawn as `init` says, or zero when `rng` is `None`.
+    #[allow(clippy::too_many_arguments)]
     fn build(
         kind: BlockKind,
         inplanes: usize,
         planes: usize,
         stride: usize,
+        init: ConvInit,
         dtype: DType,
         mut rng: Option<&mut Rng>,
         backend: &B,
@@ -173,13 +207,14 @@ impl<B: Backend> Block<B> {
         let mut convs = Vec::with_capacity(specs.len());
         let mut bns = Vec::with_capacity(specs.len());
         for (shape, opts) in specs {
-            convs.push(conv(shape, opts, dtype, rng.as_deref_mut(), backend)?);
+            convs.push(conv(shape, opts, init, dtype, rng.as_deref_mut(), backend)?);
             bns.push(BatchNorm::new_2d(shape[0], dtype, backend)?);
         }
         let downsample = if stride != 1 || inplanes != out {
             let c = conv(
                 [out, inplanes, 1, 1],
                 ConvOptions::new(stride, 0),
+                init,
                 dtype,
                 rng,
                 backend,
@@ -312,6 +347,7 @@ impl<B: Backend> ResNet<B> {
         let conv1 = conv(
             [base, config.in_channels, k, k],
             opts,
+            config.conv_init,
             dtype,
             rng.as_deref_mut(),
             backend,
@@ -330,6 +366,7 @@ impl<B: Backend> ResNet<B> {
                     inplanes,
                     planes,
                     stride,
+                    config.conv_init,
                     dtype,
                     rng.as_deref_mut(),
                     backend,
@@ -533,5 +570,43 @@ mod tests {
             ..cfg
         };
         assert!(ResNet::<Cpu>::new(zero, DType::F32, &mut Rng::new(0), &Cpu).is_err());
+    }
+
+    /// `ConvInit` picks the conv weights' distribution: torchvision's Normal(0, sqrt(2 /
+    /// fan_out)) or `nn.Conv2d`'s Uniform(±1/sqrt(fan_in)). Checked on `layer2.0.conv2`
+    /// (32 × 32 × 3 × 3, fan 288 both ways, 9,216 draws): the uniform one never leaves its
+    /// bound and has its variance bound²/3; the normal one has variance 2/288.
+    #[test]
+    fn conv_init_draws_the_chosen_distribution() {
+        let stats = |init: ConvInit| {
+            let cfg = ResNetConfig {
+                in_channels: 1,
+                small_stem: true,
+                base_channels: 16,
+                conv_init: init,
+                ..ResNetConfig::resnet18(0)
+            };
+            let m = ResNet::<Cpu>::new(cfg, DType::F32, &mut Rng::new(3), &Cpu).unwrap();
+            let w = m.state_dict()["layer2.0.conv2.weight"]
+                .to_vec::<f32>()
+                .unwrap();
+            let n = w.len() as f64;
+            let max = w.iter().fold(0f32, |a, v| a.max(v.abs())) as f64;
+            let var = w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+            (max, var)
+        };
+        let bound = 1.0 / 288f64.sqrt();
+        let (max, var) = stats(ConvInit::PyTorchDefault);
+        assert!(max <= bound * (1.0 + 1e-6), "{max} > {bound}");
+        assert!(
+            (var / (bound * bound / 3.0) - 1.0).abs() < 0.05,
+            "variance {var}"
+        );
+        let (max, var) = stats(ConvInit::Torchvision);
+        assert!(
+            max > 2.0 * bound,
+            "a normal draw of 9,216 reaches past 2 bounds: {max}"
+        );
+        assert!((var / (2.0 / 288.0) - 1.0).abs() < 0.05, "variance {var}");
     }
 }
