@@ -102,3 +102,40 @@ macro_rules! store_tile_14x32 {
         )
     };
 }
+
+/// The `asm!` template that zeroes the 28 accumulators `zmm0`–`zmm27` of a 14×32 tile before
+/// the k loop (shared by the microkernels, like [`store_tile_14x32`]).
+macro_rules! zero_tile_14x32 {
+    () => {
+        concat!(
+            "vpxord zmm0, zmm0, zmm0\n",
+            "vpxord zmm1, zmm1, zmm1\n",
+            "vpxord zmm2, zmm2, zmm2\n",
+            "vpxord zmm3, zmm3, zmm3\n",
+            "vpxord zmm4, zmm4, zmm4\n",
+            "vpxord zmm5, zmm5, zmm5\n",
+            "vpxord zmm6, zmm6, zmm6\n",
+            "vpxord zmm7, zmm7, zmm7\n",
+            "vpxord zmm8, zmm8, zmm8\n",
+            "vpxord zmm9, zmm9, zmm9\n",
+            "vpxord zmm10, zmm10, zmm10\n",
+            "vpxord zmm11, zmm11, zmm11\n",
+            "vpxord zmm12, zmm12, zmm12\n",
+            "vpxord zmm13, zmm13, zmm13\n",
+            "vpxord zmm14, zmm14, zmm14\n",
+            "vpxord zmm15, zmm15, zmm15\n",
+            "vpxord zmm16, zmm16, zmm16\n",
+            "vpxord zmm17, zmm17, zmm17\n",
+            "vpxord zmm18, zmm18, zmm18\n",
+            "vpxord zmm19, zmm19, zmm19\n",
+            "vpxord zmm20, zmm20, zmm20\n",
+            "vpxord zmm21, zmm21, zmm21\n",
+            "vpxord zmm22, zmm22, zmm22\n",
+            "vpxord zmm23, zmm23, zmm23\n",
+            "vpxord zmm24, zmm24, zmm24\n",
+            "vpxord zmm25, zmm25, zmm25\n",
+            "vpxord zmm26, zmm26, zmm26\n",
+            "vpxord zmm27, zmm27, zmm27\n",
+        )
+    };
+}
