@@ -9,6 +9,7 @@
 //! Written with `asm!` for the reason given in `kernel_f32.rs`.
 
 use super::kernel_f32::{finish, prefetch_c, target, Out, Tile};
+use super::NR;
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
@@ -21,7 +22,7 @@ use core::mem::MaybeUninit;
 pub(super) unsafe fn kernel(kc2: usize, a: *const u32, b: *const u32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, rs, acc) = target(out, &mut tile);
+    let (c, rs, acc) = target(out, &mut tile, NR);
     // SAFETY: as in `kernel_f32::kernel`, with `MR * kc2` and `NR * kc2` u32 read.
     // Registers: rcx counts k steps, rsi/rdi walk the A/B panels, rdx is the tile's first
     // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer.
@@ -89,5 +90,5 @@ pub(super) unsafe fn kernel(kc2: usize, a: *const u32, b: *const u32, out: &Out)
         clobber_abi("C"),
         options(nostack),
     );
-    finish(&tile, out);
+    finish(&tile, out, NR);
 }

@@ -34,11 +34,15 @@ pub(super) struct Out {
 #[repr(C, align(64))]
 pub(super) struct Tile(pub [[f32; NR]; MR]);
 
-/// Where the kernel's `asm!` writes the tile: C itself when the tile is whole with contiguous
-/// rows (`(ptr, row stride in bytes, accumulate)`), else a [`Tile`] that [`finish`] then
-/// writes out.
-pub(super) fn target(out: &Out, tile: &mut MaybeUninit<Tile>) -> (*mut f32, usize, bool) {
-    if out.rows == MR && out.cols == NR && out.cs == 1 {
+/// Where the kernel's `asm!` writes its `MR x width` tile: C itself when the tile is whole
+/// with contiguous rows (`(ptr, row stride in bytes, accumulate)`), else a [`Tile`] that
+/// [`finish`] then writes out.
+pub(super) fn target(
+    out: &Out,
+    tile: &mut MaybeUninit<Tile>,
+    width: usize,
+) -> (*mut f32, usize, bool) {
+    if writes_c_directly(out, width) {
         (out.ptr, out.rs * 4, out.accumulate)
     } else {
         (tile.as_mut_ptr().cast(), NR * 4, false)
@@ -54,7 +58,7 @@ pub(super) fn target(out: &Out, tile: &mut MaybeUninit<Tile>) -> (*mut f32, usiz
 pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, rs, acc) = target(out, &mut tile);
+    let (c, rs, acc) = target(out, &mut tile, NR);
     // SAFETY: reads `MR * kc` f32 at `a` and `NR * kc` at `b`, then (adds and) stores MR rows
     // of NR f32 at `c` with a stride of `rs` bytes: C's tile or `tile` (see `target`). Every
     // vector register it uses is clobbered by `clobber_abi("C")`.
@@ -127,16 +131,22 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) 
         clobber_abi("C"),
         options(nostack),
     );
-    finish(&tile, out);
+    finish(&tile, out, NR);
+}
+
+/// Whether a kernel with an `MR x width` tile writes it to C itself (see [`target`]).
+fn writes_c_directly(out: &Out, width: usize) -> bool {
+    out.rows == MR && out.cols == width && out.cs == 1
 }
 
 /// Writes (or adds) the valid part of the tile to C when the kernel wrote it to `tile`
 /// (edge tiles, strided rows of C). One f32 addition per element, as the kernel's own.
 ///
 /// # Safety
-/// If `target(out, ..)` chose the tile, the kernel has written it; `out` as in [`kernel`].
-pub(super) unsafe fn finish(tile: &MaybeUninit<Tile>, out: &Out) {
-    if out.rows == MR && out.cols == NR && out.cs == 1 {
+/// If `target(out, .., width)` chose the tile, the kernel has written it; `out` as in
+/// [`kernel`].
+pub(super) unsafe fn finish(tile: &MaybeUninit<Tile>, out: &Out, width: usize) {
+    if writes_c_directly(out, width) {
         return; // written to C directly
     }
     let t = &*tile.as_ptr();

@@ -12,7 +12,7 @@
 //! order, so the result is bit-identical to the packed path.
 
 use super::kernel_f32::{finish, prefetch_c, target, Out, Tile};
-use super::MR;
+use super::{MR, NR};
 use core::arch::asm;
 use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 use core::mem::MaybeUninit;
@@ -43,7 +43,7 @@ pub(super) fn prefetch_rows(a: *const f32, rs: usize, kc: usize) {
 pub(super) unsafe fn kernel(kc: usize, a: *const f32, rs: usize, b: *const f32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, crs, acc) = target(out, &mut tile);
+    let (c, crs, acc) = target(out, &mut tile, NR);
     let rs_bytes = rs * 4;
     // SAFETY: reads `kc` f32 from each of the 14 rows at `a + i * rs` and `NR * kc` at `b`,
     // then (adds and) stores MR rows of NR f32 at `c` with a stride of `crs` bytes: C's tile
@@ -130,5 +130,5 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, rs: usize, b: *const f32, 
         clobber_abi("C"),
         options(nostack),
     );
-    finish(&tile, out);
+    finish(&tile, out, NR);
 }

@@ -79,6 +79,8 @@ mod kernel_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod kernel_f32_narrow;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32_rows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack;

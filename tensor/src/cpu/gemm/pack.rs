@@ -54,6 +54,15 @@ impl Mat {
         }
     }
 
+    /// The transpose: the same elements with the strides swapped.
+    pub fn transposed(self) -> Mat {
+        Mat {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
     /// # Safety
     /// `(i, j)` is an element of the matrix.
     #[inline(always)]
@@ -102,11 +111,19 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
         let r = MR.min(rows - i0);
         let d = dst.add(panel * MR * kc);
         let a = a.at(i0, 0);
-        if r == MR && a.rs == 1 {
-            // Column-major A (a transposed view): each k is MR contiguous values.
-            for p in 0..kc {
-                let src = a.ptr.add(p * a.cs);
-                core::ptr::copy_nonoverlapping(src, d.add(p * MR), MR);
+        if a.rs == 1 {
+            // Column-major A (a transposed view): each k is `r` contiguous values.
+            // (A whole panel's copies have a constant length, which compiles to vector moves.)
+            if r == MR {
+                for p in 0..kc {
+                    core::ptr::copy_nonoverlapping(a.ptr.add(p * a.cs), d.add(p * MR), MR);
+                }
+            } else {
+                for p in 0..kc {
+                    let (src, row) = (a.ptr.add(p * a.cs), d.add(p * MR));
+                    core::ptr::copy_nonoverlapping(src, row, r);
+                    core::ptr::write_bytes(row.add(r), 0, MR - r);
+                }
             }
         } else {
             // Row-major A: a transpose, 8 x 8 blocks at a time where it can.
@@ -141,10 +158,26 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
         let c = NR.min(cols - j0);
         let d = dst.add(panel * NR * kc);
         let b = b.at(0, j0);
-        if c == NR && b.cs == 1 {
-            for p in 0..kc {
-                let src = b.ptr.add(p * b.rs);
-                core::ptr::copy_nonoverlapping(src, d.add(p * NR), NR);
+        if b.cs == 1 {
+            // Row-major B: each k is `c` contiguous values.
+            // (Whole panels: constant-length copies, as for A.)
+            if c == NR {
+                for p in 0..kc {
+                    core::ptr::copy_nonoverlapping(b.ptr.add(p * b.rs), d.add(p * NR), NR);
+                }
+            } else if c == NR / 2 {
+                // A narrow ResNet's 16 channels (the 14 x 16 kernels read only these).
+                for p in 0..kc {
+                    let (src, row) = (b.ptr.add(p * b.rs), d.add(p * NR));
+                    core::ptr::copy_nonoverlapping(src, row, NR / 2);
+                    core::ptr::write_bytes(row.add(NR / 2), 0, NR / 2);
+                }
+            } else {
+                for p in 0..kc {
+                    let (src, row) = (b.ptr.add(p * b.rs), d.add(p * NR));
+                    core::ptr::copy_nonoverlapping(src, row, c);
+                    core::ptr::write_bytes(row.add(c), 0, NR - c);
+                }
             }
         } else {
             // Column-major B: a transpose, 8 x 8 blocks at a time where it can.

@@ -3,6 +3,7 @@
 
 use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
 use super::kernel_f32::Out;
+use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::pack::{self, Mat};
 use super::{kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, KC_BF16, KC_F32, MC, MR, NC, NR};
 use core::ops::Range;
@@ -178,6 +179,59 @@ unsafe impl Sync for Operands {}
 /// As `super::sgemm`, and the CPU supports `kind`'s kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm(
+    kind: Kind,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    c: MatMut,
+) {
+    if transposing_pays(kind, m, n) && c.bias.is_null() {
+        // Cᵀ = Bᵀ Aᵀ: the same sums, on fewer padded tiles.
+        let (at, bt) = (b.transposed(), a.transposed());
+        let ct = MatMut {
+            rs: c.cs,
+            cs: c.rs,
+            ..c
+        };
+        return gemm_oriented(kind, threaded, n, k, m, at, bt, ct);
+    }
+    gemm_oriented(kind, threaded, m, k, n, a, b, c)
+}
+
+/// Columns of C that the tiles of an `n`-column C cover (whole `NR` panels, the last one
+/// [`NR_NARROW`] wide if that covers it).
+fn padded_cols(kind: Kind, n: usize) -> usize {
+    let narrow_last = matches!(kind, Kind::F32 | Kind::F32Rounded) && n % NR <= NR_NARROW;
+    if narrow_last && n % NR != 0 {
+        n / NR * NR + NR_NARROW
+    } else {
+        n.next_multiple_of(NR)
+    }
+}
+
+/// Whether the f32 kernels should compute `Cᵀ = Bᵀ Aᵀ` instead of `C = A B`: when its
+/// padded tiles cover at least 10% fewer elements. The weight gradients of a narrow
+/// ResNet's convolutions, `dYᵀ X` with 16 or 32 output channels as rows of C, fill 16 of
+/// 28 and 32 of 42 rows of their 14-row panels; transposed, the channels are columns, which
+/// the 14 x 16 and 14 x 32 tiles fit exactly. Every element of C is summed the same way in
+/// either orientation (one FMA chain in `k` order), so the result is the same bits.
+fn transposing_pays(kind: Kind, m: usize, n: usize) -> bool {
+    if !matches!(kind, Kind::F32 | Kind::F32Rounded) {
+        return false;
+    }
+    let area = |rows: usize, cols: usize| rows.next_multiple_of(MR) * padded_cols(kind, cols);
+    10 * area(n, m) < 9 * area(m, n)
+}
+
+/// [`gemm`] in the orientation given.
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_oriented(
     kind: Kind,
     threaded: bool,
     m: usize,
@@ -402,14 +456,23 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                         accumulate: s.accumulate,
                     };
                     let apanel = ap.add(ip * apw);
+                    // The last column panel may hold at most 16 columns of C: a 14 x 16 tile.
+                    let narrow = out.cols <= NR_NARROW;
                     match s.kind {
                         Kind::F32 if in_place && ip < whole => {
                             if jp == cols.start && ip + 1 < whole {
                                 let next = s.a.at(i0 + r0 + mr, 0);
                                 kernel_f32_rows::prefetch_rows(next.ptr, next.rs, s.kc);
                             }
-                            let a = s.a.at(i0 + r0, 0);
-                            kernel_f32_rows::kernel(s.kc, a.ptr, a.rs, bpanel.cast(), &out)
+                            let (a, b) = (s.a.at(i0 + r0, 0), bpanel.cast());
+                            if narrow {
+                                kernel_f32_narrow::kernel_rows(s.kc, a.ptr, a.rs, b, &out)
+                            } else {
+                                kernel_f32_rows::kernel(s.kc, a.ptr, a.rs, b, &out)
+                            }
+                        }
+                        Kind::F32 | Kind::F32Rounded if narrow => {
+                            kernel_f32_narrow::kernel(s.kc, apanel.cast(), bpanel.cast(), &out)
                         }
                         Kind::F32 | Kind::F32Rounded => {
                             kernel_f32::kernel(s.kc, apanel.cast(), bpanel.cast(), &out)

@@ -1,5 +1,7 @@
-//! The shared end of the 14×32 microkernels (`kernel_f32`, `kernel_bf16`), as one `asm!`
-//! template string: both leave the tile in the same 28 accumulators, so they store it alike.
+//! The shared start and end of the microkernels, as `asm!` template strings: the 14×32
+//! kernels (`kernel_f32`, `kernel_f32_rows`, `kernel_bf16`) leave their tile in the same 28
+//! accumulators and the 14×16 ones (`kernel_f32_narrow`) in the same 14, so each family
+//! zeroes and stores its tile alike.
 
 /// The `asm!` template after the k loop (label `3:`): when `r9` is non-zero, add C's tile to
 /// the accumulators `zmm0`–`zmm27` (row `i` in `zmm{2i}`, `zmm{2i+1}`); then store them to C's
@@ -136,6 +138,101 @@ macro_rules! zero_tile_14x32 {
             "vpxord zmm25, zmm25, zmm25\n",
             "vpxord zmm26, zmm26, zmm26\n",
             "vpxord zmm27, zmm27, zmm27\n",
+        )
+    };
+}
+
+/// The 14×16 tile's [`store_tile_14x32`]: row `i` of the tile in `zmm{i}` (`zmm0`–`zmm13`),
+/// 14 rows of 16 floats at `rdx` with a row stride of `r8` bytes, added to C first when `r9`
+/// is non-zero. Labels `3` and `4` are its own.
+macro_rules! store_tile_14x16 {
+    () => {
+        concat!(
+            "3:\n",
+            "mov r10, rdx\n",
+            "test r9, r9\n",
+            "jz 4f\n",
+            "vaddps zmm0, zmm0, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm1, zmm1, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm2, zmm2, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm3, zmm3, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm4, zmm4, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm5, zmm5, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm6, zmm6, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm7, zmm7, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm8, zmm8, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm9, zmm9, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm10, zmm10, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm11, zmm11, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm12, zmm12, [r10]\n",
+            "add r10, r8\n",
+            "vaddps zmm13, zmm13, [r10]\n",
+            "add r10, r8\n",
+            "mov r10, rdx\n",
+            "4:\n",
+            "vmovups [r10], zmm0\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm1\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm2\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm3\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm4\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm5\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm6\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm7\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm8\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm9\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm10\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm11\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm12\n",
+            "add r10, r8\n",
+            "vmovups [r10], zmm13\n",
+            "add r10, r8\n",
+            "vzeroupper",
+        )
+    };
+}
+
+/// Zeroes the 14×16 tile's accumulators `zmm0`–`zmm13` (see [`store_tile_14x16`]).
+macro_rules! zero_tile_14x16 {
+    () => {
+        concat!(
+            "vpxord zmm0, zmm0, zmm0\n",
+            "vpxord zmm1, zmm1, zmm1\n",
+            "vpxord zmm2, zmm2, zmm2\n",
+            "vpxord zmm3, zmm3, zmm3\n",
+            "vpxord zmm4, zmm4, zmm4\n",
+            "vpxord zmm5, zmm5, zmm5\n",
+            "vpxord zmm6, zmm6, zmm6\n",
+            "vpxord zmm7, zmm7, zmm7\n",
+            "vpxord zmm8, zmm8, zmm8\n",
+            "vpxord zmm9, zmm9, zmm9\n",
+            "vpxord zmm10, zmm10, zmm10\n",
+            "vpxord zmm11, zmm11, zmm11\n",
+            "vpxord zmm12, zmm12, zmm12\n",
+            "vpxord zmm13, zmm13, zmm13\n",
         )
     };
 }

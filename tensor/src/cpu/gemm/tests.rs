@@ -375,3 +375,59 @@ fn bias_epilogue_is_the_separate_add_bit_for_bit() {
         }
     }
 }
+
+/// Every element of C from the f32 kernels is its own FMA chain in `k` order, one chain per
+/// `k` block (equal even blocks of at most `KC_F32`), the blocks' sums added to C in turn:
+/// this scalar model of it must match bit for bit whichever tile shape (14 x 32, the narrow
+/// 14 x 16), A path (packed, read in place) and orientation (C or Cᵀ computed) a product
+/// takes.
+#[test]
+fn f32_kernels_sum_each_element_in_k_order() {
+    if !super::has_avx512f() {
+        return; // `GemmImpl::F32` is matrixmultiply here, which sums in its own order
+    }
+    let model = |m: usize, k: usize, n: usize, a: &Operand, b: &Operand| {
+        let kc = k.div_ceil(k.div_ceil(super::KC_F32)).next_multiple_of(2);
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for (block, p0) in (0..k).step_by(kc).enumerate() {
+                    let mut s = 0.0f32;
+                    for p in p0..(p0 + kc).min(k) {
+                        s = a.get(i, p).mul_add(b.get(p, j), s);
+                    }
+                    c[i * n + j] = if block == 0 { s } else { s + c[i * n + j] };
+                }
+            }
+        }
+        c
+    };
+    // Narrow C (16 columns: the 14 x 16 tile; 48 and 144: a last half panel), A read in
+    // place (>= 168 rows, row-major) or packed, several k blocks, a weight gradient's shape
+    // (few rows, long k), transposed operands, a column-major C.
+    for (m, k, n, ta, tb, ccm) in [
+        (30, 144, 16, false, false, false),
+        (400, 144, 16, false, true, false),
+        (17, 50, 48, true, false, false),
+        (200, 800, 9, false, false, true),
+        (16, 2000, 144, true, false, false),
+        (32, 900, 288, true, false, false),
+        (300, 16, 144, false, false, false),
+        (45, 70, 100, false, false, false),
+    ] {
+        let a = Operand::new(m, k, ta, 1, 21);
+        let b = Operand::new(k, n, tb, 0, 22);
+        let want: Vec<u32> = model(m, k, n, &a, &b)
+            .into_iter()
+            .map(f32::to_bits)
+            .collect();
+        for threaded in [false, true] {
+            let got = product(GemmImpl::F32, threaded, m, k, n, &a, &b, ccm);
+            let got: Vec<u32> = got.into_iter().map(f32::to_bits).collect();
+            assert!(
+                got == want,
+                "{m}x{k}x{n} ta={ta} tb={tb} ccm={ccm} threaded={threaded}"
+            );
+        }
+    }
+}
