@@ -29,7 +29,12 @@
 //! a few panels wide and A is row-major (the patch matrices of a narrow ResNet's convolutions,
 //! 16-128 output channels), packing A would cost as much as the products it feeds, so whole
 //! 14-row panels of A are read in place by a variant of the kernel (`kernel_f32_rows.rs`),
-//! with the same sums in the same order. The microkernel's tile is 14 x 32 (28 of the 32
+//! with the same sums in the same order. A last column panel of at most 16 columns (C 16
+//! columns wide: a narrow ResNet's first stage) takes 14 x 16 variants of both kernels
+//! (`kernel_f32_narrow.rs`) instead of computing 16 columns of padding, and when the tiles of
+//! `Cᵀ = Bᵀ Aᵀ` pad at least 10% less than those of `C = A B` (a weight gradient `dYᵀ X` with
+//! 16 or 32 output channels as its rows) the transpose is computed: every element of C is
+//! summed the same way in either case. The microkernel's tile is 14 x 32 (28 of the 32
 //! zmm registers hold it, 28 independent FMA chains: far more than the FMA latency times
 //! throughput needs, with 14 broadcasts and 2 loads per 28 FMAs). `kc` is at most
 //! [`KC_F32`] values of `k` (f32) or [`KC_BF16`] (bf16, as many bytes per B panel row): A~
