@@ -88,6 +88,8 @@ mod kernel_f32_narrow;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32_rows;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod orientation;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack_amx;

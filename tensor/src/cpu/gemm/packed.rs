@@ -4,6 +4,7 @@
 use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
 use super::kernel_f32::Out;
 use super::kernel_f32_narrow::{self, NR_NARROW};
+use super::orientation::transposing_pays;
 use super::pack::{self, Mat};
 use super::{kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, KC_BF16, KC_F32, MC, MR, NC, NR};
 use core::ops::Range;
@@ -199,31 +200,6 @@ pub(super) unsafe fn gemm(
         return gemm_oriented(kind, threaded, n, k, m, at, bt, ct);
     }
     gemm_oriented(kind, threaded, m, k, n, a, b, c)
-}
-
-/// Columns of C that the tiles of an `n`-column C cover (whole `NR` panels, the last one
-/// [`NR_NARROW`] wide if that covers it).
-fn padded_cols(kind: Kind, n: usize) -> usize {
-    let narrow_last = matches!(kind, Kind::F32 | Kind::F32Rounded) && n % NR <= NR_NARROW;
-    if narrow_last && n % NR != 0 {
-        n / NR * NR + NR_NARROW
-    } else {
-        n.next_multiple_of(NR)
-    }
-}
-
-/// Whether the f32 kernels should compute `Cᵀ = Bᵀ Aᵀ` instead of `C = A B`: when its
-/// padded tiles cover at least 10% fewer elements. The weight gradients of a narrow
-/// ResNet's convolutions, `dYᵀ X` with 16 or 32 output channels as rows of C, fill 16 of
-/// 28 and 32 of 42 rows of their 14-row panels; transposed, the channels are columns, which
-/// the 14 x 16 and 14 x 32 tiles fit exactly. Every element of C is summed the same way in
-/// either orientation (one FMA chain in `k` order), so the result is the same bits.
-fn transposing_pays(kind: Kind, m: usize, n: usize) -> bool {
-    if !matches!(kind, Kind::F32 | Kind::F32Rounded) {
-        return false;
-    }
-    let area = |rows: usize, cols: usize| rows.next_multiple_of(MR) * padded_cols(kind, cols);
-    10 * area(n, m) < 9 * area(m, n)
 }
 
 /// [`gemm`] in the orientation given.
