@@ -71,6 +71,26 @@ impl Mat {
     }
 }
 
+/// Copies `len` (at most `W`) values from `src` to `dst` and zeroes `dst[len..W]`. The
+/// lengths of whole panels (`W`) and of a narrow ResNet's 16 channels (`W / 2`, which the
+/// 14 x 16 kernels read) are constants here, so those copies compile to vector moves rather
+/// than `memcpy` calls.
+///
+/// # Safety
+/// `src` is valid for `len` reads, `dst` for `W` writes, and they do not overlap.
+#[inline(always)]
+unsafe fn copy_padded<const W: usize>(src: *const f32, dst: *mut f32, len: usize) {
+    if len == W {
+        core::ptr::copy_nonoverlapping(src, dst, W);
+    } else if len == W / 2 {
+        core::ptr::copy_nonoverlapping(src, dst, W / 2);
+        core::ptr::write_bytes(dst.add(W / 2), 0, W - W / 2);
+    } else {
+        core::ptr::copy_nonoverlapping(src, dst, len);
+        core::ptr::write_bytes(dst.add(len), 0, W - len);
+    }
+}
+
 /// Rounds a packed panel to bf16 values in place (the bf16 emulation's packing: the copies
 /// above stay plain moves and transposes, and this one pass over the panel, still in L1,
 /// vectorises; with AVX2 where the CPU has it).
@@ -113,17 +133,8 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
         let a = a.at(i0, 0);
         if a.rs == 1 {
             // Column-major A (a transposed view): each k is `r` contiguous values.
-            // (A whole panel's copies have a constant length, which compiles to vector moves.)
-            if r == MR {
-                for p in 0..kc {
-                    core::ptr::copy_nonoverlapping(a.ptr.add(p * a.cs), d.add(p * MR), MR);
-                }
-            } else {
-                for p in 0..kc {
-                    let (src, row) = (a.ptr.add(p * a.cs), d.add(p * MR));
-                    core::ptr::copy_nonoverlapping(src, row, r);
-                    core::ptr::write_bytes(row.add(r), 0, MR - r);
-                }
+            for p in 0..kc {
+                copy_padded::<MR>(a.ptr.add(p * a.cs), d.add(p * MR), r);
             }
         } else {
             // Row-major A: a transpose, 8 x 8 blocks at a time where it can.
@@ -160,24 +171,8 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
         let b = b.at(0, j0);
         if b.cs == 1 {
             // Row-major B: each k is `c` contiguous values.
-            // (Whole panels: constant-length copies, as for A.)
-            if c == NR {
-                for p in 0..kc {
-                    core::ptr::copy_nonoverlapping(b.ptr.add(p * b.rs), d.add(p * NR), NR);
-                }
-            } else if c == NR / 2 {
-                // A narrow ResNet's 16 channels (the 14 x 16 kernels read only these).
-                for p in 0..kc {
-                    let (src, row) = (b.ptr.add(p * b.rs), d.add(p * NR));
-                    core::ptr::copy_nonoverlapping(src, row, NR / 2);
-                    core::ptr::write_bytes(row.add(NR / 2), 0, NR / 2);
-                }
-            } else {
-                for p in 0..kc {
-                    let (src, row) = (b.ptr.add(p * b.rs), d.add(p * NR));
-                    core::ptr::copy_nonoverlapping(src, row, c);
-                    core::ptr::write_bytes(row.add(c), 0, NR - c);
-                }
+            for p in 0..kc {
+                copy_padded::<NR>(b.ptr.add(p * b.rs), d.add(p * NR), c);
             }
         } else {
             // Column-major B: a transpose, 8 x 8 blocks at a time where it can.
