@@ -98,6 +98,8 @@ pub(crate) mod pack_transpose;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod packed;
 pub(crate) mod precision;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod small;
 #[cfg(test)]
 mod tests;
 

@@ -6,7 +6,9 @@ use super::kernel_f32::Out;
 use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::orientation::transposing_pays;
 use super::pack::{self, Mat};
-use super::{kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, KC_BF16, KC_F32, MC, MR, NC, NR};
+use super::{
+    kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, small, KC_BF16, KC_F32, MC, MR, NC, NR,
+};
 use core::ops::Range;
 use std::cell::RefCell;
 use std::vec::Vec;
@@ -71,7 +73,7 @@ impl MatMut {
     ///
     /// # Safety
     /// `(i, j)` is inside the matrix (or one past it in one dimension).
-    unsafe fn at(self, i: usize, j: usize) -> Self {
+    pub(super) unsafe fn at(self, i: usize, j: usize) -> Self {
         MatMut {
             ptr: self.ptr.add(i * self.rs + j * self.cs),
             bias: if self.bias.is_null() {
@@ -189,6 +191,14 @@ pub(super) unsafe fn gemm(
     b: Mat,
     c: MatMut,
 ) {
+    if kind == Kind::F32
+        && c.bias.is_null()
+        && small::takes(threaded, m, k, n)
+        && small::available()
+    {
+        // SAFETY: as this function's, and the CPU has what `small` needs (checked).
+        return unsafe { small::gemm(m, k, n, a, b, c) };
+    }
     if transposing_pays(kind, m, n) && c.bias.is_null() {
         // Cᵀ = Bᵀ Aᵀ: the same sums, on fewer padded tiles.
         let (at, bt) = (b.transposed(), a.transposed());

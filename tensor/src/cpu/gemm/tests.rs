@@ -414,6 +414,18 @@ fn f32_kernels_sum_each_element_in_k_order() {
         (32, 900, 288, true, false, false),
         (300, 16, 144, false, false, false),
         (45, 70, 100, false, false, false),
+        // Small products (`small.rs`): B transposed and copied, B read in place (whole
+        // vectors), A column-major, every tile width and a partial last vector, C
+        // column-major, the largest k, ViT-S/16's `q kᵀ`.
+        (17, 64, 17, false, true, false),
+        (17, 17, 64, false, false, false),
+        (64, 17, 17, true, false, false),
+        (17, 17, 64, true, false, false),
+        (9, 7, 40, false, false, true),
+        (13, 5, 200, false, true, false),
+        (3, 128, 8, false, false, false),
+        (197, 64, 197, false, true, false),
+        (1, 1, 1, false, false, false),
     ] {
         let a = Operand::new(m, k, ta, 1, 21);
         let b = Operand::new(k, n, tb, 0, 22);
