@@ -153,6 +153,21 @@ impl<U> Sink<'_, U> {
         self.len += src.len();
     }
 
+    /// Appends `len` elements written by `fill`, which gets them as one uninitialized slice
+    /// (for kernels written with explicit SIMD over a whole slice).
+    ///
+    /// # Safety
+    /// `fill` initializes every element of the slice it is given.
+    #[inline(always)]
+    pub(crate) unsafe fn extend_with(
+        &mut self,
+        len: usize,
+        fill: impl FnOnce(&mut [MaybeUninit<U>]),
+    ) {
+        fill(&mut self.buf[self.len..self.len + len]);
+        self.len += len;
+    }
+
     /// Appends `f(x, y)` for the pairs of `a` and `b` (same length), as a vectorizable loop.
     #[inline(always)]
     pub(crate) fn extend_zip<T: Copy, S: Copy>(

@@ -1,7 +1,11 @@
 //! CPU kernel for elementwise unary ops. f16/bf16 compute in f32.
 
 use super::erf_f32;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+use super::gelu_avx2;
 use crate::backend::UnaryOp;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+use crate::cpu::parallel;
 use crate::cpu::strided;
 use crate::dtype::Float;
 use crate::layout::Layout;
@@ -127,19 +131,45 @@ pub(crate) fn unary(op: UnaryOp, x: &HostBuffer, layout: &Layout) -> Result<Host
     })
 }
 
+/// Exact GELU of one f32 with the branch-free erf, so that a loop over a slice vectorizes
+/// (`gelu_avx2.rs` computes the same operations eight lanes at a time).
+#[inline(always)]
+pub(crate) fn gelu_f32(v: f32) -> f32 {
+    v * 0.5 * (1.0 + erf_f32::erf(v * core::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `g * (Phi(v) + v * phi(v))` for one f32, with the branch-free erf and exp.
+#[inline(always)]
+pub(crate) fn gelu_backward_f32(v: f32, g: f32) -> f32 {
+    let cdf = erf_f32::erf(v * core::f32::consts::FRAC_1_SQRT_2) * 0.5 + 0.5;
+    let inv_sqrt_2pi =
+        (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
+    let pdf = erf_f32::exp(v * v * -0.5) * inv_sqrt_2pi;
+    g * (cdf + v * pdf)
+}
+
 /// Fused exact GELU, `x/2 * (1 + erf(x/sqrt(2)))`, for f32/f64 (`None` for other dtypes).
 pub(crate) fn gelu(x: &HostBuffer, layout: &Layout) -> Option<HostBuffer> {
     fn g<T: Float>(v: T) -> T {
         let half = T::from_f64(0.5);
         v * half * (T::one() + (v * T::from_f64(core::f64::consts::FRAC_1_SQRT_2)).erf())
     }
-    // f32: the same formula with the branch-free erf, so the loop vectorizes.
-    #[inline(always)]
-    fn g32(v: f32) -> f32 {
-        v * 0.5 * (1.0 + erf_f32::erf(v * core::f32::consts::FRAC_1_SQRT_2))
-    }
     match x {
-        HostBuffer::F32(v) => Some(HostBuffer::F32(strided::map(v, layout, g32))),
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        HostBuffer::F32(v) if layout.contiguous_range().is_some() && gelu_avx2::available() => {
+            let src = &v[layout.contiguous_range()?];
+            Some(HostBuffer::F32(parallel::collect(
+                src.len(),
+                1,
+                src.len(),
+                |r, out| {
+                    // SAFETY: AVX2 is available (checked above); `gelu` writes all `r.len()`
+                    // elements of the slice it is given.
+                    unsafe { out.extend_with(r.len(), |dst| gelu_avx2::gelu(&src[r], dst)) }
+                },
+            )))
+        }
+        HostBuffer::F32(v) => Some(HostBuffer::F32(strided::map(v, layout, gelu_f32))),
         HostBuffer::F64(v) => Some(HostBuffer::F64(strided::map(v, layout, g))),
         _ => None,
     }
@@ -161,19 +191,33 @@ pub(crate) fn gelu_backward(
         let pdf = (v * v * T::from_f64(-0.5)).exp() * T::from_f64(inv_sqrt_2pi);
         g * (cdf + v * pdf)
     }
-    // f32: the same formula with the branch-free erf and exp, so the loop vectorizes.
-    #[inline(always)]
-    fn d32(v: f32, g: f32) -> f32 {
-        let cdf = erf_f32::erf(v * core::f32::consts::FRAC_1_SQRT_2) * 0.5 + 0.5;
-        let inv_sqrt_2pi =
-            (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
-        let pdf = erf_f32::exp(v * v * -0.5) * inv_sqrt_2pi;
-        g * (cdf + v * pdf)
-    }
     match (x, grad) {
-        (HostBuffer::F32(v), HostBuffer::F32(g)) => {
-            Some(HostBuffer::F32(strided::zip(v, xl, g, gl, d32)))
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        (HostBuffer::F32(v), HostBuffer::F32(g))
+            if xl.contiguous_range().is_some()
+                && gl.contiguous_range().is_some()
+                && gelu_avx2::available() =>
+        {
+            let (v, g) = (&v[xl.contiguous_range()?], &g[gl.contiguous_range()?]);
+            Some(HostBuffer::F32(parallel::collect(
+                v.len(),
+                1,
+                2 * v.len(),
+                |r, out| {
+                    let (v, g) = (&v[r.clone()], &g[r]);
+                    // SAFETY: AVX2 is available (checked above); `gelu_backward` writes all
+                    // `v.len()` elements of the slice it is given.
+                    unsafe { out.extend_with(v.len(), |dst| gelu_avx2::gelu_backward(v, g, dst)) }
+                },
+            )))
         }
+        (HostBuffer::F32(v), HostBuffer::F32(g)) => Some(HostBuffer::F32(strided::zip(
+            v,
+            xl,
+            g,
+            gl,
+            gelu_backward_f32,
+        ))),
         (HostBuffer::F64(v), HostBuffer::F64(g)) => {
             Some(HostBuffer::F64(strided::zip(v, xl, g, gl, d)))
         }

@@ -10,7 +10,7 @@
 /// Coefficients of `erf(x)/x - 1` on `|x| < 1`, in `u = 2x^2 - 1` (Chebyshev interpolant
 /// of degree 6, converted to monomials; truncation error ~1e-9). Evaluating `x + x*p`
 /// rather than `x * (1 + p)` leaves one rounding of the result as the main error.
-const SMALL: [f32; 7] = [
+pub(crate) const SMALL: [f32; 7] = [
     -0.034_531_26,
     -0.140_536_1,
     0.019_852_498,
@@ -22,7 +22,7 @@ const SMALL: [f32; 7] = [
 
 /// Coefficients of `q(x) = ln(erfc(x)) + x^2` on `1 <= x <= 4`, in `t = (x - 2.5) / 1.5`
 /// (Chebyshev interpolant of degree 8; `erfc = exp(q - x^2)`, error in `q` ~2e-8).
-const LARGE: [f32; 9] = [
+pub(crate) const LARGE: [f32; 9] = [
     -1.556_815_3,
     -0.529_021,
     0.126_239_31,
@@ -35,7 +35,7 @@ const LARGE: [f32; 9] = [
 ];
 
 /// `e^r` on `|r| <= ln(2)/2` (Chebyshev interpolant of degree 6, relative error ~3e-9).
-const EXP: [f32; 7] = [
+pub(crate) const EXP: [f32; 7] = [
     1.0,
     1.000_000_04,
     0.5,

@@ -2,6 +2,8 @@
 
 pub(crate) mod cpu;
 pub(crate) mod erf_f32;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod gelu_avx2;
 
 use crate::backend::{Backend, UnaryOp};
 use crate::{Result, Tensor};
