@@ -17,7 +17,7 @@ use core::mem::MaybeUninit;
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX512_BF16; `a` holds `MR * kc2` and `b` `NR * kc2` readable
-/// `u32` pairs in the layout of `pack::pack_a_bf16` / `pack::pack_b_bf16`; `out` describes
+/// `u32` pairs in the layout of `pack_bf16::pack_a_bf16` / `pack_bf16::pack_b_bf16`; `out` describes
 /// writable elements of C not accessed by anything else during the call.
 pub(super) unsafe fn kernel(kc2: usize, a: *const u32, b: *const u32, out: &Out) {
     prefetch_c(out);

@@ -94,6 +94,8 @@ mod pack;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack_amx;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod pack_bf16;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub(crate) mod pack_transpose;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod packed;

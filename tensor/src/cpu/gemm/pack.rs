@@ -11,9 +11,10 @@
 //!   [`MatmulPrecision::Bf16`](super::MatmulPrecision::Bf16) on the f32 kernel).
 //! - bf16 pairs: as f32 but per *pair* of consecutive `k` (`2q`, `2q + 1`), each entry a
 //!   `u32` holding the two bf16 values (`2q` in the low half), which is the operand layout of
-//!   `vdpbf16ps`. An odd `k` count is padded with a zero `k` in both A and B.
+//!   `vdpbf16ps` (packed in `pack_bf16.rs`). An odd `k` count is padded with a zero `k` in
+//!   both A and B.
 
-use super::precision::{bf16_bits, round_bf16};
+use super::precision::round_bf16;
 use super::{pack_transpose, MR, NR};
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
@@ -110,16 +111,6 @@ unsafe fn round_panel(p: *mut f32, len: usize) {
     }
 }
 
-#[inline(always)]
-fn pair(lo: f32, hi: f32) -> u32 {
-    bf16_bits(lo) as u32 | (bf16_bits(hi) as u32) << 16
-}
-
-/// `u32` entries of the bf16-pair packing of `kc` values of `k` for `lanes` rows/columns.
-pub(super) fn pairs_len(kc: usize, lanes: usize) -> usize {
-    kc.div_ceil(2) * lanes
-}
-
 /// Packs rows `0..rows` and `k` in `0..kc` of `a` into `rows.div_ceil(MR)` panels of
 /// `MR * kc` f32: `dst[panel * MR * kc + p * MR + i] = a(panel * MR + i, p)`.
 ///
@@ -196,59 +187,9 @@ pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: us
     }
 }
 
-/// Packs rows `0..rows`, `k` in `0..kc` of `a` as bf16 pairs: `rows.div_ceil(MR)` panels of
-/// `MR * kc.div_ceil(2)` u32, `dst[panel * MR * kc2 + q * MR + i] = (a(i, 2q), a(i, 2q + 1))`.
-///
-/// # Safety
-/// As [`pack_a_f32`], with `dst` valid for `rows.div_ceil(MR) * pairs_len(kc, MR)` writes.
-pub(super) unsafe fn pack_a_bf16(dst: *mut u32, a: Mat, rows: usize, kc: usize) {
-    let kc2 = kc.div_ceil(2);
-    for (panel, i0) in (0..rows).step_by(MR).enumerate() {
-        let r = MR.min(rows - i0);
-        let d = dst.add(panel * MR * kc2);
-        let a = a.at(i0, 0);
-        for q in 0..kc2 {
-            let (p0, p1) = (2 * q, 2 * q + 1);
-            for i in 0..MR {
-                let lo = if i < r { a.get(i, p0) } else { 0.0 };
-                let hi = if i < r && p1 < kc { a.get(i, p1) } else { 0.0 };
-                *d.add(q * MR + i) = pair(lo, hi);
-            }
-        }
-    }
-}
-
-/// Packs `k` in `0..kc`, columns `0..cols` of `b` as bf16 pairs: `cols.div_ceil(NR)` panels
-/// of `NR * kc.div_ceil(2)` u32, `dst[panel * NR * kc2 + q * NR + j] = (b(2q, j), b(2q + 1, j))`.
-///
-/// # Safety
-/// As [`pack_b_f32`], with `dst` valid for `cols.div_ceil(NR) * pairs_len(kc, NR)` writes.
-pub(super) unsafe fn pack_b_bf16(dst: *mut u32, b: Mat, kc: usize, cols: usize) {
-    let kc2 = kc.div_ceil(2);
-    for (panel, j0) in (0..cols).step_by(NR).enumerate() {
-        let c = NR.min(cols - j0);
-        let d = dst.add(panel * NR * kc2);
-        let b = b.at(0, j0);
-        for q in 0..kc2 {
-            let (p0, p1) = (2 * q, 2 * q + 1);
-            if c == NR && b.cs == 1 && p1 < kc {
-                let (s0, s1) = (b.ptr.add(p0 * b.rs), b.ptr.add(p1 * b.rs));
-                for j in 0..NR {
-                    *d.add(q * NR + j) = pair(*s0.add(j), *s1.add(j));
-                }
-            } else {
-                for j in 0..NR {
-                    let lo = if j < c { b.get(p0, j) } else { 0.0 };
-                    let hi = if j < c && p1 < kc { b.get(p1, j) } else { 0.0 };
-                    *d.add(q * NR + j) = pair(lo, hi);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::pack_bf16::{pack_b_bf16, pairs_len};
     use super::*;
     use alloc::vec;
 

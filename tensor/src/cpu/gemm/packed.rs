@@ -6,6 +6,7 @@ use super::kernel_f32::Out;
 use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::orientation::transposing_pays;
 use super::pack::{self, Mat};
+use super::pack_bf16;
 use super::{
     kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, small, KC_BF16, KC_F32, MC, MR, NC, NR,
 };
@@ -114,7 +115,7 @@ fn with_scratch<R>(slot: usize, words: usize, f: impl FnOnce(*mut u32) -> R) -> 
 /// u32 words of one packed panel of `lanes` rows (A) or columns (B) over `kc` values of `k`.
 fn panel_words(kind: Kind, kc: usize, lanes: usize) -> usize {
     match kind {
-        Kind::Bf16 => pack::pairs_len(kc, lanes),
+        Kind::Bf16 => pack_bf16::pairs_len(kc, lanes),
         Kind::F32 | Kind::F32Rounded => kc * lanes,
         Kind::Amx => amx::panel_words(kc),
     }
@@ -325,7 +326,7 @@ unsafe impl Sync for Dst {}
 /// `threads` threads.
 ///
 /// # Safety
-/// As `pack::pack_b_f32` / `pack::pack_b_bf16` for the whole block.
+/// As `pack::pack_b_f32` / `pack_bf16::pack_b_bf16` for the whole block.
 unsafe fn pack_b(kind: Kind, threads: usize, bp: *mut u32, b: Mat, kc: usize, nc: usize) {
     let np = nc.div_ceil(NR);
     let bpw = panel_words(kind, kc, NR);
@@ -343,7 +344,7 @@ unsafe fn pack_b(kind: Kind, threads: usize, bp: *mut u32, b: Mat, kc: usize, nc
                 match kind {
                     Kind::F32 => pack::pack_b_f32::<false>(d.cast(), src, kc, cols),
                     Kind::F32Rounded => pack::pack_b_f32::<true>(d.cast(), src, kc, cols),
-                    Kind::Bf16 => pack::pack_b_bf16(d, src, kc, cols),
+                    Kind::Bf16 => pack_bf16::pack_b_bf16(d, src, kc, cols),
                     Kind::Amx => pack_amx::pack_b(d, src, kc, cols),
                 }
             }
@@ -425,7 +426,7 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                 }
                 Kind::F32 => pack::pack_a_f32::<false>(ap.cast(), asrc, mrows, s.kc),
                 Kind::F32Rounded => pack::pack_a_f32::<true>(ap.cast(), asrc, mrows, s.kc),
-                Kind::Bf16 => pack::pack_a_bf16(ap, asrc, mrows, s.kc),
+                Kind::Bf16 => pack_bf16::pack_a_bf16(ap, asrc, mrows, s.kc),
                 Kind::Amx => pack_amx::pack_a(ap, asrc, mrows, s.kc),
             }
             for jp in cols.clone() {
