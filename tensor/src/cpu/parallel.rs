@@ -159,6 +159,7 @@ impl<U> Sink<'_, U> {
     /// # Safety
     /// `fill` initializes every element of the slice it is given.
     #[inline(always)]
+    #[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))]
     pub(crate) unsafe fn extend_with(
         &mut self,
         len: usize,

@@ -15,7 +15,7 @@
 use crate::cpu::{parallel, pool};
 use crate::layout::Layout;
 use alloc::vec::Vec;
-use core::mem::{size_of, MaybeUninit};
+use core::mem::MaybeUninit;
 use core::ops::Range;
 use smallvec::SmallVec;
 
@@ -229,7 +229,7 @@ fn scalar_tile<T: Copy>(
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 fn simd_tile<T: Copy>(src: &[T], out: &mut [MaybeUninit<T>], plan: &Plan, t: &Tile) -> bool {
     use crate::cpu::gemm::pack_transpose::{available, transpose8};
-    if size_of::<T>() != 4 || !available() {
+    if core::mem::size_of::<T>() != 4 || !available() {
         return false;
     }
     let (a, b) = (plan.a, plan.b);

@@ -11,7 +11,7 @@
 //!   where the CPU and OS have them (`amx.rs`, `tdpbf16ps`: a 16 x 16 x 32 product per
 //!   instruction, 3-4x the f32 kernel's rate at the training shapes on two Sapphire Rapids
 //!   cores), else `kernel_bf16.rs` (`vdpbf16ps`: two `k` per instruction, twice the f32 rate
-//!   where it issues as fast as an FMA).
+//!   where it issues as fast as an FMA; its bf16-pair packing is `pack_bf16.rs`).
 //!
 //! ## Loop nest (BLIS-style)
 //! ```text
@@ -34,7 +34,10 @@
 //! (`kernel_f32_narrow.rs`) instead of computing 16 columns of padding, and when the tiles of
 //! `Cᵀ = Bᵀ Aᵀ` pad at least 10% less than those of `C = A B` (a weight gradient `dYᵀ X` with
 //! 16 or 32 output channels as its rows) the transpose is computed: every element of C is
-//! summed the same way in either case. The microkernel's tile is 14 x 32 (28 of the 32
+//! summed the same way in either case. Products too small to pay for packing at all
+//! (attention's per-head products: at most 256 rows, `k` <= 128, 208 columns) skip the nest
+//! (`small.rs`: A read in place, B in place or from a padded copy, AVX2 register tiles), with
+//! the same FMA chain per element. The microkernel's tile is 14 x 32 (28 of the 32
 //! zmm registers hold it, 28 independent FMA chains: far more than the FMA latency times
 //! throughput needs, with 14 broadcasts and 2 loads per 28 FMAs). `kc` is at most
 //! [`KC_F32`] values of `k` (f32) or [`KC_BF16`] (bf16, as many bytes per B panel row): A~

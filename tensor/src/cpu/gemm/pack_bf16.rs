@@ -241,46 +241,27 @@ mod tests {
                 pack_a_bf16(pa.as_mut_ptr(), a, rows, kc);
                 pack_b_bf16(pb.as_mut_ptr(), b, kc, cols);
             }
-            for panel in 0..ap {
-                for q in 0..kc2 {
-                    for i in 0..MR {
-                        let row = panel * MR + i;
+            // Panel `w`-wide packing of `lanes` lines, line `l`'s value at `k = p` from `x`.
+            let check =
+                |packed: &[u32], w: usize, lanes: usize, x: &dyn Fn(usize, usize) -> f32| {
+                    for (panel, q, l) in (0..lanes.div_ceil(w)).flat_map(|panel| {
+                        (0..kc2).flat_map(move |q| (0..w).map(move |l| (panel, q, l)))
+                    }) {
+                        let line = panel * w + l;
                         let e = |p: usize| {
-                            if row < rows && p < kc {
-                                bits(av[row * ars + p * acs])
+                            if line < lanes && p < kc {
+                                bits(x(line, p))
                             } else {
                                 0
                             }
                         };
-                        let got = pa[panel * MR * kc2 + q * MR + i];
-                        assert_eq!(
-                            got,
-                            e(2 * q) | e(2 * q + 1) << 16,
-                            "a {row} {q} {transposed}"
-                        );
+                        let got = packed[panel * w * kc2 + q * w + l];
+                        let want = e(2 * q) | e(2 * q + 1) << 16;
+                        assert_eq!(got, want, "w {w} line {line} q {q} transposed {transposed}");
                     }
-                }
-            }
-            for panel in 0..bp {
-                for q in 0..kc2 {
-                    for j in 0..NR {
-                        let col = panel * NR + j;
-                        let e = |p: usize| {
-                            if col < cols && p < kc {
-                                bits(bv[p * brs + col * bcs])
-                            } else {
-                                0
-                            }
-                        };
-                        let got = pb[panel * NR * kc2 + q * NR + j];
-                        assert_eq!(
-                            got,
-                            e(2 * q) | e(2 * q + 1) << 16,
-                            "b {q} {col} {transposed}"
-                        );
-                    }
-                }
-            }
+                };
+            check(&pa, MR, rows, &|i, p| av[i * ars + p * acs]);
+            check(&pb, NR, cols, &|j, p| bv[p * brs + j * bcs]);
         }
     }
 }
