@@ -142,9 +142,7 @@ pub(crate) fn gelu_f32(v: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn gelu_backward_f32(v: f32, g: f32) -> f32 {
     let cdf = erf_f32::erf(v * core::f32::consts::FRAC_1_SQRT_2) * 0.5 + 0.5;
-    let inv_sqrt_2pi =
-        (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
-    let pdf = erf_f32::exp(v * v * -0.5) * inv_sqrt_2pi;
+    let pdf = erf_f32::exp(v * v * -0.5) * erf_f32::INV_SQRT_2PI;
     g * (cdf + v * pdf)
 }
 

@@ -55,15 +55,21 @@ fn horner<const N: usize>(t: f32, c: &[f32; N]) -> f32 {
     acc
 }
 
+/// [`exp`]'s round-to-nearest by adding 1.5 * 2^23: the integer then sits in the low
+/// mantissa bits.
+pub(crate) const SHIFT: f32 = 12_582_912.0;
+/// ln 2 split so that `n * LN2_HI` is exact for |n| < 2^14.
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `1/sqrt(2 pi)`, the standard normal density's factor (GELU's backward).
+pub(crate) const INV_SQRT_2PI: f32 =
+    (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
+
 /// `e^y`, relative error ~2e-7, for `y <= 88` (0 below -87, NaN for NaN). Branch-free:
 /// `y = n ln2 + r`, `e^r` by polynomial, `2^n` built in the exponent bits.
 #[inline(always)]
 pub(crate) fn exp(y: f32) -> f32 {
-    // Round-to-nearest by adding 1.5 * 2^23: the integer then sits in the low mantissa bits.
-    const SHIFT: f32 = 12_582_912.0;
-    // ln 2 split so that `n * LN2_HI` is exact for |n| < 2^14.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
     let yc = if y < -87.0 { -87.0 } else { y }; // keeps 2^n normal; a NaN passes through
     let shifted = yc * core::f32::consts::LOG2_E + SHIFT;
     let n = shifted - SHIFT;

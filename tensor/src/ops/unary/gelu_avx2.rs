@@ -17,7 +17,7 @@
 //!
 //! AVX2 rather than AVX-512: its intrinsics are stable on the crate's Rust 1.85 floor.
 
-use super::erf_f32::{EXP, LARGE, SMALL};
+use super::erf_f32::{EXP, INV_SQRT_2PI, LARGE, LN2_HI, LN2_LO, SHIFT, SMALL};
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
@@ -39,9 +39,6 @@ unsafe fn horner<const N: usize>(t: __m256, c: &[f32; N]) -> __m256 {
 /// `erf_f32::exp`, lane by lane.
 #[inline(always)]
 unsafe fn exp(y: __m256) -> __m256 {
-    const SHIFT: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
     let floor = _mm256_set1_ps(-87.0);
     // `y < -87` (false for NaN, which then passes through as in the scalar code).
     let under = _mm256_cmp_ps::<_CMP_LT_OQ>(y, floor);
@@ -131,11 +128,9 @@ unsafe fn gelu_backward8(v: __m256, g: __m256) -> __m256 {
         ),
         half,
     );
-    let inv_sqrt_2pi =
-        (0.5 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2) as f32;
     let pdf = _mm256_mul_ps(
         exp(_mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(-0.5))),
-        _mm256_set1_ps(inv_sqrt_2pi),
+        _mm256_set1_ps(INV_SQRT_2PI),
     );
     _mm256_mul_ps(g, _mm256_add_ps(cdf, _mm256_mul_ps(v, pdf)))
 }
