@@ -73,6 +73,30 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
         } else {
             out.push(None);
         }
+        // Layer norm: the backend's (possibly fused) weight and bias gradients.
+        let needs_w = self.weight.is_some() && needs.get(1).copied().unwrap_or(false);
+        let needs_b = self.has_bias
+            && needs
+                .get(1 + usize::from(self.weight.is_some()))
+                .copied()
+                .unwrap_or(false);
+        if let (Some(axes), "layer_norm") = (&self.stat_axes, self.name) {
+            let (dw, db) = g.backend().layer_norm_param_backward(
+                &self.x,
+                &self.mean,
+                &self.rstd,
+                g,
+                axes.len(),
+                (needs_w, needs_b),
+            )?;
+            if let Some((_, shape)) = &self.weight {
+                out.push(dw.map(|dw| dw.reshape(shape)).transpose()?);
+            }
+            if self.has_bias {
+                out.push(db);
+            }
+            return Ok(out);
+        }
         let mut next = 1;
         if let Some((_, shape)) = &self.weight {
             out.push(match needs.get(next).copied().unwrap_or(false) {

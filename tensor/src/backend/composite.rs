@@ -273,3 +273,36 @@ pub fn layer_norm_backward<B: Backend>(
     let m2 = gh.mul(&xhat)?.mean(&axes, true)?;
     gh.sub(&m1)?.sub(&xhat.mul(&m2)?)?.mul(rstd)
 }
+
+/// The gradients of layer norm's weight and bias, `Σ grad * x̂` and `Σ grad` over the leading
+/// `x.rank() - normalized_rank` dims (`x̂ = (x - mean) * rstd`), each if `needs` asks for it.
+pub fn layer_norm_param_backward<B: Backend>(
+    x: &Tensor<B>,
+    mean: &Tensor<B>,
+    rstd: &Tensor<B>,
+    grad: &Tensor<B>,
+    normalized_rank: usize,
+    (need_weight, need_bias): (bool, bool),
+) -> Result<super::NormParamGrads<B>> {
+    let lead = x.rank().checked_sub(normalized_rank).ok_or_else(|| {
+        crate::shape_err!(
+            "layer_norm_param_backward",
+            "{normalized_rank} normalized dims but the input is {:?}",
+            x.shape()
+        )
+    })?;
+    let axes: Vec<isize> = (0..lead as isize).collect();
+    let sum = |t: Tensor<B>| match axes.is_empty() {
+        true => Ok(t),
+        false => t.sum(&axes, false),
+    };
+    let dw = match need_weight {
+        true => Some(sum(grad.mul(&x.sub(mean)?.mul(rstd)?)?)?),
+        false => None,
+    };
+    let db = match need_bias {
+        true => Some(sum(grad.clone())?),
+        false => None,
+    };
+    Ok((dw, db))
+}

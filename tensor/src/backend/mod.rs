@@ -61,7 +61,7 @@
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
 //! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias` | `CompositeImplicitAutograd` ops, fused kernels, `addmm` |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
 //! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
@@ -113,6 +113,10 @@ use crate::layout::Layout;
 use crate::{BatchNormGrads, BatchNormNeeds, HostBuffer, Result, Tensor};
 use alloc::string::String;
 use core::fmt::Debug;
+
+/// Layer norm's weight and bias gradients ([`Backend::layer_norm_param_backward`]), each
+/// `None` where it was not asked for.
+pub type NormParamGrads<B> = (Option<Tensor<B>>, Option<Tensor<B>>);
 
 /// A storage's own description of itself.
 pub trait BackendStorage: Debug + Send + Sync + 'static {
@@ -490,6 +494,21 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         normalized_rank: usize,
     ) -> Result<Tensor<Self>> {
         composite::layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)
+    }
+
+    /// The gradients of layer norm's weight and bias from the saved `mean` and `rstd`:
+    /// `Σ grad * x̂` and `Σ grad` over the leading (not normalized) dims, shaped as the
+    /// normalized dims; each only where `needs` (weight, bias) asks for it.
+    fn layer_norm_param_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+        needs: (bool, bool),
+    ) -> Result<NormParamGrads<Self>> {
+        composite::layer_norm_param_backward(x, mean, rstd, grad, normalized_rank, needs)
     }
 
     /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).

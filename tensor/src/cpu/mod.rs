@@ -545,4 +545,17 @@ impl Backend for Cpu {
     ) -> Result<Tensor<Self>> {
         ops::norm::cpu_backward::layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)
     }
+
+    fn layer_norm_param_backward(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+        needs: (bool, bool),
+    ) -> Result<crate::backend::NormParamGrads<Self>> {
+        let k = normalized_rank;
+        ops::norm::cpu_param_backward::layer_norm_param_backward(x, mean, rstd, grad, k, needs)
+    }
 }

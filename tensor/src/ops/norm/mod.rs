@@ -4,6 +4,7 @@ pub(crate) mod batch_cpu;
 pub(crate) mod batch_stats_cpu;
 pub(crate) mod cpu;
 pub(crate) mod cpu_backward;
+pub(crate) mod cpu_param_backward;
 
 use crate::backend::Backend;
 use crate::{Result, Tensor};
