@@ -283,7 +283,7 @@ pub fn layer_norm_param_backward<B: Backend>(
     grad: &Tensor<B>,
     normalized_rank: usize,
     (need_weight, need_bias): (bool, bool),
-) -> Result<super::NormParamGrads<B>> {
+) -> Result<crate::NormParamGrads<B>> {
     let lead = x.rank().checked_sub(normalized_rank).ok_or_else(|| {
         crate::shape_err!(
             "layer_norm_param_backward",

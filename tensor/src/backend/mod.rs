@@ -110,13 +110,9 @@ pub use update::{AdamWStep, SgdStep};
 
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::{BatchNormGrads, BatchNormNeeds, HostBuffer, Result, Tensor};
+use crate::{BatchNormGrads, BatchNormNeeds, HostBuffer, NormParamGrads, Result, Tensor};
 use alloc::string::String;
 use core::fmt::Debug;
-
-/// Layer norm's weight and bias gradients ([`Backend::layer_norm_param_backward`]), each
-/// `None` where it was not asked for.
-pub type NormParamGrads<B> = (Option<Tensor<B>>, Option<Tensor<B>>);
 
 /// A storage's own description of itself.
 pub trait BackendStorage: Debug + Send + Sync + 'static {

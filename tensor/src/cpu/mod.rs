@@ -554,7 +554,7 @@ impl Backend for Cpu {
         grad: &Tensor<Self>,
         normalized_rank: usize,
         needs: (bool, bool),
-    ) -> Result<crate::backend::NormParamGrads<Self>> {
+    ) -> Result<crate::NormParamGrads<Self>> {
         let k = normalized_rank;
         ops::norm::cpu_param_backward::layer_norm_param_backward(x, mean, rstd, grad, k, needs)
     }

@@ -7,7 +7,7 @@
 //! temporaries the size of `x` and its four passes over them.
 
 use super::cpu::{elements, with_avx2};
-use crate::backend::{composite, NormParamGrads};
+use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::{parallel, pool, Cpu};
 use crate::dtype::{Element, Float};
@@ -24,7 +24,7 @@ pub(crate) fn layer_norm_param_backward(
     grad: &Tensor<Cpu>,
     k: usize,
     needs: (bool, bool),
-) -> Result<NormParamGrads<Cpu>> {
+) -> Result<crate::NormParamGrads<Cpu>> {
     let composite = || composite::layer_norm_param_backward(x, mean, rstd, grad, k, needs);
     let shape = x.shape();
     if k == 0 || k > shape.len() || grad.shape() != shape || needs == (false, false) {

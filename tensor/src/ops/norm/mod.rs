@@ -34,6 +34,10 @@ pub struct BatchNormNeeds {
     pub bias: bool,
 }
 
+/// Layer norm's weight and bias gradients ([`Backend::layer_norm_param_backward`]), each
+/// `None` where it was not asked for.
+pub type NormParamGrads<B> = (Option<Tensor<B>>, Option<Tensor<B>>);
+
 /// The gradients [`Backend::batch_norm_backward`] returns; `None` where not asked for.
 #[derive(Clone, Debug)]
 pub struct BatchNormGrads<B: Backend> {
