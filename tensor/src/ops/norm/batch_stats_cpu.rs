@@ -8,8 +8,9 @@
 //! contiguous `h*w` run per image:
 //!
 //! - statistics: two reads of `x` (the sum for the mean, then the sum of squared deviations);
-//! - backward: one read of `x` and `grad` for the four per-channel sums (`Σĝ`, `Σĝx̂`, `Σg x̂`,
-//!   `Σg`), one more to write `dx`.
+//! - backward: the four per-channel sums (`Σĝ`, `Σĝx̂`, `Σg x̂`, `Σg`) read each image's runs of
+//!   `x` and `grad` (from L1 after the first), computing `x̂` and `ĝ` as they go rather than
+//!   storing them; one more pass writes `dx`.
 //!
 //! Every element goes through the same f32 (or f64) operations as in the composite, and every
 //! sum adds the same values in the same order (`RunSum` is the reduction's lane order fed
@@ -21,7 +22,7 @@ use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::{parallel, Cpu};
 use crate::dtype::Float;
-use crate::ops::reduce::sum_contiguous::RunSum;
+use crate::ops::reduce::run_sum::RunSum;
 use crate::{BatchNormGrads, BatchNormNeeds, DType, Result, Tensor};
 use alloc::vec::Vec;
 
@@ -31,37 +32,22 @@ fn dims(x: &Tensor<Cpu>) -> Option<(usize, usize, usize)> {
     (s.len() >= 2).then(|| (s[0], s[1], s[2..].iter().product()))
 }
 
-/// Per-channel sums: for channel `ch`, `f(u, sums, scratch)` is called for each image's
-/// unit `u = image * c + ch` (its contiguous run is `u * inner..`) in image order, to feed the
-/// channel's `K` sums; `scratch` is reused across the calls of one thread.
-fn channel_sums<S: Default, const K: usize>(
+/// Per-channel sums: for channel `ch`, `f(u, sums)` is called for each image's unit
+/// `u = image * c + ch` (its contiguous run is `u * inner..`) in image order, to feed the
+/// channel's `K` sums.
+fn channel_sums<const K: usize>(
     (n, c, inner): (usize, usize, usize),
-    f: impl Fn(usize, &mut [RunSum; K], &mut S) + Sync,
+    f: impl Fn(usize, &mut [RunSum; K]) + Sync,
 ) -> Vec<[f64; K]> {
     parallel::collect(c, 1, K * n * c * inner, |channels, sink| {
-        let mut scratch = S::default();
         sink.extend(channels.map(|ch| {
             let mut sums: [RunSum; K] = core::array::from_fn(|_| RunSum::new(n * inner));
             for b in 0..n {
-                f(b * c + ch, &mut sums, &mut scratch);
+                f(b * c + ch, &mut sums);
             }
             sums.map(RunSum::finish)
         }))
     })
-}
-
-/// Replaces `buf` with `f` of each element of `run`.
-#[inline]
-fn fill<T: Copy>(buf: &mut Vec<T>, run: &[T], f: impl Fn(T) -> T) {
-    buf.clear();
-    buf.extend(run.iter().map(|&v| f(v)));
-}
-
-/// Replaces `buf` with the elementwise `f(a, b)`.
-#[inline]
-fn fill2<T: Copy>(buf: &mut Vec<T>, a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
-    buf.clear();
-    buf.extend(a.iter().zip(b).map(|(&a, &b)| f(a, b)));
 }
 
 /// A `[c]` tensor of per-channel sums rounded to `T` as the reduction rounds them. Built in
@@ -102,7 +88,7 @@ fn stats_typed<T: Float + HostElement + Send + Sync>(
     let xv = elements::<T>(x)?;
     let count = n * inner;
     let run = |u: usize| &xv[u * inner..(u + 1) * inner];
-    let sums = channel_sums::<(), 1>(d, |u, [s], _| s.feed(run(u)));
+    let sums = channel_sums(d, |u, [s]| s.feed(run(u)));
     let mean = match scaled::<T>(sums.iter().map(|s| s[0]), count) {
         Ok(m) => m,
         Err(e) => return Some(Err(e)),
@@ -110,14 +96,13 @@ fn stats_typed<T: Float + HostElement + Send + Sync>(
     crate::cpu::pool::give(sums);
     // The mean's values as the kernel's own memory (not a device read).
     let mv = elements::<T>(&mean)?;
-    let sq = channel_sums::<Vec<T>, 1>(d, |u, [s], dev| {
+    let sq = channel_sums(d, |u, [s]| {
         let m = mv[u % mv.len()];
         // (x - mean)² as the composite's `sub` then `square`, each rounded to T.
-        fill(dev, run(u), |v| {
+        s.feed_map(run(u), |v| {
             let d = v - m;
             d * d
         });
-        s.feed(dev);
     });
     let var = scaled::<T>(sq.iter().map(|s| s[0]), count);
     crate::cpu::pool::give(sq);
@@ -178,32 +163,28 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
     let wv = wv.as_deref();
     let need_w = need_w && wv.is_some();
     // The composite's x̂ = (x - mean) * rstd and ĝ = g * weight, per element, rounded to T.
-    let xhat = |u: usize, out: &mut Vec<T>| {
-        let (m, r) = (mv[u % c], rv[u % c]);
-        fill(out, run(&xv, u, inner), |v| (v - m) * r);
+    let xhat = |ch: usize| {
+        let (m, r) = (mv[ch], rv[ch]);
+        move |x: T| (x - m) * r
     };
-    let ghat = |u: usize, out: &mut Vec<T>| match wv {
-        Some(w) => {
-            let w = w[u % c];
-            fill(out, run(&gv, u, inner), |g| g * w)
+    let ghat = |ch: usize| {
+        let w = wv.map(|w| w[ch]);
+        move |g: T| match w {
+            Some(w) => g * w,
+            None => g,
         }
-        None => fill(out, run(&gv, u, inner), |g| g),
     };
-    // [Σĝ, Σĝx̂, Σg x̂, Σg] per channel (each only when a requested gradient needs it).
-    let sums = channel_sums::<[Vec<T>; 3], 4>(d, |u, [s_gh, s_ghx, s_gx, s_g], [xh, gh, p]| {
-        if need_x || need_w {
-            xhat(u, xh);
-        }
-        let g = run(&gv, u, inner);
+    // [Σĝ, Σĝx̂, Σg x̂, Σg] per channel (each only when a requested gradient needs it), read
+    // straight from x and g: each value summed is rounded to T as the composite's is.
+    let sums = channel_sums(d, |u, [s_gh, s_ghx, s_gx, s_g]| {
+        let (xhat, ghat) = (xhat(u % c), ghat(u % c));
+        let (g, x) = (run(&gv, u, inner), run(&xv, u, inner));
         if need_x {
-            ghat(u, gh);
-            s_gh.feed(gh);
-            fill2(p, gh, xh, |a, b| a * b);
-            s_ghx.feed(p);
+            s_gh.feed_map(g, ghat);
+            s_ghx.feed_zip(g, x, |g, x| ghat(g) * xhat(x));
         }
         if need_w {
-            fill2(p, g, xh, |a, b| a * b);
-            s_gx.feed(p);
+            s_gx.feed_zip(g, x, |g, x| g * xhat(x));
         }
         if need_b {
             s_g.feed(g);
@@ -247,13 +228,16 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
     let (m1, m2) = (elements::<T>(&m1)?, elements::<T>(&m2)?);
     // dx = ((ĝ - mean(ĝ)) - x̂ mean(ĝ x̂)) * rstd, one (image, channel) run per unit.
     let dx: Vec<T> = parallel::collect(n * c, inner, 6 * n * c * inner, |units, sink| {
-        let (mut xh, mut gh) = (Vec::new(), Vec::new());
         for u in units {
             let ch = u % c;
             let (a, b, r) = (m1[ch], m2[ch], rv[ch]);
-            xhat(u, &mut xh);
-            ghat(u, &mut gh);
-            sink.extend(gh.iter().zip(&xh).map(|(&g, &xh)| ((g - a) - xh * b) * r));
+            let (xhat, ghat) = (xhat(ch), ghat(ch));
+            let (g, x) = (run(&gv, u, inner), run(&xv, u, inner));
+            sink.extend(
+                g.iter()
+                    .zip(x)
+                    .map(|(&g, &x)| ((ghat(g) - a) - xhat(x) * b) * r),
+            );
         }
     });
     let dx = crate::cpu::kernel_output(T::into_buffer(dx), x.shape());

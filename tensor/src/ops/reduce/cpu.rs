@@ -4,7 +4,8 @@
 //! correctly rounded sum for the sizes used here. Sums over consecutive axes of a
 //! contiguous view skip the permute-and-gather (see `sum_contiguous.rs`).
 
-use super::sum_contiguous::{sum_middle, sum_run};
+use super::run_sum::sum_run;
+use super::sum_contiguous::sum_middle;
 use crate::backend::ReduceOp;
 use crate::buffer::HostElement;
 use crate::cpu::{parallel, strided};

@@ -2,6 +2,7 @@
 //! `argmax`, `var`). An empty axis list means "all axes", as in PyTorch.
 
 pub(crate) mod cpu;
+pub(crate) mod run_sum;
 pub(crate) mod sum_contiguous;
 
 use crate::backend::{Backend, ReduceOp};

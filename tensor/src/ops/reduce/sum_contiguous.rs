@@ -10,6 +10,7 @@
 //! outputs a thread computes does not change how each is computed: bit-identical results
 //! across thread counts. Sums over the last axes (`inner == 1`) use [`sum_run`].
 
+use super::run_sum::sum_run;
 use crate::buffer::HostElement;
 use crate::cpu::parallel;
 use alloc::vec::Vec;
@@ -94,105 +95,6 @@ fn add_rows<T: HostElement>(acc: &mut [f64], block: &[T], inner: usize, j: usize
     add_rows_loop(acc, block, inner, j)
 }
 
-/// Lanes of [`sum_run`]: enough independent adds to fill the FP pipelines (and SIMD lanes).
-const LANES: usize = 8;
-
-/// The sum of `c` in f64 with [`LANES`] interleaved partial sums (element `i` goes to lane
-/// `i % LANES`), combined pairwise, then the tail in order. A fixed order, so deterministic;
-/// unlike a single running sum, the adds are independent and vectorize.
-#[inline]
-pub(crate) fn sum_run<T: HostElement>(c: &[T]) -> f64 {
-    let mut lanes = [-0.0f64; LANES];
-    let chunks = c.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for ch in chunks {
-        for (l, x) in lanes.iter_mut().zip(ch) {
-            *l += x.to_f64();
-        }
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-    }
-    tail.iter().fold(lanes[0], |s, x| s + x.to_f64())
-}
-
-/// [`sum_run`] of a run that arrives in pieces (a batch-norm channel: one piece per image),
-/// with the same result bit for bit: element `i` of the whole run goes to lane `i % LANES`
-/// while `i` is below the last whole group of lanes, the rest is added in order after the
-/// lanes are combined.
-pub(crate) struct RunSum {
-    lanes: [f64; LANES],
-    /// Elements seen so far.
-    pos: usize,
-    /// Where the tail starts: the run's length rounded down to a multiple of [`LANES`].
-    full: usize,
-    tail: [f64; LANES],
-}
-
-impl RunSum {
-    /// A sum over a run of `len` elements in total.
-    pub(crate) fn new(len: usize) -> Self {
-        Self {
-            lanes: [-0.0; LANES],
-            pos: 0,
-            full: len - len % LANES,
-            tail: [0.0; LANES],
-        }
-    }
-
-    /// Adds the next piece of the run.
-    #[inline]
-    pub(crate) fn feed<T: HostElement>(&mut self, mut piece: &[T]) {
-        // One at a time up to a lane boundary (or the tail) ...
-        while !piece.is_empty() && (self.pos % LANES != 0 || self.pos + LANES > self.full) {
-            self.push(piece[0].to_f64());
-            piece = &piece[1..];
-        }
-        // ... whole groups of lanes, which vectorize ...
-        let groups = piece.len().min(self.full.saturating_sub(self.pos)) / LANES;
-        let (body, rest) = piece.split_at(groups * LANES);
-        for ch in body.chunks_exact(LANES) {
-            for (l, x) in self.lanes.iter_mut().zip(ch) {
-                *l += x.to_f64();
-            }
-        }
-        self.pos += groups * LANES;
-        // ... and what is left, one at a time.
-        for x in rest {
-            self.push(x.to_f64());
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, x: f64) {
-        if self.pos < self.full {
-            self.lanes[self.pos % LANES] += x;
-        } else {
-            self.tail[self.pos - self.full] = x;
-        }
-        self.pos += 1;
-    }
-
-    /// The sum, once every element has been fed (a sum fed less is the partial sum of what
-    /// it was fed, in the same lane order; the batch-norm kernels leave unneeded sums unfed).
-    pub(crate) fn finish(mut self) -> f64 {
-        debug_assert!(self.pos < self.full + LANES);
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                self.lanes[i] += self.lanes[i + width];
-            }
-        }
-        let tail = &self.tail[..self.pos.saturating_sub(self.full)];
-        tail.iter().fold(self.lanes[0], |s, x| s + x)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,38 +121,6 @@ mod tests {
                     assert_eq!(wide[at].to_bits(), s.to_bits(), "r {r} o {o} j {j}");
                     assert_eq!(got[at], s as f32, "r {r} o {o} j {j}");
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn sum_run_is_exact_on_integers_and_keeps_negative_zero() {
-        for n in [0usize, 1, 7, 8, 9, 33, 1000] {
-            let v: Vec<f64> = (0..n).map(|i| i as f64 - 3.0).collect();
-            let want: f64 = v.iter().sum();
-            assert_eq!(sum_run(&v), want, "n {n}");
-        }
-        assert!(sum_run(&[-0.0f32; 11]).is_sign_negative());
-    }
-
-    /// Fed in pieces of any sizes, the sum is `sum_run`'s over the whole run, bit for bit.
-    #[test]
-    fn run_sum_in_pieces_is_sum_run() {
-        let v: Vec<f32> = (0..203)
-            .map(|i| ((i * 7919 % 997) as f32 - 498.0) * 1.37e-3)
-            .collect();
-        for len in [0usize, 1, 5, 8, 9, 49, 64, 100, 203] {
-            for piece in [1usize, 3, 7, 8, 16, 49, 203] {
-                let mut s = RunSum::new(len);
-                for p in v[..len].chunks(piece) {
-                    s.feed(p);
-                }
-                let want = sum_run(&v[..len]);
-                assert_eq!(
-                    s.finish().to_bits(),
-                    want.to_bits(),
-                    "len {len} piece {piece}"
-                );
             }
         }
     }
