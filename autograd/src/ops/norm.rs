@@ -74,13 +74,13 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
             out.push(None);
         }
         // Layer norm: the backend's (possibly fused) weight and bias gradients.
-        let needs_w = self.weight.is_some() && needs.get(1).copied().unwrap_or(false);
-        let needs_b = self.has_bias
-            && needs
-                .get(1 + usize::from(self.weight.is_some()))
-                .copied()
-                .unwrap_or(false);
         if let (Some(axes), "layer_norm") = (&self.stat_axes, self.name) {
+            let needs_w = self.weight.is_some() && needs.get(1).copied().unwrap_or(false);
+            let needs_b = self.has_bias
+                && needs
+                    .get(1 + usize::from(self.weight.is_some()))
+                    .copied()
+                    .unwrap_or(false);
             let (dw, db) = g.backend().layer_norm_param_backward(
                 &self.x,
                 &self.mean,

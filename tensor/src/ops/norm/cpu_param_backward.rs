@@ -38,8 +38,8 @@ pub(crate) fn layer_norm_param_backward(
         return composite();
     }
     let sums = match dtype {
-        DType::F32 => typed::<f32>(x, grad, mean, rstd, d, needs.0),
-        DType::F64 => typed::<f64>(x, grad, mean, rstd, d, needs.0),
+        DType::F32 => typed::<f32>(x, grad, mean, rstd, d, needs),
+        DType::F64 => typed::<f64>(x, grad, mean, rstd, d, needs),
         _ => None,
     };
     let Some((dw, db)) = sums else {
@@ -52,21 +52,21 @@ pub(crate) fn layer_norm_param_backward(
     ))
 }
 
-/// The two sums as host buffers; `None` if an operand is not a `T`.
+/// The two sums as host buffers (one not asked for is zeros); `None` if an operand is not a `T`.
 fn typed<T: Float + HostElement + Send + Sync>(
     x: &Tensor<Cpu>,
     grad: &Tensor<Cpu>,
     mean: &Tensor<Cpu>,
     rstd: &Tensor<Cpu>,
     d: usize,
-    need_weight: bool,
+    needs: (bool, bool),
 ) -> Option<(HostBuffer, HostBuffer)> {
     let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
     let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
     // Parallel over the normalized positions: each thread sums its columns over every row,
     // and a column's sum does not depend on which thread computes it.
     let pairs: Vec<(T, T)> = parallel::collect(d, 1, 2 * xv.len(), |cols, s| {
-        let (w, b) = with_avx2(|| column_sums(&xv, &gv, &mv, &rv, d, cols, need_weight));
+        let (w, b) = with_avx2(|| column_sums(&xv, &gv, &mv, &rv, d, cols, needs));
         s.extend(
             w.iter()
                 .zip(&b)
@@ -82,8 +82,8 @@ fn typed<T: Float + HostElement + Send + Sync>(
     Some((T::into_buffer(dw), T::into_buffer(db)))
 }
 
-/// `Σᵢ g·x̂` (if `need_weight`; else zeros) and `Σᵢ g` for the columns `cols` of the
-/// `d`-wide rows, in f64, rows in order.
+/// `Σᵢ g·x̂` and `Σᵢ g` (each if `needs` asks for it; else zeros) for the columns `cols` of
+/// the `d`-wide rows, in f64, rows in order.
 #[inline(always)]
 fn column_sums<T: Float>(
     x: &[T],
@@ -92,7 +92,7 @@ fn column_sums<T: Float>(
     rstd: &[T],
     d: usize,
     cols: Range<usize>,
-    need_weight: bool,
+    (need_weight, need_bias): (bool, bool),
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut sw, mut sb) = (
         alloc::vec![-0.0f64; cols.len()],
@@ -105,8 +105,10 @@ fn column_sums<T: Float>(
                 *a += Element::to_f64(gv * ((xv - m) * rs));
             }
         }
-        for (a, &gv) in sb.iter_mut().zip(gr) {
-            *a += Element::to_f64(gv);
+        if need_bias {
+            for (a, &gv) in sb.iter_mut().zip(gr) {
+                *a += Element::to_f64(gv);
+            }
         }
     }
     (sw, sb)
