@@ -6,6 +6,7 @@ pub(crate) mod checks;
 pub mod gemm;
 pub mod parallel;
 pub mod pool;
+pub(crate) mod simd;
 mod storage;
 pub(crate) mod strided;
 mod transpose;

@@ -6,6 +6,7 @@
 
 use crate::backend::composite;
 use crate::buffer::HostElement;
+use crate::cpu::simd::with_avx2;
 use crate::cpu::strided::ViewBuf;
 use crate::cpu::{parallel, pool, strided, Cpu};
 use crate::dtype::{Element, Float};
@@ -45,23 +46,6 @@ pub(super) fn lane_sum<T: Copy>(
     for (s, ((&x, &y), &z)) in acc.iter_mut().zip(tails) {
         *s += f(x, y, z);
     }
-}
-
-/// Runs `body`, compiled for AVX2 when the CPU has it: the same operations in the same
-/// order (Rust never fuses a multiply and an add by itself), so the same bits, four f64 or
-/// eight f32 lanes at a time.
-#[inline(always)]
-pub(super) fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
-            body()
-        }
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { avx2(body) };
-    }
-    body()
 }
 
 /// One row's mean and `1 / sqrt(var + eps)`: two passes over the row, in f64 lanes.

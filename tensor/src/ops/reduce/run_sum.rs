@@ -8,6 +8,7 @@
 //! element type before it is widened, exactly as if it had been stored and then summed.
 
 use crate::buffer::HostElement;
+use crate::cpu::simd::with_avx2;
 
 /// Lanes of [`sum_run`] and [`RunSum`]: enough independent adds to fill the FP pipelines (and
 /// SIMD lanes).
@@ -34,28 +35,11 @@ fn add_lanes_loop<T: HostElement>(
     *lanes = acc;
 }
 
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn add_lanes_avx2<T: HostElement>(
-    lanes: &mut [f64; LANES],
-    a: &[T],
-    b: &[T],
-    f: impl Fn(T, T) -> T,
-) {
-    add_lanes_loop(lanes, a, b, f)
-}
-
 /// [`add_lanes_loop`], compiled for AVX2 (two registers of four f64 lanes) where the CPU
-/// has it. The same operations in the same order: the bits do not depend on the CPU (Rust
-/// never fuses a multiply and an add on its own).
+/// has it: the same bits either way.
 #[inline]
 fn add_lanes<T: HostElement>(lanes: &mut [f64; LANES], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { add_lanes_avx2(lanes, a, b, f) };
-    }
-    add_lanes_loop(lanes, a, b, f)
+    with_avx2(|| add_lanes_loop(lanes, a, b, f))
 }
 
 /// Adds lane `i + width` into lane `i` for halving widths: lane 0 ends with the lanes' sum.

@@ -13,6 +13,7 @@
 use super::run_sum::sum_run;
 use crate::buffer::HostElement;
 use crate::cpu::parallel;
+use crate::cpu::simd::with_avx2;
 use alloc::vec::Vec;
 
 /// Columns summed together in one pass over the rows: the accumulators (8 KiB of f64) stay
@@ -79,20 +80,9 @@ fn add_rows_loop<T: HostElement>(acc: &mut [f64], block: &[T], inner: usize, j: 
     }
 }
 
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2")]
-unsafe fn add_rows_avx2<T: HostElement>(acc: &mut [f64], block: &[T], inner: usize, j: usize) {
-    add_rows_loop(acc, block, inner, j)
-}
-
 /// [`add_rows_loop`], compiled for AVX2 (four f64 lanes) where the CPU has it.
 fn add_rows<T: HostElement>(acc: &mut [f64], block: &[T], inner: usize, j: usize) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { add_rows_avx2(acc, block, inner, j) };
-    }
-    add_rows_loop(acc, block, inner, j)
+    with_avx2(|| add_rows_loop(acc, block, inner, j))
 }
 
 #[cfg(test)]
