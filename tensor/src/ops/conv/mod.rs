@@ -8,6 +8,7 @@
 //! whole batch each, the patches as rows (`rows.rs`).
 
 pub(crate) mod cpu;
+mod general;
 mod pointwise;
 pub(crate) mod rows;
 

@@ -122,9 +122,9 @@ mod tests {
             let expect_per_image = per_image(c, h * w, oc);
             assert_eq!(conv2d(&x, &wt, &p).is_some(), expect_per_image);
             let general = [
-                rows::general::conv2d(&x, &wt, &p).unwrap(),
-                rows::general::conv2d_backward_input(&g, &wt, &p).unwrap(),
-                rows::general::conv2d_backward_weight(&x, &g, &p).unwrap(),
+                super::super::general::conv2d(&x, &wt, &p).unwrap(),
+                super::super::general::conv2d_backward_input(&g, &wt, &p).unwrap(),
+                super::super::general::conv2d_backward_weight(&x, &g, &p).unwrap(),
             ];
             let fast = [
                 rows::conv2d(&x, &wt, &p).unwrap(),

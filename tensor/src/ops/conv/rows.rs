@@ -1,11 +1,10 @@
-//! The CPU backend's convolution: one GEMM over the whole batch, with the patches as rows.
+//! The CPU backend's convolution: one GEMM per chunk of images, with the patches as rows.
 //!
 //! The default composite (im2col, `backend/composite.rs`) multiplies the weight by each image's
 //! `[c*kh*kw, oh*ow]` column matrix: one small GEMM per image, which packs the weight again for
 //! every image and, where the maps are small (ResNet's last stages: 7×7 at 224 px, 4×4 or 1×1 at
-//! 28 px), multiplies matrices a few columns wide. Here the patches of the whole batch are the
-//! rows of one `[n*oh*ow, c*kh*kw]` matrix ("im2row"), so each product is a single large GEMM
-//! with the weight packed once:
+//! 28 px), multiplies matrices a few columns wide. Here the patches of several images are the
+//! rows of one `[n*oh*ow, c*kh*kw]` matrix ("im2row"), so each product is one large GEMM:
 //!
 //! ```text
 //! forward          Y  [n*L, oc] = rows [n*L, k] · Wᵀ [k, oc]        then [n, L, oc] → [n, oc, L]
@@ -17,8 +16,9 @@
 //! to `[n, h, w, c]` first, so that each kernel tap of a patch is one contiguous run of `c`
 //! channels (a 1×1 stride-1 convolution's patch matrix is that copy itself), and the weight is
 //! permuted to match. The price is transposing copies of the input, the output (or the output
-//! gradient) and the weight, each small next to the patch matrix. Groups other than 1 and
-//! f16/bf16 keep the composite.
+//! gradient) and the weight, each small next to the patch matrix. `n` is a chunk of the batch
+//! small enough for the patch rows to stay in cache ([`super::general`], which drives these
+//! kernels). Groups other than 1 and f16/bf16 keep the composite.
 
 use crate::backend::Conv2dParams;
 use crate::cpu::{checks, parallel, pool, strided, Cpu, CpuStorage};
@@ -38,8 +38,9 @@ pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
 /// `(ki, kj)` block of a row one contiguous run of `c` values, and without dilation the taps
 /// `kj` of one `ki` are one run of `kw*c` (a single copy, not `kw`: at ResNet's 16 or 32
 /// channels the copies are short enough that their count is the cost). Every element is
-/// written once, so the buffer is not zeroed first. Images are spread over the threads.
-fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
+/// written once, so the buffer is not zeroed first. Rows are spread over the threads (not
+/// images: [`super::general`] may ask for the rows of a single image).
+pub(super) fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
     let [h, w] = p.in_hw;
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
@@ -47,16 +48,15 @@ fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T
     let numel = n * l * k;
     let mut out: Vec<T> = pool::take("im2row", numel)?;
     let slots = &mut out.spare_capacity_mut()[..numel];
-    parallel::for_each_chunk_mut(slots, l * k, numel, |images, chunk| {
-        for (b, image_rows) in images.zip(chunk.chunks_exact_mut(l * k)) {
+    parallel::for_each_chunk_mut(slots, k, numel, |rows, chunk| {
+        for (r, row) in rows.zip(chunk.chunks_exact_mut(k)) {
+            let (b, pixel) = (r / l, r % l);
             let img = &x[b * h * w * c..][..h * w * c];
-            for (pixel, row) in image_rows.chunks_exact_mut(k).enumerate() {
-                let (oy, ox) = (pixel / ow, pixel % ow);
-                for (ki, block) in row.chunks_exact_mut(kw * c).enumerate() {
-                    match tap(oy, ki, 0, h, p) {
-                        Some(iy) => patch_line(block, &img[iy * w * c..][..w * c], ox, p),
-                        None => fill_zero(block),
-                    }
+            let (oy, ox) = (pixel / ow, pixel % ow);
+            for (ki, block) in row.chunks_exact_mut(kw * c).enumerate() {
+                match tap(oy, ki, 0, h, p) {
+                    Some(iy) => patch_line(block, &img[iy * w * c..][..w * c], ox, p),
+                    None => fill_zero(block),
                 }
             }
         }
@@ -127,11 +127,13 @@ fn tap(o: usize, kt: usize, dim: usize, size: usize, p: &Conv2dParams) -> Option
 }
 
 /// The adjoint of [`im2row_typed`]: every row entry is added back to the pixel it was read
-/// from, `[n*oh*ow, kh*kw*c]` → channels-last `[n, h, w, c]`. Images are spread over the
-/// threads (each writes only its own image, in a fixed order, so the sums do not depend on
-/// the thread count). Without dilation the taps `kj` of one `ki` add one contiguous run, as
-/// in [`im2row_typed`]; each pixel still receives its terms in (row, `ki`, `kj`) order.
-fn row2im_typed<T: Element + core::ops::AddAssign>(
+/// from, `[n*oh*ow, kh*kw*c]` → channels-last `[n, h, w, c]`. The threads take ranges of input
+/// rows `(b, iy)`, each gathering the patch rows that read it. Every pixel receives its
+/// terms in (output row, `ki`, `kj`) order whatever the split, so the sums do not depend on
+/// the thread count: for a fixed `iy`, each output row `oy` reads it through one `ki` (found
+/// by walking `ki` down, which walks `oy` up), and then the output columns go in order.
+/// Without dilation the taps `kj` of one `ki` add one contiguous run, as in [`im2row_typed`].
+pub(super) fn row2im_typed<T: Element + core::ops::AddAssign>(
     rows: &[T],
     n: usize,
     p: &Conv2dParams,
@@ -140,16 +142,24 @@ fn row2im_typed<T: Element + core::ops::AddAssign>(
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let (l, k) = (oh * ow, c * kh * kw);
+    let (s, pad, d) = (p.stride[0], p.padding[0], p.dilation[0]);
     let mut out = pool::filled("row2im", n * h * w * c, T::default())?;
-    parallel::for_each_chunk_mut(&mut out, h * w * c, n * l * k, |images, chunk| {
-        for (b, img) in images.zip(chunk.chunks_exact_mut(h * w * c)) {
+    parallel::for_each_chunk_mut(&mut out, w * c, n * l * k, |lines, chunk| {
+        for (u, line) in lines.zip(chunk.chunks_exact_mut(w * c)) {
+            let (b, iy) = (u / h, u % h);
             let image_rows = &rows[b * l * k..][..l * k];
-            for (pixel, row) in image_rows.chunks_exact(k).enumerate() {
-                let (oy, ox) = (pixel / ow, pixel % ow);
-                for (ki, block) in row.chunks_exact(kw * c).enumerate() {
-                    if let Some(iy) = tap(oy, ki, 0, h, p) {
-                        add_patch_line(&mut img[iy * w * c..][..w * c], block, ox, p);
-                    }
+            for ki in (0..kh).rev() {
+                // The output row whose tap `ki` reads input row `iy`, if any.
+                let Some(t) = (iy + pad).checked_sub(ki * d) else {
+                    continue;
+                };
+                if t % s != 0 || t / s >= oh {
+                    continue;
+                }
+                let oy = t / s;
+                for ox in 0..ow {
+                    let row = &image_rows[(oy * ow + ox) * k..][..k];
+                    add_patch_line(line, &row[ki * kw * c..][..kw * c], ox, p);
                 }
             }
         }
@@ -186,13 +196,18 @@ fn add_patch_line<T: Element + core::ops::AddAssign>(
     }
 }
 
-/// The patch matrix `[n*oh*ow, kh*kw*c]` of `x` (checked like im2col's input).
-fn rows(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+/// `x [n, c, h, w]`, checked like im2col's input, copied to channels-last `[n, h, w, c]`, so
+/// that each kernel tap of a patch is one contiguous run of channels.
+pub(super) fn channels_last(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
     checks::im2col(x.storage().buffer(), x.layout(), p)?;
-    let n = x.shape()[0];
+    x.permute(&[0, 2, 3, 1])?.copy()
+}
+
+/// The patch matrix `[n*oh*ow, kh*kw*c]` of channels-last images `[n, h, w, c]` (a
+/// [`channels_last`] copy or a range of its images).
+pub(super) fn patch_rows(nhwc: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    let n = nhwc.shape()[0];
     let [oh, ow] = p.out_hw()?;
-    // Channels-last, so that each kernel tap of a patch is one contiguous run of channels.
-    let nhwc = x.permute(&[0, 2, 3, 1])?.copy()?;
     if p.is_pointwise() {
         return nhwc.reshape(&[n * oh * ow, p.in_channels]);
     }
@@ -210,7 +225,7 @@ fn rows(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
 }
 
 /// `[n*oh*ow, kh*kw*c]` rows summed back into `[n, c, h, w]`.
-fn row2im(rows: &Tensor<Cpu>, n: usize, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+pub(super) fn row2im(rows: &Tensor<Cpu>, n: usize, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
     let op = "row2im";
     let [oh, ow] = p.out_hw()?;
     let want = [
@@ -242,15 +257,15 @@ fn row2im(rows: &Tensor<Cpu>, n: usize, p: &Conv2dParams) -> Result<Tensor<Cpu>>
     nhwc.permute(&[0, 3, 1, 2])?.copy()
 }
 
-fn dtype_err(op: &'static str, got: DType) -> crate::Error {
+pub(super) fn dtype_err(op: &'static str, got: DType) -> crate::Error {
     crate::Error::DType {
         op,
         msg: crate::__format!("needs an f32 or f64 tensor, got {got}"),
     }
 }
 
-/// The output gradient `[n, oc, oh, ow]` as rows `[n*oh*ow, oc]` (a transposing copy).
-fn grad_rows(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+/// Checks that `grad` is an output gradient `[n, oc, oh, ow]` for `p`.
+pub(super) fn check_grad(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<()> {
     let s = grad.shape();
     if s.len() != 4 || s[2..] != p.out_hw()? {
         return Err(crate::shape_err!(
@@ -259,6 +274,13 @@ fn grad_rows(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
             p.out_hw()?
         ));
     }
+    Ok(())
+}
+
+/// The output gradient `[n, oc, oh, ow]` as rows `[n*oh*ow, oc]` (a transposing copy).
+pub(super) fn grad_rows(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+    check_grad(grad, p)?;
+    let s = grad.shape();
     let (n, oc, l) = (s[0], s[1], s[2] * s[3]);
     grad.reshape(&[n, oc, l])?
         .permute(&[0, 2, 1])?
@@ -267,7 +289,7 @@ fn grad_rows(grad: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
 }
 
 /// The weight `[oc, c, kh, kw]` as `[oc, kh*kw*c]`, the column order of [`rows`].
-fn weight_rows(w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
+pub(super) fn weight_rows(w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
     let oc = w.shape().first().copied().unwrap_or(0);
     w.permute(&[0, 2, 3, 1])?
         .copy()?
@@ -277,7 +299,7 @@ fn weight_rows(w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
 /// `x [n, c, h, w]` ⋆ `w [oc, c, kh, kw]` → `[n, oc, oh, ow]`, groups 1 ([`applies`]).
 /// Pointwise convolutions may skip the layout changes ([`super::pointwise`]).
 pub(crate) fn conv2d(x: &Tensor<Cpu>, w: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
-    super::pointwise::conv2d(x, w, p).unwrap_or_else(|| general::conv2d(x, w, p))
+    super::pointwise::conv2d(x, w, p).unwrap_or_else(|| super::general::conv2d(x, w, p))
 }
 
 /// The input gradient of [`conv2d`].
@@ -287,7 +309,7 @@ pub(crate) fn conv2d_backward_input(
     p: &Conv2dParams,
 ) -> Result<Tensor<Cpu>> {
     super::pointwise::conv2d_backward_input(grad, w, p)
-        .unwrap_or_else(|| general::conv2d_backward_input(grad, w, p))
+        .unwrap_or_else(|| super::general::conv2d_backward_input(grad, w, p))
 }
 
 /// The weight gradient of [`conv2d`].
@@ -297,55 +319,7 @@ pub(crate) fn conv2d_backward_weight(
     p: &Conv2dParams,
 ) -> Result<Tensor<Cpu>> {
     super::pointwise::conv2d_backward_weight(x, grad, p)
-        .unwrap_or_else(|| general::conv2d_backward_weight(x, grad, p))
-}
-
-/// The channels-last products for every convolution [`applies`] to.
-pub(crate) mod general {
-    use super::*;
-
-    /// `x [n, c, h, w]` ⋆ `w [oc, c, kh, kw]` → `[n, oc, oh, ow]`, groups 1 ([`applies`]).
-    pub(crate) fn conv2d(
-        x: &Tensor<Cpu>,
-        w: &Tensor<Cpu>,
-        p: &Conv2dParams,
-    ) -> Result<Tensor<Cpu>> {
-        let (n, oc) = (x.shape()[0], w.shape()[0]);
-        let [oh, ow] = p.out_hw()?;
-        rows(x, p)?
-            .matmul(&weight_rows(w, p)?.t()?)?
-            .reshape(&[n, oh * ow, oc])?
-            .permute(&[0, 2, 1])?
-            .copy()?
-            .reshape(&[n, oc, oh, ow])
-    }
-
-    /// The input gradient of [`conv2d`].
-    pub(crate) fn conv2d_backward_input(
-        grad: &Tensor<Cpu>,
-        w: &Tensor<Cpu>,
-        p: &Conv2dParams,
-    ) -> Result<Tensor<Cpu>> {
-        let n = grad.shape()[0];
-        let d_rows = grad_rows(grad, p)?.matmul(&weight_rows(w, p)?)?;
-        row2im(&d_rows, n, p)
-    }
-
-    /// The weight gradient of [`conv2d`].
-    pub(crate) fn conv2d_backward_weight(
-        x: &Tensor<Cpu>,
-        grad: &Tensor<Cpu>,
-        p: &Conv2dParams,
-    ) -> Result<Tensor<Cpu>> {
-        let oc = grad.shape()[1];
-        let [kh, kw] = p.kernel;
-        grad_rows(grad, p)?
-            .t()?
-            .matmul(&rows(x, p)?)?
-            .reshape(&[oc, kh, kw, p.in_channels])?
-            .permute(&[0, 3, 1, 2])?
-            .copy()
-    }
+        .unwrap_or_else(|| super::general::conv2d_backward_weight(x, grad, p))
 }
 
 #[cfg(test)]
@@ -407,6 +381,58 @@ mod tests {
                 &conv2d_backward_weight(&x, &g, &p).unwrap(),
                 &composite::conv2d_backward_weight(&x, &g, &p).unwrap(),
             );
+        }
+    }
+
+    /// `row2im` adds each pixel's terms in the order of a plain scatter over the rows
+    /// (output pixel, then `ki`, then `kj`), bit for bit, whatever the thread count.
+    #[test]
+    fn row2im_adds_in_scatter_order() {
+        let mut rng = Rng::new(3);
+        // (n, c, h, w, kh, kw, stride, padding, dilation)
+        let cases = [
+            (3, 8, 20, 20, 3, 3, 1, 1, 1),
+            (2, 4, 23, 21, 3, 3, 2, 1, 1),
+            (2, 5, 19, 18, 3, 2, 1, 2, 2),
+        ];
+        for (n, c, h, w, kh, kw, s, pad, d) in cases {
+            let x = Tensor::zeros(&[n, c, h, w], DType::F32, &Cpu).unwrap();
+            let mut o = ConvOptions::new(s, pad);
+            o.dilation = [d, d];
+            let p = x.conv2d_params(&[1, c, kh, kw], &o).unwrap();
+            let [oh, ow] = p.out_hw().unwrap();
+            let (l, k) = (oh * ow, c * kh * kw);
+            let rows = Tensor::randn(&[n * l, k], 0.0, 1.0, DType::F32, &mut rng, &Cpu).unwrap();
+            let rows = rows.to_vec::<f32>().unwrap();
+            let mut want = vec![0.0f32; n * h * w * c];
+            for (r, row) in rows.chunks_exact(k).enumerate() {
+                let (b, oy, ox) = (r / l, r % l / ow, r % ow);
+                for (t, tap_values) in row.chunks_exact(c).enumerate() {
+                    let (ki, kj) = (t / kw, t % kw);
+                    let iy = (oy * s + ki * d).checked_sub(pad).filter(|&i| i < h);
+                    let ix = (ox * s + kj * d).checked_sub(pad).filter(|&i| i < w);
+                    if let (Some(iy), Some(ix)) = (iy, ix) {
+                        let at = ((b * h + iy) * w + ix) * c;
+                        for (o, v) in want[at..at + c].iter_mut().zip(tap_values) {
+                            *o += v;
+                        }
+                    }
+                }
+            }
+            for threads in [1, 2, 3] {
+                let got = crate::cpu::parallel::tests::with_threads(threads, || {
+                    row2im_typed(&rows, n, &p).unwrap()
+                });
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{:?}, {threads} threads",
+                    (n, c, h, w, kh, kw, s, pad, d)
+                );
+            }
         }
     }
 
