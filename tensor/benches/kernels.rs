@@ -1,5 +1,6 @@
 //! CPU kernel benchmarks: GEMM through `Tensor::matmul` against `matrixmultiply::sgemm` called
-//! directly, a ResNet-50 convolution, and softmax / layer_norm at ViT-S/16 shapes.
+//! directly, a ResNet-50 convolution, the three products of the BYOL examples' largest 3×3
+//! convolutions, and softmax / layer_norm at ViT-S/16 shapes.
 //!
 //! ```text
 //! cargo bench -p tessera-tensor --bench kernels
@@ -308,6 +309,35 @@ fn conv(c: &mut Criterion) {
     g.finish();
 }
 
+/// The three products of a 3×3 convolution (stride 1, pad 1; on one thread unless
+/// `TESSERA_NUM_THREADS` is set, like the GEMMs), at the shapes of the BYOL examples' 3×3 layers with the most patch rows: ResNet-50's
+/// `conv2_x` at batch 16 (8 images × 2 views) and the narrow ResNet's first stage at batch
+/// 256 (128 × 2). These are what `ops/conv/general.rs` cuts into chunks of images.
+fn conv_products(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conv2d_products_f32");
+    for (n, cin, cout, hw) in [(16, 64, 64, 56), (256, 16, 16, 28)] {
+        g.throughput(Throughput::Elements(
+            (2 * n * cout * hw * hw * cin * 9) as u64,
+        ));
+        let x = tensor(&[n, cin, hw, hw], 3);
+        let w = tensor(&[cout, cin, 3, 3], 4);
+        let opts = ConvOptions::new(1, 1);
+        let p = x.conv2d_params(w.shape(), &opts).expect("conv2d params");
+        let gy = tensor(&[n, cout, hw, hw], 5);
+        let label = format!("{n}x{cin}x{hw}x{hw}_k3_{cout}");
+        g.bench_function(BenchmarkId::new("forward", &label), |bench| {
+            bench.iter(|| black_box(x.conv2d(black_box(&w), None, &opts).expect("conv2d")))
+        });
+        g.bench_function(BenchmarkId::new("input_grad", &label), |bench| {
+            bench.iter(|| black_box(gy.conv2d_backward_input(black_box(&w), &p).expect("dx")))
+        });
+        g.bench_function(BenchmarkId::new("weight_grad", &label), |bench| {
+            bench.iter(|| black_box(gy.conv2d_backward_weight(black_box(&x), &p).expect("dw")))
+        });
+    }
+    g.finish();
+}
+
 /// ViT-S/16 at batch 8: attention scores [8·6 heads, 197, 197] and token features [1576, 384].
 const ROW_SHAPES: [&[usize]; 2] = [&[48, 197, 197], &[1576, 384]];
 
@@ -394,6 +424,7 @@ fn main() {
     gemm(&mut c);
     gemm_impls(&mut c);
     conv(&mut c);
+    conv_products(&mut c);
     softmax(&mut c);
     layer_norm(&mut c);
     c.final_summary();
