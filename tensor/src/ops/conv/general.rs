@@ -183,6 +183,7 @@ pub(crate) fn conv2d_backward_weight(
 
 #[cfg(test)]
 mod tests {
+    use super::super::rows::tests::assert_close;
     use super::*;
     use crate::backend::composite;
     use crate::cpu::parallel::tests::with_threads;
@@ -264,23 +265,13 @@ mod tests {
     /// composite's in f64 (where only the order of the sums differs).
     #[test]
     fn chunked_products_match_the_composite() {
-        let close = |what: &str, a: &Tensor<Cpu>, b: &Tensor<Cpu>| {
-            assert_eq!(a.shape(), b.shape(), "{what}");
-            let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
-                    "{what}[{i}]: {x} vs {y}"
-                );
-            }
-        };
         for case in CASES {
             let (x, wt, g, p) = setup(case, DType::F64);
             for bytes in chunk_sizes(&p) {
                 let what = format!("{case:?}, {bytes} bytes");
                 let y = conv2d_in(&x, &wt, &p, bytes).unwrap();
-                close(&what, &y, &composite::conv2d(&x, &wt, &p).unwrap());
-                close(
+                assert_close(&what, &y, &composite::conv2d(&x, &wt, &p).unwrap());
+                assert_close(
                     &format!("{what}: input gradient"),
                     &conv2d_backward_input_in(&g, &wt, &p, bytes).unwrap(),
                     &composite::conv2d_backward_input(&g, &wt, &p).unwrap(),

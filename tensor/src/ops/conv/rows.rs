@@ -40,7 +40,7 @@ pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
 /// channels the copies are short enough that their count is the cost). Every element is
 /// written once, so the buffer is not zeroed first. Rows are spread over the threads (not
 /// images: [`super::general`] may ask for the rows of a single image).
-pub(super) fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
+fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
     let [h, w] = p.in_hw;
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
@@ -133,7 +133,7 @@ fn tap(o: usize, kt: usize, dim: usize, size: usize, p: &Conv2dParams) -> Option
 /// the thread count: for a fixed `iy`, each output row `oy` reads it through one `ki` (found
 /// by walking `ki` down, which walks `oy` up), and then the output columns go in order.
 /// Without dilation the taps `kj` of one `ki` add one contiguous run, as in [`im2row_typed`].
-pub(super) fn row2im_typed<T: Element + core::ops::AddAssign>(
+fn row2im_typed<T: Element + core::ops::AddAssign>(
     rows: &[T],
     n: usize,
     p: &Conv2dParams,
@@ -323,7 +323,7 @@ pub(crate) fn conv2d_backward_weight(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::backend::composite;
     use crate::{ConvOptions, Rng};
@@ -332,7 +332,9 @@ mod tests {
         Tensor::randn(shape, 0.0, 1.0, DType::F64, rng, &Cpu).unwrap()
     }
 
-    fn assert_close(what: &str, a: &Tensor<Cpu>, b: &Tensor<Cpu>) {
+    /// `a` and `b` have the same shape and agree to 1e-12 relative (f64 values summed in
+    /// different orders).
+    pub(in crate::ops::conv) fn assert_close(what: &str, a: &Tensor<Cpu>, b: &Tensor<Cpu>) {
         assert_eq!(a.shape(), b.shape(), "{what}");
         let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
