@@ -80,6 +80,8 @@ pub mod ops;
 pub mod rng;
 pub mod shape;
 mod tensor;
+#[cfg(test)]
+mod testing;
 mod view;
 
 pub use backend::{

@@ -410,22 +410,12 @@ pub(crate) mod tests {
     #[cfg(feature = "std")]
     #[test]
     fn kernels_are_bit_identical_across_thread_counts() {
-        use crate::{BinaryOp, Cpu, DType, HostBuffer, ReduceOp, Rng, Tensor, UnaryOp};
+        use crate::testing::bits;
+        use crate::{BinaryOp, Cpu, DType, ReduceOp, Rng, Tensor, UnaryOp};
         use alloc::boxed::Box;
         use alloc::vec::Vec;
         type T = Tensor<Cpu>;
         type Kernel<'a> = Box<dyn Fn() -> T + 'a>;
-
-        fn bits(t: &T) -> Vec<u64> {
-            match t.to_host().unwrap() {
-                HostBuffer::F32(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
-                HostBuffer::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
-                HostBuffer::F16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
-                HostBuffer::BF16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
-                HostBuffer::I64(v) => v.iter().map(|&x| x as u64).collect(),
-                HostBuffer::U8(v) => v.iter().map(|&x| x as u64).collect(),
-            }
-        }
 
         let mut rng = Rng::new(7);
         let (n, t, d) = (64, 17, 96); // 104K elements

@@ -187,6 +187,7 @@ mod tests {
     use super::*;
     use crate::backend::composite;
     use crate::cpu::parallel::tests::with_threads;
+    use crate::testing::bits;
     use crate::{ConvOptions, Rng};
 
     /// `(n, c, h, w, oc, kh, kw, stride, padding, dilation)`: padding, strides, dilation,
@@ -213,14 +214,6 @@ mod tests {
         let [oh, ow] = p.out_hw().unwrap();
         let g = Tensor::randn(&[n, oc, oh, ow], 0.0, 1.0, dtype, &mut rng, &Cpu).unwrap();
         (x, wt, g, p)
-    }
-
-    fn bits(t: &Tensor<Cpu>) -> Vec<u32> {
-        t.to_vec::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect()
     }
 
     /// Chunk sizes of one image, two images, and the whole batch (the bytes of one image's

@@ -101,9 +101,9 @@ mod tests {
     use super::*;
     use crate::{ConvOptions, DType, Rng};
 
-    fn bits(t: &Tensor<Cpu>) -> (Vec<usize>, Vec<u32>) {
-        let v = t.to_vec::<f32>().unwrap();
-        (t.shape().to_vec(), v.iter().map(|x| x.to_bits()).collect())
+    /// Shape and bit patterns, so a mismatch in either fails the comparison.
+    fn bits(t: &Tensor<Cpu>) -> (Vec<usize>, Vec<u64>) {
+        (t.shape().to_vec(), crate::testing::bits(t))
     }
 
     /// The per-image products and the run-copy weight gradient equal the general

@@ -108,7 +108,7 @@ mod tests {
     //! Geometry, views, the adjoint identity and errors. Values against PyTorch are in
     //! `cpu.rs`.
     use super::*;
-    use crate::ops::spatial::testing::{dot, random};
+    use crate::testing::{dot, random};
     use crate::{Cpu, DType, Error};
 
     #[test]

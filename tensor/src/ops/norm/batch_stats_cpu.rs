@@ -253,10 +253,8 @@ mod tests {
     use super::*;
 
     fn bits(t: &Option<Tensor<Cpu>>) -> Option<(Vec<usize>, Vec<u64>)> {
-        t.as_ref().map(|t| {
-            let v = t.to_f64_vec().unwrap();
-            (t.shape().to_vec(), v.iter().map(|x| x.to_bits()).collect())
-        })
+        t.as_ref()
+            .map(|t| (t.shape().to_vec(), crate::testing::bits(t)))
     }
 
     fn input(shape: &[usize], seed: usize, dtype: DType) -> Tensor<Cpu> {

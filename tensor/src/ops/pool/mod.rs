@@ -220,7 +220,7 @@ mod tests {
     //! Front-end behavior: views, adjoint identities and errors. Values against PyTorch are
     //! in `cpu.rs`.
     use super::*;
-    use crate::ops::spatial::testing::{dot, random};
+    use crate::testing::{dot, random};
     use crate::{Cpu, DType, Error};
 
     /// `<A x, y> == <x, A^T y>` for random `x` and `y`.

@@ -1,17 +1,9 @@
 use crate::backend::Backend;
+use crate::testing::bits;
 use crate::{Cpu, DType, Rng, Tensor};
-use alloc::vec::Vec;
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Tensor<Cpu> {
     Tensor::randn(shape, 0.0, 1.0, dtype, &mut Rng::new(seed), &Cpu).unwrap()
-}
-
-fn bits(t: &Tensor<Cpu>) -> Vec<u32> {
-    t.to_vec::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect()
 }
 
 /// The fused CPU path gives the bits of `matmul` then `add`, for every GEMM path the
