@@ -45,7 +45,10 @@
 //! L1 (32 KiB). On Zen 4, `kc = 384` measured a little faster than 128 or 256 (each tile's C
 //! update, a load and store of 14 x 32 f32, is amortized over more `k`; noisy measurements
 //! on a shared machine) and `MC = 168` than 336. The `k` range is cut into equal even blocks, so e.g. `k = 500` runs as two
-//! blocks of 250. The first `k` block overwrites C, the others add to it.
+//! blocks of 250. The first `k` block overwrites C, the others add to it. That makes a
+//! product's `k` range divisible among several calls at those block boundaries with the same
+//! bits (`k_split.rs`: the convolution's weight gradient makes its patch rows a part at a
+//! time).
 //!
 //! ## Threads and determinism
 //! With `std`, C is cut along its longer side into one block of whole MR-row or NR-column
@@ -83,6 +86,8 @@ mod amx;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod calibrate;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod k_split;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_f32;
@@ -99,6 +104,8 @@ mod pack_amx;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod pack_bf16;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod pack_block;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub(crate) mod pack_transpose;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod packed;
@@ -108,6 +115,8 @@ mod small;
 #[cfg(test)]
 mod tests;
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) use k_split::{sgemm_k_part, KSplit};
 pub use precision::{float32_matmul_precision, set_float32_matmul_precision, MatmulPrecision};
 
 use alloc::vec::Vec;
@@ -342,23 +351,13 @@ pub unsafe fn sgemm_bias_with(
     }
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     {
-        use packed::Kind;
-        let kind = match imp {
-            GemmImpl::F32 if has_avx512f() => Some(Kind::F32),
-            GemmImpl::Bf16Amx if has_amx() => Some(Kind::Amx),
-            GemmImpl::Bf16 | GemmImpl::Bf16Amx if has_avx512bf16() => Some(Kind::Bf16),
-            GemmImpl::Bf16 | GemmImpl::Bf16Amx | GemmImpl::Bf16Emulated if has_avx512f() => {
-                Some(Kind::F32Rounded)
-            }
-            _ => None,
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = packed_kind(imp) {
             let mat = |p: *const f32, rs: isize, cs: isize| pack::Mat {
                 ptr: p,
                 rs: rs as usize,
                 cs: cs as usize,
             };
-            let c = packed::MatMut {
+            let c = pack::MatMut {
                 ptr: c,
                 rs: rsc as usize,
                 cs: csc as usize,
@@ -390,6 +389,22 @@ pub unsafe fn sgemm_bias_with(
         }
     }
     add_bias_rows(m, n, bias, c, rsc, csc);
+}
+
+/// The packed path's kind for `imp` on this CPU, or `None` where `imp` runs on
+/// `matrixmultiply` (the degradations in the module docs).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn packed_kind(imp: GemmImpl) -> Option<packed::Kind> {
+    use packed::Kind;
+    match imp {
+        GemmImpl::F32 if has_avx512f() => Some(Kind::F32),
+        GemmImpl::Bf16Amx if has_amx() => Some(Kind::Amx),
+        GemmImpl::Bf16 | GemmImpl::Bf16Amx if has_avx512bf16() => Some(Kind::Bf16),
+        GemmImpl::Bf16 | GemmImpl::Bf16Amx | GemmImpl::Bf16Emulated if has_avx512f() => {
+            Some(Kind::F32Rounded)
+        }
+        _ => None,
+    }
 }
 
 /// `C[i, j] += bias[j]` over the whole `m x n` C (nothing when `bias` is null): the bias of

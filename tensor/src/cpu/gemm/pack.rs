@@ -25,6 +25,37 @@ pub(super) struct Mat {
     pub cs: usize,
 }
 
+/// A writable strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MatMut {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+    /// Null, or a row added to C once its sum is complete (`bias + j` for column `j`): the
+    /// linear layer's bias, added to each tile while it is still in L1 instead of in a pass
+    /// over C afterwards. Added after the last `k` block, so each element is `(A B) + bias`
+    /// in the order the separate `add` computes it.
+    pub bias: *const f32,
+}
+
+impl MatMut {
+    /// The matrix from element `(i, j)` on (with its bias from column `j`).
+    ///
+    /// # Safety
+    /// `(i, j)` is inside the matrix (or one past it in one dimension).
+    pub(super) unsafe fn at(self, i: usize, j: usize) -> Self {
+        MatMut {
+            ptr: self.ptr.add(i * self.rs + j * self.cs),
+            bias: if self.bias.is_null() {
+                self.bias
+            } else {
+                self.bias.add(j)
+            },
+            ..self
+        }
+    }
+}
+
 /// A [`Mat`] read by several threads at once (packing only reads).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Shared(pub Mat);

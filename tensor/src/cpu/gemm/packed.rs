@@ -5,8 +5,9 @@ use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
 use super::kernel_f32::Out;
 use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::orientation::transposing_pays;
-use super::pack::{self, Mat};
+use super::pack::{self, Mat, MatMut};
 use super::pack_bf16;
+use super::pack_block;
 use super::{
     kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, small, KC_BF16, KC_F32, MC, MR, NC, NR,
 };
@@ -56,37 +57,6 @@ impl Kind {
     }
 }
 
-/// A writable strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct MatMut {
-    pub ptr: *mut f32,
-    pub rs: usize,
-    pub cs: usize,
-    /// Null, or a row added to C once its sum is complete (`bias + j` for column `j`): the
-    /// linear layer's bias, added to each tile while it is still in L1 instead of in a pass
-    /// over C afterwards. Added after the last `k` block, so each element is `(A B) + bias`
-    /// in the order the separate `add` computes it.
-    pub bias: *const f32,
-}
-
-impl MatMut {
-    /// The matrix from element `(i, j)` on (with its bias from column `j`).
-    ///
-    /// # Safety
-    /// `(i, j)` is inside the matrix (or one past it in one dimension).
-    pub(super) unsafe fn at(self, i: usize, j: usize) -> Self {
-        MatMut {
-            ptr: self.ptr.add(i * self.rs + j * self.cs),
-            bias: if self.bias.is_null() {
-                self.bias
-            } else {
-                self.bias.add(j)
-            },
-            ..self
-        }
-    }
-}
-
 /// One 64-byte line of packing scratch (the alignment of the kernels' B loads).
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
@@ -113,7 +83,7 @@ fn with_scratch<R>(slot: usize, words: usize, f: impl FnOnce(*mut u32) -> R) -> 
 }
 
 /// u32 words of one packed panel of `lanes` rows (A) or columns (B) over `kc` values of `k`.
-fn panel_words(kind: Kind, kc: usize, lanes: usize) -> usize {
+pub(super) fn panel_words(kind: Kind, kc: usize, lanes: usize) -> usize {
     match kind {
         Kind::Bf16 => pack_bf16::pairs_len(kc, lanes),
         Kind::F32 | Kind::F32Rounded => kc * lanes,
@@ -192,14 +162,67 @@ pub(super) unsafe fn gemm(
     b: Mat,
     c: MatMut,
 ) {
-    if kind == Kind::F32
-        && c.bias.is_null()
-        && small::takes(threaded, m, k, n)
-        && small::available()
-    {
+    if takes_small(kind, threaded, m, k, n, c.bias.is_null()) {
         // SAFETY: as this function's, and the CPU has what `small` needs (checked).
         return unsafe { small::gemm(m, k, n, a, b, c) };
     }
+    gemm_k_part(kind, threaded, m, k, n, a, b, c, KPart::whole(kind, k))
+}
+
+/// Whether [`gemm`] hands this product to the small-product kernels (`small.rs`) instead of
+/// the packed nest.
+pub(super) fn takes_small(
+    kind: Kind,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    no_bias: bool,
+) -> bool {
+    kind == Kind::F32 && no_bias && small::takes(threaded, m, k, n) && small::available()
+}
+
+/// How the packed nest cuts one call's `k` values into blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct KPart {
+    /// Values of `k` per block; the call's last block may be shorter.
+    pub step: usize,
+    /// Whether the first block adds to C (else it overwrites C, as every block after it adds).
+    pub accumulate: bool,
+}
+
+impl KPart {
+    /// The blocks of a whole product of depth `k`: equal blocks of even length (so bf16 pairs
+    /// never straddle two), at most the kind's `kc`.
+    pub(super) fn whole(kind: Kind, k: usize) -> KPart {
+        let step = k.div_ceil(k.div_ceil(kind.kc_max())).next_multiple_of(2);
+        KPart {
+            step,
+            accumulate: false,
+        }
+    }
+}
+
+/// The packed nest over `k` values cut into `part`'s blocks, in whichever orientation pads
+/// less (never the small-product kernels). Called on consecutive ranges of a product's `k`,
+/// each a whole number of the product's blocks ([`KPart::whole`]) except the last, with
+/// `accumulate` after the first, it gives C the bits of one [`gemm`] call: each block's sums
+/// go to C in the same order.
+///
+/// # Safety
+/// As [`gemm`]; with `part.accumulate` every element of C holds a value to add to.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm_k_part(
+    kind: Kind,
+    threaded: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    c: MatMut,
+    part: KPart,
+) {
     if transposing_pays(kind, m, n) && c.bias.is_null() {
         // Cᵀ = Bᵀ Aᵀ: the same sums, on fewer padded tiles.
         let (at, bt) = (b.transposed(), a.transposed());
@@ -208,9 +231,9 @@ pub(super) unsafe fn gemm(
             cs: c.rs,
             ..c
         };
-        return gemm_oriented(kind, threaded, n, k, m, at, bt, ct);
+        return gemm_oriented(kind, threaded, n, k, m, at, bt, ct, part);
     }
-    gemm_oriented(kind, threaded, m, k, n, a, b, c)
+    gemm_oriented(kind, threaded, m, k, n, a, b, c, part)
 }
 
 /// [`gemm`] in the orientation given.
@@ -227,6 +250,7 @@ unsafe fn gemm_oriented(
     a: Mat,
     b: Mat,
     c: MatMut,
+    part: KPart,
 ) {
     let threads = if threaded {
         crate::cpu::parallel::num_threads()
@@ -238,7 +262,7 @@ unsafe fn gemm_oriented(
     let by_rows = mp >= np;
     let panels = if by_rows { mp } else { np };
     if threads <= 1 || panels < threads {
-        nest(kind, threads, m, k, n, a, b, c);
+        nest(kind, threads, m, k, n, a, b, c, part);
         return;
     }
     let ops = Operands { a, b, c };
@@ -254,10 +278,10 @@ unsafe fn gemm_oriented(
             unsafe {
                 if by_rows {
                     let (r0, r1) = (p.start * mr, (p.end * mr).min(m));
-                    nest(kind, 1, r1 - r0, k, n, a.at(r0, 0), b, c.at(r0, 0));
+                    nest(kind, 1, r1 - r0, k, n, a.at(r0, 0), b, c.at(r0, 0), part);
                 } else {
                     let (c0, c1) = (p.start * NR, (p.end * NR).min(n));
-                    nest(kind, 1, m, k, c1 - c0, a, b.at(0, c0), c.at(0, c0));
+                    nest(kind, 1, m, k, c1 - c0, a, b.at(0, c0), c.at(0, c0), part);
                 }
             }
         }
@@ -278,17 +302,16 @@ unsafe fn nest(
     a: Mat,
     b: Mat,
     c: MatMut,
+    part: KPart,
 ) {
-    let kc_max = kind.kc_max();
-    // Equal k blocks, of even length so bf16 pairs never straddle two (<= kc_max: it is even).
-    let kc_step = k.div_ceil(k.div_ceil(kc_max)).next_multiple_of(2);
+    let kc_step = part.step;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let words = nc.div_ceil(NR) * panel_words(kind, kc, NR);
             with_scratch(0, words, |bp| {
-                pack_b(kind, threads, bp, b.at(pc, jc), kc, nc);
+                pack_block::pack_b(kind, threads, bp, b.at(pc, jc), kc, nc);
                 let step = Step {
                     kind,
                     a: a.at(0, pc),
@@ -297,7 +320,7 @@ unsafe fn nest(
                     m,
                     kc,
                     nc,
-                    accumulate: pc > 0,
+                    accumulate: pc > 0 || part.accumulate,
                     last: pc + kc == k,
                 };
                 run_step(&step, threads);
@@ -306,54 +329,8 @@ unsafe fn nest(
     }
 }
 
-/// A packing destination shared by the threads that fill disjoint parts of it.
-#[derive(Clone, Copy, Debug)]
-struct Dst(*mut u32);
-
-impl Dst {
-    /// The pointer (a method, so closures capture the whole `Dst`).
-    fn get(self) -> *mut u32 {
-        self.0
-    }
-}
-
-// SAFETY: only used by `pack_b`, whose threads write disjoint panels.
-unsafe impl Send for Dst {}
-// SAFETY: as above.
-unsafe impl Sync for Dst {}
-
-/// Packs the `kc x nc` block `b` into `bp` (B~), its column panels split over up to
-/// `threads` threads.
-///
-/// # Safety
-/// As `pack::pack_b_f32` / `pack_bf16::pack_b_bf16` for the whole block.
-unsafe fn pack_b(kind: Kind, threads: usize, bp: *mut u32, b: Mat, kc: usize, nc: usize) {
-    let np = nc.div_ceil(NR);
-    let bpw = panel_words(kind, kc, NR);
-    let parts = threads.min(np).max(1);
-    let mut ids: Vec<usize> = (0..parts).collect();
-    let (dst, b) = (Dst(bp), pack::Shared(b));
-    crate::cpu::parallel::for_each_chunk_mut(&mut ids, 1, kc * nc, |range, _| {
-        for t in range {
-            let panels = split(np, parts, t);
-            let cols = (panels.end * NR).min(nc) - panels.start * NR;
-            // SAFETY: the panels of the parts are disjoint, inside B~ and the block of B.
-            unsafe {
-                let d = dst.get().add(panels.start * bpw);
-                let src = b.get().at(0, panels.start * NR);
-                match kind {
-                    Kind::F32 => pack::pack_b_f32::<false>(d.cast(), src, kc, cols),
-                    Kind::F32Rounded => pack::pack_b_f32::<true>(d.cast(), src, kc, cols),
-                    Kind::Bf16 => pack_bf16::pack_b_bf16(d, src, kc, cols),
-                    Kind::Amx => pack_amx::pack_b(d, src, kc, cols),
-                }
-            }
-        }
-    });
-}
-
 /// The `i`-th of `parts` near-equal contiguous ranges of `0..units`.
-fn split(units: usize, parts: usize, i: usize) -> Range<usize> {
+pub(super) fn split(units: usize, parts: usize, i: usize) -> Range<usize> {
     let (q, r) = (units / parts, units % parts);
     let start = i * q + i.min(r);
     start..start + q + usize::from(i < r)

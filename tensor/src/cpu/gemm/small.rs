@@ -16,8 +16,8 @@
 //! with the packed kernels' AVX-512F has both.
 
 use super::pack::Mat;
+use super::pack::MatMut;
 use super::pack_transpose;
-use super::packed::MatMut;
 use core::arch::x86_64::*;
 use std::cell::RefCell;
 use std::vec::Vec;

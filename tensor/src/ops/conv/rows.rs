@@ -26,6 +26,7 @@ use crate::dtype::Element;
 use crate::{DType, HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;
+use core::ops::Range;
 
 /// Whether [`conv2d`] and its gradients handle this convolution (else the composite does).
 pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
@@ -39,17 +40,20 @@ pub(crate) fn applies(x: &Tensor<Cpu>, p: &Conv2dParams) -> bool {
 /// `kj` of one `ki` are one run of `kw*c` (a single copy, not `kw`: at ResNet's 16 or 32
 /// channels the copies are short enough that their count is the cost). Every element is
 /// written once, so the buffer is not zeroed first. Rows are spread over the threads (not
-/// images: [`super::general`] may ask for the rows of a single image).
-fn im2row_typed<T: Element>(x: &[T], n: usize, p: &Conv2dParams) -> Result<Vec<T>> {
+/// images: [`super::general`] may ask for the rows of a single image). Only the rows
+/// `rows` of the batch's matrix are made (the weight gradient takes them a few MB at a time,
+/// not at image boundaries).
+fn im2row_typed<T: Element>(x: &[T], rows: Range<usize>, p: &Conv2dParams) -> Result<Vec<T>> {
     let [h, w] = p.in_hw;
     let [oh, ow] = p.out_hw()?;
     let (c, [kh, kw]) = (p.in_channels, p.kernel);
     let (l, k) = (oh * ow, c * kh * kw);
-    let numel = n * l * k;
+    let numel = rows.len() * k;
     let mut out: Vec<T> = pool::take("im2row", numel)?;
     let slots = &mut out.spare_capacity_mut()[..numel];
-    parallel::for_each_chunk_mut(slots, k, numel, |rows, chunk| {
-        for (r, row) in rows.zip(chunk.chunks_exact_mut(k)) {
+    parallel::for_each_chunk_mut(slots, k, numel, |local, chunk| {
+        for (r, row) in local.zip(chunk.chunks_exact_mut(k)) {
+            let r = rows.start + r;
             let (b, pixel) = (r / l, r % l);
             let img = &x[b * h * w * c..][..h * w * c];
             let (oy, ox) = (pixel / ow, pixel % ow);
@@ -206,22 +210,35 @@ pub(super) fn channels_last(x: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<
 /// The patch matrix `[n*oh*ow, kh*kw*c]` of channels-last images `[n, h, w, c]` (a
 /// [`channels_last`] copy or a range of its images).
 pub(super) fn patch_rows(nhwc: &Tensor<Cpu>, p: &Conv2dParams) -> Result<Tensor<Cpu>> {
-    let n = nhwc.shape()[0];
     let [oh, ow] = p.out_hw()?;
+    patch_row_range(nhwc, p, 0..nhwc.shape()[0] * oh * ow)
+}
+
+/// The rows `rows` of [`patch_rows`], `[rows.len(), kh*kw*c]`.
+pub(super) fn patch_row_range(
+    nhwc: &Tensor<Cpu>,
+    p: &Conv2dParams,
+    rows: Range<usize>,
+) -> Result<Tensor<Cpu>> {
+    let [oh, ow] = p.out_hw()?;
+    let all = nhwc.shape()[0] * oh * ow;
+    if rows.start > rows.end || rows.end > all {
+        return Err(crate::shape_err!(
+            "im2row",
+            "rows {rows:?} of a {all}-row patch matrix"
+        ));
+    }
+    let (m, k) = (rows.len(), p.col_rows());
     if p.is_pointwise() {
-        return nhwc.reshape(&[n * oh * ow, p.in_channels]);
+        return nhwc.reshape(&[all, k])?.narrow(0, rows.start, m);
     }
     let l = nhwc.layout();
     let out = match nhwc.storage().buffer() {
-        HostBuffer::F32(v) => HostBuffer::F32(im2row_typed(&strided::view(v, l), n, p)?),
-        HostBuffer::F64(v) => HostBuffer::F64(im2row_typed(&strided::view(v, l), n, p)?),
+        HostBuffer::F32(v) => HostBuffer::F32(im2row_typed(&strided::view(v, l), rows, p)?),
+        HostBuffer::F64(v) => HostBuffer::F64(im2row_typed(&strided::view(v, l), rows, p)?),
         other => return Err(dtype_err("im2row", other.dtype())),
     };
-    Ok(Tensor::from_storage(
-        CpuStorage::from(out),
-        &[n * oh * ow, p.col_rows()],
-        &Cpu,
-    ))
+    Ok(Tensor::from_storage(CpuStorage::from(out), &[m, k], &Cpu))
 }
 
 /// `[n*oh*ow, kh*kw*c]` rows summed back into `[n, c, h, w]`.
