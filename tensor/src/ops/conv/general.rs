@@ -17,9 +17,7 @@
 //! time, and the whole batch's patch matrix is never built (ResNet-50's step peaks 7% lower).
 //! Other dtypes and CPUs without the packed GEMM keep one product.
 
-use super::rows::{
-    channels_last, check_grad, grad_rows, patch_row_range, patch_rows, row2im, weight_rows,
-};
+use super::rows::{channels_last, check_grad, grad_rows, patch_rows, row2im, weight_rows};
 use crate::backend::Conv2dParams;
 use crate::buffer::HostElement;
 use crate::cpu::{kernel_output, pool, strided, Cpu};
@@ -211,6 +209,7 @@ fn weight_grad_in_parts(
     p: &Conv2dParams,
     chunk_bytes: usize,
 ) -> Option<Result<Tensor<Cpu>>> {
+    use super::rows::patch_row_range;
     use crate::cpu::gemm::{sgemm_k_part, KSplit};
     let (rows, oc) = (dy.shape()[0], dy.shape()[1]);
     let k = p.col_rows();
