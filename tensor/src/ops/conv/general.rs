@@ -209,8 +209,7 @@ fn weight_grad_in_parts(
     p: &Conv2dParams,
     chunk_bytes: usize,
 ) -> Option<Result<Tensor<Cpu>>> {
-    use super::rows::patch_row_range;
-    use crate::cpu::gemm::{sgemm_k_part, KSplit};
+    use crate::cpu::gemm::KSplit;
     let (rows, oc) = (dy.shape()[0], dy.shape()[1]);
     let k = p.col_rows();
     if dy.dtype() != DType::F32 || nhwc.dtype() != DType::F32 || p.is_pointwise() {
@@ -221,49 +220,65 @@ fn weight_grad_in_parts(
     if per_part >= rows {
         return None;
     }
-    Some((|| {
-        let dy = dy.contiguous()?;
-        let dy_values = dy.storage().buffer().as_slice::<f32>().ok_or_else(|| {
+    Some(weight_grad_parts(dy, nhwc, p, split, per_part))
+}
+
+/// [`weight_grad_in_parts`] once it has found the split and the part size (`per_part` rows, a
+/// multiple of `split.step()`).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn weight_grad_parts(
+    dy: &Tensor<Cpu>,
+    nhwc: &Tensor<Cpu>,
+    p: &Conv2dParams,
+    split: crate::cpu::gemm::KSplit,
+    per_part: usize,
+) -> Result<Tensor<Cpu>> {
+    use super::rows::patch_row_range;
+    use crate::cpu::gemm::sgemm_k_part;
+    let (rows, oc, k) = (dy.shape()[0], dy.shape()[1], p.col_rows());
+    let dy = dy.contiguous()?;
+    let dy_values =
+        dy.storage().buffer().as_slice::<f32>().ok_or_else(|| {
             crate::shape_err!("conv2d backward", "output gradient rows are not f32")
         })?;
-        let dy_values = &dy_values[dy.layout().offset()..][..rows * oc];
-        let mut dw: Vec<f32> = pool::take("conv2d weight gradient", oc * k)?;
-        for r0 in (0..rows).step_by(per_part) {
-            let part = patch_row_range(nhwc, p, r0..rows.min(r0 + per_part))?;
-            let m = part.shape()[0];
-            let values =
-                part.storage().buffer().as_slice::<f32>().ok_or_else(|| {
-                    crate::shape_err!("conv2d backward", "patch rows are not f32")
-                })?;
-            let values = &values[part.layout().offset()..][..m * k];
-            // SAFETY: A is `dy`'s rows `r0..r0 + m` read transposed (`oc x m`, element
-            // `(i, r)` at `(r0 + r) * oc + i`), B the part's `m x k` rows, C `dw`'s `oc x k`
-            // capacity, which the first part overwrites whole before later parts add to it;
-            // all three are distinct live buffers of those sizes. The parts go in order, each
-            // `per_part` rows (a multiple of the split's step) but the last.
-            unsafe {
-                sgemm_k_part(
-                    split,
-                    r0 == 0,
-                    oc,
-                    m,
-                    k,
-                    dy_values[r0 * oc..].as_ptr(),
-                    1,
-                    oc,
-                    values.as_ptr(),
-                    k,
-                    1,
-                    dw.as_mut_ptr(),
-                    k,
-                    1,
-                );
-            }
+    let dy_values = &dy_values[dy.layout().offset()..][..rows * oc];
+    let mut dw: Vec<f32> = pool::take("conv2d weight gradient", oc * k)?;
+    for r0 in (0..rows).step_by(per_part) {
+        let part = patch_row_range(nhwc, p, r0..rows.min(r0 + per_part))?;
+        let m = part.shape()[0];
+        let values = part
+            .storage()
+            .buffer()
+            .as_slice::<f32>()
+            .ok_or_else(|| crate::shape_err!("conv2d backward", "patch rows are not f32"))?;
+        let values = &values[part.layout().offset()..][..m * k];
+        // SAFETY: A is `dy`'s rows `r0..r0 + m` read transposed (`oc x m`, element
+        // `(i, r)` at `(r0 + r) * oc + i`), B the part's `m x k` rows, C `dw`'s `oc x k`
+        // capacity, which the first part overwrites whole before later parts add to it;
+        // all three are distinct live buffers of those sizes. The parts go in order, each
+        // `per_part` rows (a multiple of the split's step) but the last.
+        unsafe {
+            sgemm_k_part(
+                split,
+                r0 == 0,
+                oc,
+                m,
+                k,
+                dy_values[r0 * oc..].as_ptr(),
+                1,
+                oc,
+                values.as_ptr(),
+                k,
+                1,
+                dw.as_mut_ptr(),
+                k,
+                1,
+            );
         }
-        // SAFETY: the first part's GEMM wrote all `oc * k` elements.
-        unsafe { dw.set_len(oc * k) };
-        kernel_output(HostBuffer::F32(dw), &[oc, k])
-    })())
+    }
+    // SAFETY: the first part's GEMM wrote all `oc * k` elements.
+    unsafe { dw.set_len(oc * k) };
+    kernel_output(HostBuffer::F32(dw), &[oc, k])
 }
 
 /// Without the packed GEMM the weight gradient is one product.
