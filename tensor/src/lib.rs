@@ -3,7 +3,9 @@
 //! N-dimensional strided tensors, a backend abstraction, and the CPU reference backend.
 //! `no_std` + `alloc` by default-features-off; the `std` feature (on by default) adds
 //! multi-threaded GEMM, multi-threaded elementwise/row/reduction kernels, and
-//! `std::error::Error`.
+//! `std::error::Error`. The unit tests run in both configurations (`cargo test -p
+//! tessera-tensor --no-default-features --lib` takes the no_std paths: one thread,
+//! `matrixmultiply` for every GEMM).
 //!
 //! ## Threads
 //! With `std`, f32 GEMM ([`cpu::gemm`]) splits blocks of C over the threads, f64 GEMM uses
@@ -64,7 +66,9 @@
 //! - `backend/mod.rs`: the contract a device implements; `backend/composite.rs`: the composite
 //!   ops written from primitives.
 //! - `ops/<op>/mod.rs`: an op's front end; `ops/<op>/cpu.rs`: its CPU kernel.
-#![cfg_attr(not(feature = "std"), no_std)]
+// Unit tests link the standard library whatever the features (the test harness needs it), so
+// they get its prelude too; the no_std build itself is proved by `nostd-check` in CI.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![warn(missing_debug_implementations)]
 
 extern crate alloc;

@@ -407,10 +407,10 @@ mod tests {
             let whole_product = bits(&product.unwrap());
             let rows = dy.shape()[0];
             #[cfg(all(feature = "std", target_arch = "x86_64"))]
-            let split = crate::cpu::gemm::KSplit::of(case[4], rows, p.col_rows());
+            let split = crate::cpu::gemm::KSplit::of(case[4], rows, p.col_rows()).map(|s| s.step());
             #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-            let split: Option<()> = None;
-            let step = split.map_or(rows, |s| s.step());
+            let split: Option<usize> = None;
+            let step = split.unwrap_or(rows);
             for bytes in [1, 2 * step * p.col_rows() * 4] {
                 for threads in [1, 2, 3] {
                     let what = format!("{case:?}, {bytes} bytes, {threads} threads");
