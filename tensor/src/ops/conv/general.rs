@@ -236,22 +236,12 @@ fn weight_grad_parts(
     use super::rows::patch_row_range;
     use crate::cpu::gemm::sgemm_k_part;
     let (rows, oc, k) = (dy.shape()[0], dy.shape()[1], p.col_rows());
-    let dy = dy.contiguous()?;
-    let dy_values =
-        dy.storage().buffer().as_slice::<f32>().ok_or_else(|| {
-            crate::shape_err!("conv2d backward", "output gradient rows are not f32")
-        })?;
-    let dy_values = &dy_values[dy.layout().offset()..][..rows * oc];
+    let dy_values = f32_values(dy, "output gradient rows")?;
     let mut dw: Vec<f32> = pool::take("conv2d weight gradient", oc * k)?;
     for r0 in (0..rows).step_by(per_part) {
         let part = patch_row_range(nhwc, p, r0..rows.min(r0 + per_part))?;
         let m = part.shape()[0];
-        let values = part
-            .storage()
-            .buffer()
-            .as_slice::<f32>()
-            .ok_or_else(|| crate::shape_err!("conv2d backward", "patch rows are not f32"))?;
-        let values = &values[part.layout().offset()..][..m * k];
+        let values = f32_values(&part, "patch rows")?;
         // SAFETY: A is `dy`'s rows `r0..r0 + m` read transposed (`oc x m`, element
         // `(i, r)` at `(r0 + r) * oc + i`), B the part's `m x k` rows, C `dw`'s `oc x k`
         // capacity, which the first part overwrites whole before later parts add to it;
@@ -279,6 +269,16 @@ fn weight_grad_parts(
     // SAFETY: the first part's GEMM wrote all `oc * k` elements.
     unsafe { dw.set_len(oc * k) };
     kernel_output(HostBuffer::F32(dw), &[oc, k])
+}
+
+/// The f32 values of `t` in row-major order, borrowed where `t` is contiguous (as the
+/// gradient rows and patch rows are).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn f32_values<'a>(t: &'a Tensor<Cpu>, what: &str) -> Result<strided::ViewBuf<'a, f32>> {
+    let values = t.storage().buffer().as_slice::<f32>().ok_or_else(|| {
+        crate::shape_err!("conv2d backward", "{what} are not f32, got {}", t.dtype())
+    })?;
+    Ok(strided::view(values, t.layout()))
 }
 
 /// Without the packed GEMM the weight gradient is one product.
