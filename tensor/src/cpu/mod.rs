@@ -438,6 +438,15 @@ impl Backend for Cpu {
         ops::softmax::cpu::log_softmax(x, axis)
     }
 
+    fn softmax_backward(
+        &self,
+        y: &Tensor<Self>,
+        grad: &Tensor<Self>,
+        axis: usize,
+    ) -> Result<Tensor<Self>> {
+        ops::softmax::cpu_softmax_backward(y, grad, axis)
+    }
+
     fn gelu(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
         checks::fused("gelu", x.shape(), x.dtype())?;
         match ops::unary::cpu::gelu(x.storage(), x.layout()) {

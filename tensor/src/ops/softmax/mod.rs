@@ -1,8 +1,11 @@
 //! Softmax and log-softmax along one axis, numerically stable (PyTorch: `F.softmax`,
 //! `F.log_softmax`). Composite ops: the default subtracts the max, a backend may fuse.
 
+mod backward_cpu;
 pub(crate) mod cpu;
 mod cpu_f32;
+
+pub(crate) use backward_cpu::softmax_backward as cpu_softmax_backward;
 
 use crate::backend::Backend;
 use crate::shape::normalize_axis;
