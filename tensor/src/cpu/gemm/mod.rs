@@ -86,6 +86,8 @@ mod amx;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod calibrate;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod fma_width;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod k_split;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod kernel_bf16;

@@ -36,6 +36,13 @@ const MAX_ROWS: usize = 256;
 const MAX_K: usize = 128;
 const MAX_COLS: usize = 208;
 
+/// Most multiply-adds of a product taken here where 512-bit FMAs run at full rate
+/// (`fma_width.rs`): there the packed AVX-512 kernel does twice the work per instruction of
+/// these AVX2 loops and wins from about `48 x 64 x 48` up (Intel Xeon, one thread: even at
+/// `32 x 64 x 32` and `48 x 64 x 48`, 1.5x at `64 x 64 x 64`), while the default DINO step's
+/// `17 x 64 x 17` stays here (1.35x faster than packed).
+const MAX_MACS_FULL_WIDTH: usize = 1 << 17;
+
 /// Vectors of 8 columns per register tile (with `R` rows: `R * W` accumulators, `W` B
 /// vectors and one broadcast A value in the 16 ymm registers).
 const W_MAX: usize = 4;
@@ -43,8 +50,12 @@ const W_MAX: usize = 4;
 /// Whether `C = A B` (`m x k` by `k x n`) is computed here; `threaded`: the caller allows
 /// the product to use the crate's threads.
 pub(super) fn takes(threaded: bool, m: usize, k: usize, n: usize) -> bool {
-    let small = m.saturating_mul(n).saturating_mul(k) <= MAX_MACS_THREADED;
-    (small || !threaded) && m <= MAX_ROWS && k <= MAX_K && n <= MAX_COLS
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    (macs <= MAX_MACS_THREADED || !threaded)
+        && m <= MAX_ROWS
+        && k <= MAX_K
+        && n <= MAX_COLS
+        && (macs <= MAX_MACS_FULL_WIDTH || !super::fma_width::full_width_fma())
 }
 
 /// Whether this CPU can run it.
