@@ -41,6 +41,7 @@ pub(super) unsafe fn bf16_kernel_is_faster() -> bool {
         rows: MR,
         cols: NR,
         accumulate: false,
+        bias: core::ptr::null(),
     };
     let time = |f: &dyn Fn()| -> Duration {
         (0..ROUNDS)

@@ -22,10 +22,11 @@ use core::mem::MaybeUninit;
 pub(super) unsafe fn kernel(kc2: usize, a: *const u32, b: *const u32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, rs, acc) = target(out, &mut tile, NR);
+    let (c, rs, acc, bias) = target(out, &mut tile, NR);
     // SAFETY: as in `kernel_f32::kernel`, with `MR * kc2` and `NR * kc2` u32 read.
     // Registers: rcx counts k steps, rsi/rdi walk the A/B panels, rdx is the tile's first
-    // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer.
+    // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer, r14 the
+    // bias (or 0; see `store_tile_14x32`).
     asm!(
         zero_tile_14x32!(),
         "test rcx, rcx",
@@ -86,6 +87,7 @@ pub(super) unsafe fn kernel(kc2: usize, a: *const u32, b: *const u32, out: &Out)
         in("rdx") c,
         in("r8") rs,
         in("r9") usize::from(acc),
+        in("r14") bias,
         out("r10") _,
         clobber_abi("C"),
         options(nostack),

@@ -19,7 +19,10 @@ use core::mem::MaybeUninit;
 
 /// Where a tile goes: `rows x cols` (at most `MR x NR`) elements of C at `ptr` with strides
 /// `rs`, `cs`; `accumulate` adds the tile to C (the second and later `k` blocks) instead of
-/// overwriting it.
+/// overwriting it; a non-null `bias` (the value of the tile's first column, `cols` readable
+/// f32) is then added to every row: `C = (C + tile) + bias`, each an f32 addition. Only the
+/// 14 x 32 kernels (`kernel_f32`, `kernel_f32_rows`, `kernel_bf16`) take a bias; the
+/// caller adds it after the others.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Out {
     pub ptr: *mut f32,
@@ -28,6 +31,7 @@ pub(super) struct Out {
     pub rows: usize,
     pub cols: usize,
     pub accumulate: bool,
+    pub bias: *const f32,
 }
 
 /// A whole tile, row-major, for edge tiles and non-contiguous rows of C.
@@ -35,17 +39,18 @@ pub(super) struct Out {
 pub(super) struct Tile(pub [[f32; NR]; MR]);
 
 /// Where the kernel's `asm!` writes its `MR x width` tile: C itself when the tile is whole
-/// with contiguous rows (`(ptr, row stride in bytes, accumulate)`), else a [`Tile`] that
-/// [`finish`] then writes out.
+/// with contiguous rows (`(ptr, row stride in bytes, accumulate, bias)`), else a [`Tile`]
+/// that [`finish`] then writes out (accumulating and adding the bias itself: the asm gets
+/// `false` and a null bias).
 pub(super) fn target(
     out: &Out,
     tile: &mut MaybeUninit<Tile>,
     width: usize,
-) -> (*mut f32, usize, bool) {
+) -> (*mut f32, usize, bool, *const f32) {
     if writes_c_directly(out, width) {
-        (out.ptr, out.rs * 4, out.accumulate)
+        (out.ptr, out.rs * 4, out.accumulate, out.bias)
     } else {
-        (tile.as_mut_ptr().cast(), NR * 4, false)
+        (tile.as_mut_ptr().cast(), NR * 4, false, core::ptr::null())
     }
 }
 
@@ -58,12 +63,14 @@ pub(super) fn target(
 pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, rs, acc) = target(out, &mut tile, NR);
+    let (c, rs, acc, bias) = target(out, &mut tile, NR);
     // SAFETY: reads `MR * kc` f32 at `a` and `NR * kc` at `b`, then (adds and) stores MR rows
-    // of NR f32 at `c` with a stride of `rs` bytes: C's tile or `tile` (see `target`). Every
-    // vector register it uses is clobbered by `clobber_abi("C")`.
+    // of NR f32 at `c` with a stride of `rs` bytes: C's tile or `tile` (see `target`), after
+    // adding NR f32 read at `bias` when it is not null. Every vector register it uses is
+    // clobbered by `clobber_abi("C")`.
     // Registers: rcx counts k steps, rsi/rdi walk the A/B panels, rdx is the tile's first
-    // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer.
+    // row, r8 the row stride in bytes, r9 the accumulate flag, r10 the row pointer, r14 the
+    // bias (or 0).
     asm!(
         zero_tile_14x32!(),
         "test rcx, rcx",
@@ -127,6 +134,7 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) 
         in("rdx") c,
         in("r8") rs,
         in("r9") usize::from(acc),
+        in("r14") bias,
         out("r10") _,
         clobber_abi("C"),
         options(nostack),
@@ -153,7 +161,35 @@ pub(super) unsafe fn finish(tile: &MaybeUninit<Tile>, out: &Out, width: usize) {
     for (i, row) in t.0.iter().enumerate().take(out.rows) {
         for (j, &v) in row.iter().enumerate().take(out.cols) {
             let p = out.ptr.add(i * out.rs + j * out.cs);
-            *p = if out.accumulate { *p + v } else { v };
+            let sum = if out.accumulate { *p + v } else { v };
+            *p = if out.bias.is_null() {
+                sum
+            } else {
+                sum + *out.bias.add(j)
+            };
+        }
+    }
+}
+
+/// Adds `bias[j]` to column `j` of the tile `out`, which a kernel without the bias epilogue
+/// (the 14 x 16 and AMX kernels) has just written.
+///
+/// # Safety
+/// `out` is a valid tile of C that no other thread accesses, and `bias` has `out.cols`
+/// readable values.
+pub(super) unsafe fn add_bias(out: &Out, bias: *const f32) {
+    let bias = core::slice::from_raw_parts(bias, out.cols);
+    for r in 0..out.rows {
+        let row = out.ptr.add(r * out.rs);
+        if out.cs == 1 {
+            let row = core::slice::from_raw_parts_mut(row, out.cols);
+            for (c, b) in row.iter_mut().zip(bias) {
+                *c += b;
+            }
+        } else {
+            for (j, b) in bias.iter().enumerate() {
+                *row.add(j * out.cs) += b;
+            }
         }
     }
 }

@@ -28,7 +28,7 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, out: &Out) 
     debug_assert!(out.cols <= NR_NARROW);
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, rs, acc) = target(out, &mut tile, NR_NARROW);
+    let (c, rs, acc, _) = target(out, &mut tile, NR_NARROW);
     // SAFETY: reads `MR * kc` f32 at `a` and the first 16 of each `NR` f32 of the `kc` rows
     // at `b`, then (adds and) stores MR rows of 16 f32 at `c` with a stride of `rs` bytes:
     // C's tile or `tile` (see `target`). Every vector register it uses is clobbered by
@@ -98,7 +98,7 @@ pub(super) unsafe fn kernel_rows(kc: usize, a: *const f32, rs: usize, b: *const 
     debug_assert!(out.cols <= NR_NARROW);
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, crs, acc) = target(out, &mut tile, NR_NARROW);
+    let (c, crs, acc, _) = target(out, &mut tile, NR_NARROW);
     let rs_bytes = rs * 4;
     // SAFETY: reads `kc` f32 from each of the 14 rows at `a + i * rs` and the first 16 of
     // each `NR` f32 of the `kc` rows at `b`, then (adds and) stores MR rows of 16 f32 at `c`

@@ -43,7 +43,7 @@ pub(super) fn prefetch_rows(a: *const f32, rs: usize, kc: usize) {
 pub(super) unsafe fn kernel(kc: usize, a: *const f32, rs: usize, b: *const f32, out: &Out) {
     prefetch_c(out);
     let mut tile = MaybeUninit::<Tile>::uninit();
-    let (c, crs, acc) = target(out, &mut tile, NR);
+    let (c, crs, acc, bias) = target(out, &mut tile, NR);
     let rs_bytes = rs * 4;
     // SAFETY: reads `kc` f32 from each of the 14 rows at `a + i * rs` and `NR * kc` at `b`,
     // then (adds and) stores MR rows of NR f32 at `c` with a stride of `crs` bytes: C's tile
@@ -52,7 +52,7 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, rs: usize, b: *const f32, 
     // Registers: rcx counts k steps, rsi/r11/r12 point at rows 0/5/10 of A at the current
     // k, rax is A's row stride in bytes and r13 three times it, rdi walks the B panel, rdx is
     // the tile's first row, r8 C's row stride in bytes, r9 the accumulate flag, r10 the row
-    // pointer.
+    // pointer, r14 the bias (or 0; see `store_tile_14x32`).
     asm!(
         "lea r13, [rax + rax*2]",
         "lea r11, [rsi + rax*4]",
@@ -123,6 +123,7 @@ pub(super) unsafe fn kernel(kc: usize, a: *const f32, rs: usize, b: *const f32, 
         in("rdx") c,
         in("r8") crs,
         in("r9") usize::from(acc),
+        in("r14") bias,
         out("r10") _,
         out("r11") _,
         out("r12") _,

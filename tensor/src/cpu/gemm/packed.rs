@@ -2,7 +2,7 @@
 //! [`super`] for the nest and why).
 
 use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
-use super::kernel_f32::Out;
+use super::kernel_f32::{add_bias, Out};
 use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::orientation::transposing_pays;
 use super::pack::{self, Mat, MatMut};
@@ -411,6 +411,12 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                 let bpanel = s.bp.add(jp * bpw);
                 for ip in 0..p1 - p0 {
                     let r0 = ip * mr;
+                    // The bias, after the last `k` block: the 14 x 32 kernels add it before
+                    // they store the tile; after the others (`plain`), `add_bias` does.
+                    let bias = match s.last && !s.c.bias.is_null() {
+                        true => s.c.bias.add(j0),
+                        false => core::ptr::null(),
+                    };
                     let out = Out {
                         ptr: s.c.ptr.add((i0 + r0) * s.c.rs + j0 * s.c.cs),
                         rs: s.c.rs,
@@ -418,11 +424,16 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                         rows: mr.min(mrows - r0),
                         cols: NR.min(s.nc - j0),
                         accumulate: s.accumulate,
+                        bias,
+                    };
+                    let plain = Out {
+                        bias: core::ptr::null(),
+                        ..out
                     };
                     let apanel = ap.add(ip * apw);
                     // The last column panel may hold at most 16 columns of C: a 14 x 16 tile.
                     let narrow = out.cols <= NR_NARROW;
-                    match s.kind {
+                    let bias_added = match s.kind {
                         Kind::F32 if in_place && ip < whole => {
                             if jp == cols.start && ip + 1 < whole {
                                 let next = s.a.at(i0 + r0 + mr, 0);
@@ -430,51 +441,36 @@ unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
                             }
                             let (a, b) = (s.a.at(i0 + r0, 0), bpanel.cast());
                             if narrow {
-                                kernel_f32_narrow::kernel_rows(s.kc, a.ptr, a.rs, b, &out)
+                                kernel_f32_narrow::kernel_rows(s.kc, a.ptr, a.rs, b, &plain);
+                                false
                             } else {
-                                kernel_f32_rows::kernel(s.kc, a.ptr, a.rs, b, &out)
+                                kernel_f32_rows::kernel(s.kc, a.ptr, a.rs, b, &out);
+                                true
                             }
                         }
                         Kind::F32 | Kind::F32Rounded if narrow => {
-                            kernel_f32_narrow::kernel(s.kc, apanel.cast(), bpanel.cast(), &out)
+                            kernel_f32_narrow::kernel(s.kc, apanel.cast(), bpanel.cast(), &plain);
+                            false
                         }
                         Kind::F32 | Kind::F32Rounded => {
-                            kernel_f32::kernel(s.kc, apanel.cast(), bpanel.cast(), &out)
+                            kernel_f32::kernel(s.kc, apanel.cast(), bpanel.cast(), &out);
+                            true
                         }
-                        Kind::Bf16 => kernel_bf16::kernel(s.kc.div_ceil(2), apanel, bpanel, &out),
+                        Kind::Bf16 => {
+                            kernel_bf16::kernel(s.kc.div_ceil(2), apanel, bpanel, &out);
+                            true
+                        }
                         Kind::Amx => {
                             let tiles = tiles.as_ref().expect("configured above for Kind::Amx");
-                            amx::kernel(tiles, amx::kpad(s.kc), apanel, bpanel, &out)
+                            amx::kernel(tiles, amx::kpad(s.kc), apanel, bpanel, &plain);
+                            false
                         }
-                    }
-                    if s.last && !s.c.bias.is_null() {
-                        add_bias(&out, s.c.bias.add(j0));
+                    };
+                    if !bias_added && !bias.is_null() {
+                        add_bias(&plain, bias);
                     }
                 }
             }
         });
-    }
-}
-
-/// Adds `bias[j]` to column `j` of the tile `out`, which the kernel has just written (so it
-/// is in L1).
-///
-/// # Safety
-/// `out` is a valid tile of C that no other thread accesses, and `bias` has `out.cols`
-/// readable values.
-unsafe fn add_bias(out: &Out, bias: *const f32) {
-    let bias = core::slice::from_raw_parts(bias, out.cols);
-    for r in 0..out.rows {
-        let row = out.ptr.add(r * out.rs);
-        if out.cs == 1 {
-            let row = core::slice::from_raw_parts_mut(row, out.cols);
-            for (c, b) in row.iter_mut().zip(bias) {
-                *c += b;
-            }
-        } else {
-            for (j, b) in bias.iter().enumerate() {
-                *row.add(j * out.cs) += b;
-            }
-        }
     }
 }

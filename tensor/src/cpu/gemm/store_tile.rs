@@ -4,9 +4,12 @@
 //! zeroes and stores its tile alike.
 
 /// The `asm!` template after the k loop (label `3:`): when `r9` is non-zero, add C's tile to
-/// the accumulators `zmm0`–`zmm27` (row `i` in `zmm{2i}`, `zmm{2i+1}`); then store them to C's
-/// 14 rows of 32 floats (`rdx`: C, `r8`: row stride in bytes; `r10` is clobbered) and
-/// `vzeroupper`. Labels `3` and `4` are its own.
+/// the accumulators `zmm0`–`zmm27` (row `i` in `zmm{2i}`, `zmm{2i+1}`); when `r14` is non-zero,
+/// add the 32 floats at `r14` (the bias) to every row; then store them to C's 14 rows of 32
+/// floats (`rdx`: C, `r8`: row stride in bytes; `r10`, `zmm28` and `zmm29` are clobbered) and
+/// `vzeroupper`. Labels `3`, `4` and `5` are its own. Adding the bias here, before the store,
+/// replaced a pass that read each row back right after the store (2.5% of the default DINO
+/// step on an Intel Xeon, most of it waiting on those loads).
 macro_rules! store_tile_14x32 {
     () => {
         concat!(
@@ -58,6 +61,39 @@ macro_rules! store_tile_14x32 {
             "add r10, r8\n",
             "mov r10, rdx\n",
             "4:\n",
+            "test r14, r14\n",
+            "jz 5f\n",
+            "vmovups zmm28, [r14]\n",
+            "vmovups zmm29, [r14 + 64]\n",
+            "vaddps zmm0, zmm0, zmm28\n",
+            "vaddps zmm1, zmm1, zmm29\n",
+            "vaddps zmm2, zmm2, zmm28\n",
+            "vaddps zmm3, zmm3, zmm29\n",
+            "vaddps zmm4, zmm4, zmm28\n",
+            "vaddps zmm5, zmm5, zmm29\n",
+            "vaddps zmm6, zmm6, zmm28\n",
+            "vaddps zmm7, zmm7, zmm29\n",
+            "vaddps zmm8, zmm8, zmm28\n",
+            "vaddps zmm9, zmm9, zmm29\n",
+            "vaddps zmm10, zmm10, zmm28\n",
+            "vaddps zmm11, zmm11, zmm29\n",
+            "vaddps zmm12, zmm12, zmm28\n",
+            "vaddps zmm13, zmm13, zmm29\n",
+            "vaddps zmm14, zmm14, zmm28\n",
+            "vaddps zmm15, zmm15, zmm29\n",
+            "vaddps zmm16, zmm16, zmm28\n",
+            "vaddps zmm17, zmm17, zmm29\n",
+            "vaddps zmm18, zmm18, zmm28\n",
+            "vaddps zmm19, zmm19, zmm29\n",
+            "vaddps zmm20, zmm20, zmm28\n",
+            "vaddps zmm21, zmm21, zmm29\n",
+            "vaddps zmm22, zmm22, zmm28\n",
+            "vaddps zmm23, zmm23, zmm29\n",
+            "vaddps zmm24, zmm24, zmm28\n",
+            "vaddps zmm25, zmm25, zmm29\n",
+            "vaddps zmm26, zmm26, zmm28\n",
+            "vaddps zmm27, zmm27, zmm29\n",
+            "5:\n",
             "vmovups [r10], zmm0\n",
             "vmovups [r10 + 64], zmm1\n",
             "add r10, r8\n",
