@@ -38,8 +38,8 @@ const MAX_COLS: usize = 208;
 
 /// Most multiply-adds of a product taken here where 512-bit FMAs run at full rate
 /// (`fma_width.rs`): there the packed AVX-512 kernel does twice the work per instruction of
-/// these AVX2 loops and wins from about `48 x 64 x 48` up (Intel Xeon, one thread: even at
-/// `32 x 64 x 32` and `48 x 64 x 48`, 1.5x at `64 x 64 x 64`), while the default DINO step's
+/// these AVX2 loops (Intel Xeon, one thread: level at `32 x 64 x 32` and `48 x 64 x 48`,
+/// 1.35x at `64 x 64 x 64`, 1.6x at `197 x 64 x 197`), while the default DINO step's
 /// `17 x 64 x 17` stays here (1.35x faster than packed).
 const MAX_MACS_FULL_WIDTH: usize = 1 << 17;
 
