@@ -115,6 +115,14 @@ pub(crate) fn view<'a, T: Copy + Send + Sync>(src: &'a [T], layout: &Layout) -> 
     }
 }
 
+/// A CPU tensor's elements as one contiguous slice: [`view`] of its storage. `None` if `T`
+/// is not its dtype.
+pub(crate) fn elements<T: HostElement + Copy + Send + Sync>(
+    t: &crate::Tensor<crate::cpu::Cpu>,
+) -> Option<ViewBuf<'_, T>> {
+    Some(view(t.storage().as_slice::<T>()?, t.layout()))
+}
+
 /// What [`view`] returns: a slice, borrowed or in a cached scratch buffer.
 pub(crate) enum ViewBuf<'a, T> {
     Borrowed(&'a [T]),

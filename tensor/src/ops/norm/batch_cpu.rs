@@ -6,9 +6,10 @@
 //! bit. f32 and f64; other dtypes, and parameters of the wrong size, take the composite
 //! (which reports the error).
 
-use super::cpu::{elements, optional_elements};
+use super::cpu::optional_elements;
 use crate::backend::composite;
 use crate::buffer::HostElement;
+use crate::cpu::strided::elements;
 use crate::cpu::{parallel, Cpu};
 use crate::dtype::Float;
 use crate::{DType, HostBuffer, Result, Tensor};

@@ -17,9 +17,10 @@
 //! one run at a time), so the results are the composite's bit for bit, on any thread count.
 //! Other dtypes, and operands of other dtypes or sizes, take the composite.
 
-use super::cpu::{elements, optional_elements};
+use super::cpu::optional_elements;
 use crate::backend::composite;
 use crate::buffer::HostElement;
+use crate::cpu::strided::elements;
 use crate::cpu::{parallel, Cpu};
 use crate::dtype::Float;
 use crate::ops::reduce::run_sum::RunSum;

@@ -104,22 +104,13 @@ fn rows<T: Float>(
 
 type Norm = (Tensor<Cpu>, Tensor<Cpu>, Tensor<Cpu>);
 
-/// A tensor's elements as one contiguous slice: borrowed when its view is contiguous (the
-/// usual case), else gathered into scratch from the buffer cache. `None` if `T` is not its
-/// dtype.
-pub(super) fn elements<T: HostElement + Copy + Send + Sync>(
-    t: &Tensor<Cpu>,
-) -> Option<ViewBuf<'_, T>> {
-    Some(strided::view(t.storage().as_slice::<T>()?, t.layout()))
-}
-
-/// [`elements`] of an optional parameter: `Some(None)` when absent, `None` when present
+/// [`elements`](strided::elements) of an optional parameter: `Some(None)` when absent, `None` when present
 /// but not a `T` (not the kernel's case).
 pub(super) fn optional_elements<T: HostElement + Copy + Send + Sync>(
     t: Option<&Tensor<Cpu>>,
 ) -> Option<Option<ViewBuf<'_, T>>> {
     match t {
-        Some(t) => elements(t).map(Some),
+        Some(t) => strided::elements(t).map(Some),
         None => Some(None),
     }
 }
@@ -132,7 +123,7 @@ fn typed<T: Float + HostElement + Send + Sync>(
     d: usize,
     eps: f64,
 ) -> Option<(Vec<T>, Vec<T>, Vec<T>)> {
-    let xv = elements::<T>(x)?;
+    let xv = strided::elements::<T>(x)?;
     let (wv, bv) = (
         optional_elements::<T>(weight)?,
         optional_elements::<T>(bias)?,

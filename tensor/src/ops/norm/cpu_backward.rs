@@ -5,10 +5,11 @@
 //! the two differ only in how the sums are ordered. The composite default takes seven passes
 //! over the input and four temporaries the size of it.
 
-use super::cpu::{elements, lane_sum, optional_elements, LANES};
+use super::cpu::{lane_sum, optional_elements, LANES};
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
+use crate::cpu::strided::elements;
 use crate::cpu::{parallel, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};

@@ -6,10 +6,10 @@
 //! (`ops/reduce/sum_contiguous.rs`) sums them: the same bits, without the composite's three
 //! temporaries the size of `x` and its four passes over them.
 
-use super::cpu::elements;
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
+use crate::cpu::strided::elements;
 use crate::cpu::{parallel, pool, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{DType, HostBuffer, Result, Tensor};

@@ -42,8 +42,7 @@ pub(crate) fn softmax_backward(
 
 /// [`rows`] on `T` operands, borrowed where contiguous; `None` if either is not a `T`.
 fn typed<T: Float + HostElement>(y: &Tensor<Cpu>, grad: &Tensor<Cpu>, n: usize) -> Option<Vec<T>> {
-    let yv = strided::view(y.storage().as_slice::<T>()?, y.layout());
-    let gv = strided::view(grad.storage().as_slice::<T>()?, grad.layout());
+    let (yv, gv) = (strided::elements::<T>(y)?, strided::elements::<T>(grad)?);
     Some(rows(&yv, &gv, n))
 }
 
