@@ -37,7 +37,9 @@
 //! summed the same way in either case. Products too small to pay for packing at all
 //! (attention's per-head products: at most 256 rows, `k` <= 128, 208 columns) skip the nest
 //! (`small.rs`: A read in place, B in place or from a padded copy, AVX2 register tiles), with
-//! the same FMA chain per element. The microkernel's tile is 14 x 32 (28 of the 32
+//! the same FMA chain per element. When `k` takes several blocks and B~ for all of them fits
+//! in L2 (`c_resident.rs`: the backward's `dY W`), a thread packs all of B first and runs the
+//! `k` blocks inside each block of rows, so C stays in cache between them. The microkernel's tile is 14 x 32 (28 of the 32
 //! zmm registers hold it, 28 independent FMA chains: far more than the FMA latency times
 //! throughput needs, with 14 broadcasts and 2 loads per 28 FMAs). `kc` is at most
 //! [`KC_F32`] values of `k` (f32) or [`KC_BF16`] (bf16, as many bytes per B panel row): A~
@@ -83,6 +85,8 @@
 mod store_tile;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod amx;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod c_resident;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod calibrate;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]

@@ -2,6 +2,7 @@
 //! [`super`] for the nest and why).
 
 use super::amx::{self, KC_AMX, MC_AMX, MR_AMX};
+use super::c_resident;
 use super::kernel_f32::{add_bias, Out};
 use super::kernel_f32_narrow::{self, NR_NARROW};
 use super::orientation::transposing_pays;
@@ -30,7 +31,7 @@ pub(super) enum Kind {
 
 impl Kind {
     /// Rows of C per kernel call.
-    fn mr(self) -> usize {
+    pub(super) fn mr(self) -> usize {
         if self == Kind::Amx {
             MR_AMX
         } else {
@@ -39,7 +40,7 @@ impl Kind {
     }
 
     /// Rows of C per packed block of A.
-    fn mc(self) -> usize {
+    pub(super) fn mc(self) -> usize {
         if self == Kind::Amx {
             MC_AMX
         } else {
@@ -70,7 +71,7 @@ std::thread_local! {
 }
 
 /// Runs `f` on this thread's scratch `slot`, at least `words` u32 long and 64-byte aligned.
-fn with_scratch<R>(slot: usize, words: usize, f: impl FnOnce(*mut u32) -> R) -> R {
+pub(super) fn with_scratch<R>(slot: usize, words: usize, f: impl FnOnce(*mut u32) -> R) -> R {
     SCRATCH.with(|s| {
         let mut v = s[slot].borrow_mut();
         let lines = words.div_ceil(16);
@@ -93,20 +94,20 @@ pub(super) fn panel_words(kind: Kind, kc: usize, lanes: usize) -> usize {
 
 /// One `(jc, pc)` step of the nest, shared by the threads computing its tiles.
 #[derive(Clone, Copy, Debug)]
-struct Step {
-    kind: Kind,
+pub(super) struct Step {
+    pub kind: Kind,
     /// A at `(0, pc)`, `m x kc`.
-    a: Mat,
+    pub a: Mat,
     /// B~: the packed `kc x nc` block.
-    bp: *const u32,
+    pub bp: *const u32,
     /// C at `(0, jc)`, `m x nc`.
-    c: MatMut,
-    m: usize,
-    kc: usize,
-    nc: usize,
-    accumulate: bool,
+    pub c: MatMut,
+    pub m: usize,
+    pub kc: usize,
+    pub nc: usize,
+    pub accumulate: bool,
     /// This is the last `k` block: C's sums are complete after it (and its bias is added).
-    last: bool,
+    pub last: bool,
 }
 
 // SAFETY: a `Step` is shared by the threads of one step only while its pointers are valid
@@ -307,6 +308,10 @@ unsafe fn nest(
     let kc_step = part.step;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
+        if threads <= 1 && k > kc_step && c_resident::pays(kind, k, kc_step, nc) {
+            c_resident::nest(kind, m, k, a, b.at(0, jc), c.at(0, jc), nc, part);
+            continue;
+        }
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let words = nc.div_ceil(NR) * panel_words(kind, kc, NR);
@@ -375,7 +380,7 @@ const ROWS_KERNEL_MIN_ROWS: usize = MC;
 ///
 /// # Safety
 /// `s` is a valid step, and no other thread writes these tiles.
-unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
+pub(super) unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
     let (mr, mc) = (s.kind.mr(), s.kind.mc());
     // Whole MR-row panels of row-major A are read in place when C is narrow; a last partial
     // panel is still packed (zero-padded).

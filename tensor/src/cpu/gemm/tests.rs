@@ -414,6 +414,11 @@ fn f32_kernels_sum_each_element_in_k_order() {
         (32, 900, 288, true, false, false),
         (300, 16, 144, false, false, false),
         (45, 70, 100, false, false, false),
+        // Several k blocks whose B~ fits `nest_c_resident`'s budget: each block of rows
+        // takes every k block in turn (several row blocks, a narrow last panel, A
+        // transposed, C column-major).
+        (350, 1000, 100, false, false, false),
+        (400, 700, 40, true, false, true),
         // Small products (`small.rs`): B transposed and copied, B read in place (whole
         // vectors), A column-major, every tile width and a partial last vector, C
         // column-major, the largest k, ViT-S/16's `q kᵀ`.
