@@ -1,5 +1,6 @@
 //! Fused CPU layer norm: per row of the normalized dims, one pass for the mean, one for the
-//! variance (two-pass, accumulated in f64, as accurate as the composite), one to write.
+//! variance (two-pass, accumulated in f64, as accurate as the composite), one to write, all
+//! three while the row is in L1.
 //! f32 and f64 on any layout (contiguous inputs are read in place, others gathered first);
 //! other dtypes use the composite default. The input gradient's kernel is in
 //! `cpu_backward.rs`.
@@ -12,6 +13,7 @@ use crate::cpu::{parallel, pool, strided, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{DType, HostBuffer, Result, Tensor};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Independent f64 partial sums per row: a single running sum is a chain of dependent
 /// additions (one per element, each waiting on the last), which made the row sums the slowest
@@ -72,18 +74,19 @@ fn rows<T: Float>(
     eps: f64,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let n = x.len() / d;
-    // Parallel over rows (stats, then outputs): each row is computed by the same code on any
-    // thread.
-    let stats: Vec<(T, T)> = parallel::collect(n, 1, 2 * x.len(), |r, s| {
+    // One parallel pass over rows: each row's statistics, then its output while the row is
+    // still in L1 (two passes over `x` read a tall input from memory twice). A row is computed
+    // by the same code on any thread. The statistics leave the threads as f64 bits (exact for
+    // f32 and f64), which safe code can store from several threads.
+    let stats: Vec<[AtomicU64; 2]> = (0..n).map(|_| Default::default()).collect();
+    let y = parallel::collect(n, d, 3 * x.len(), |r, s| {
         let rows = x[r.start * d..r.end * d].chunks_exact(d);
-        s.extend(with_avx2(|| {
-            rows.map(|row| row_stats(row, eps)).collect::<Vec<_>>()
-        }))
-    });
-    // One loop per affine case, so each is a plain vectorisable zip (same rounding order:
-    // normalise, scale, shift).
-    let y = parallel::collect(n, d, x.len(), |r, s| {
-        for (row, &(mt, rt)) in x[r.start * d..r.end * d].chunks_exact(d).zip(&stats[r]) {
+        for (row, slot) in rows.zip(&stats[r]) {
+            let (mt, rt) = with_avx2(|| row_stats(row, eps));
+            slot[0].store(Element::to_f64(mt).to_bits(), Ordering::Relaxed);
+            slot[1].store(Element::to_f64(rt).to_bits(), Ordering::Relaxed);
+            // One loop per affine case, so each is a plain vectorisable zip (same rounding
+            // order: normalise, scale, shift).
             let norm = |v: T| (v - mt) * rt;
             match (w, b) {
                 (Some(w), Some(b)) => s.extend_zip3(row, w, b, &|v, w, b| norm(v) * w + b),
@@ -94,11 +97,11 @@ fn rows<T: Float>(
         }
     });
     let (mut means, mut rstds) = (pool::take_in_kernel(n), pool::take_in_kernel(n));
-    for &(m, r) in &stats {
-        means.push(m);
-        rstds.push(r);
+    let stat = |a: &AtomicU64| T::from_f64(f64::from_bits(a.load(Ordering::Relaxed)));
+    for [m, r] in &stats {
+        means.push(stat(m));
+        rstds.push(stat(r));
     }
-    pool::give(stats);
     (y, means, rstds)
 }
 
