@@ -28,11 +28,26 @@ impl<B: Backend> Backward<B> for MatmulBackward<B> {
             false => None,
         };
         let gb = match need(needs, 1) {
+            true if transposed_matrix(&self.b) && self.a.rank() == 2 => {
+                // `b` is a view `wᵀ` of a row-major `w` (a linear layer's weight): compute
+                // `(dCᵀ a)ᵀ`, whose storage is row-major in `w`'s layout, so the gradient
+                // reaching `w` through the transpose needs no transposing copy. Each element
+                // is the same sum in the same order as in `aᵀ dC` (a product's two factors
+                // commute), so the values do not change.
+                Some(grad.t()?.matmul(&self.a)?.t()?)
+            }
             true => Some(reduce_to_shape(&self.a.t()?.matmul(grad)?, self.b.shape())?),
             false => None,
         };
         Ok(vec![ga, gb])
     }
+}
+
+/// Whether `t` is a 2-D view that is the transpose of a row-major matrix, and not itself
+/// row-major.
+fn transposed_matrix<B: Backend>(t: &Tensor<B>) -> bool {
+    let (shape, strides) = (t.shape(), t.layout().strides());
+    t.rank() == 2 && !t.is_contiguous() && strides[0] == 1 && strides[1] == shape[0]
 }
 
 /// `a @ b + bias`: the product's gradients, and the bias's, the output gradient summed over
@@ -153,6 +168,29 @@ mod tests {
             |v| v[0].matmul_bias(&v[1], &v[2]),
             &[rand(&[2, 3, 4], 21), rand(&[2, 4, 2], 22), rand(&[2], 23)],
         );
+    }
+
+    /// `x @ wᵀ` (a linear layer without bias): the gradients by finite differences, and the
+    /// weight's gradient handed back in `w`'s own row-major layout (a transposed view of it
+    /// for `wᵀ`), with the values of `xᵀ dY`.
+    #[test]
+    fn transposed_weight_gradient_is_in_the_weights_layout() {
+        use crate::Backward;
+        check(
+            |v| v[0].matmul(&v[1].t()?),
+            &[rand(&[4, 3], 24), rand(&[5, 3], 25)],
+        );
+        let (x, w, g) = (rand(&[4, 3], 26), rand(&[5, 3], 27), rand(&[4, 5], 28));
+        let bw = super::MatmulBackward {
+            a: x.clone(),
+            b: w.t().unwrap(),
+        };
+        let grads = bw.backward(&g, &[true, true]).unwrap();
+        let gb = grads[1].as_ref().unwrap();
+        assert_eq!(gb.shape(), &[3, 5]);
+        assert!(!gb.is_contiguous() && gb.t().unwrap().is_contiguous());
+        let want = x.t().unwrap().matmul(&g).unwrap();
+        assert_eq!(gb.to_vec::<f64>().unwrap(), want.to_vec::<f64>().unwrap());
     }
 
     /// In f32, on the CPU's fused path: the same bits as the separate product and add, forward
