@@ -100,7 +100,9 @@ pub use error::{Error, Result};
 pub use layout::Layout;
 pub use memory::{check_alloc, check_bytes, memory_limit, set_memory_limit};
 pub use ops::conv::ConvOptions;
-pub use ops::norm::{BatchNormGrads, BatchNormNeeds, BatchNormOutput, NormParamGrads};
+pub use ops::norm::{
+    BatchNormGrads, BatchNormNeeds, BatchNormOutput, LayerNormGrads, NormParamGrads,
+};
 pub use ops::pool::Pool2dOptions;
 pub use ops::unary::GeluApproximate;
 pub use rng::Rng;

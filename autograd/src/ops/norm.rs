@@ -49,18 +49,12 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
         if self.name == "batch_norm" {
             return self.batch_norm_train_backward(g, needs);
         }
+        if let (Some(axes), "layer_norm") = (&self.stat_axes, self.name) {
+            return self.layer_norm_backward(g, needs, axes.len());
+        }
         let mut out = Vec::with_capacity(3);
         if needs.first().copied().unwrap_or(false) {
             let dx = match &self.stat_axes {
-                // Layer norm: the backend's (possibly fused) input gradient, same formula.
-                Some(axes) if self.name == "layer_norm" => g.backend().layer_norm_backward(
-                    &self.x,
-                    &self.mean,
-                    &self.rstd,
-                    self.weight.as_ref().map(|(w, _)| w),
-                    g,
-                    axes.len(),
-                )?,
                 Some(axes) => {
                     let (gh, xhat) = (ghat()?, xhat()?);
                     let m1 = gh.mean(axes, true)?;
@@ -72,30 +66,6 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
             out.push(Some(dx));
         } else {
             out.push(None);
-        }
-        // Layer norm: the backend's (possibly fused) weight and bias gradients.
-        if let (Some(axes), "layer_norm") = (&self.stat_axes, self.name) {
-            let needs_w = self.weight.is_some() && needs.get(1).copied().unwrap_or(false);
-            let needs_b = self.has_bias
-                && needs
-                    .get(1 + usize::from(self.weight.is_some()))
-                    .copied()
-                    .unwrap_or(false);
-            let (dw, db) = g.backend().layer_norm_param_backward(
-                &self.x,
-                &self.mean,
-                &self.rstd,
-                g,
-                axes.len(),
-                (needs_w, needs_b),
-            )?;
-            if let Some((_, shape)) = &self.weight {
-                out.push(dw.map(|dw| dw.reshape(shape)).transpose()?);
-            }
-            if self.has_bias {
-                out.push(db);
-            }
-            return Ok(out);
         }
         let mut next = 1;
         if let Some((_, shape)) = &self.weight {
@@ -116,6 +86,41 @@ impl<B: Backend> Backward<B> for NormBackward<B> {
 }
 
 impl<B: Backend> NormBackward<B> {
+    /// Layer norm over its last `k` dims: the backend's (possibly fused) gradients, all three
+    /// in one call.
+    fn layer_norm_backward(
+        &self,
+        g: &Tensor<B>,
+        needs: &[bool],
+        k: usize,
+    ) -> Result<Vec<Option<Tensor<B>>>> {
+        let needs_x = needs.first().copied().unwrap_or(false);
+        let needs_w = self.weight.is_some() && needs.get(1).copied().unwrap_or(false);
+        let needs_b = self.has_bias
+            && needs
+                .get(1 + usize::from(self.weight.is_some()))
+                .copied()
+                .unwrap_or(false);
+        let weight = self.weight.as_ref().map(|(w, _)| w);
+        let (dx, dw, db) = g.backend().layer_norm_grads(
+            &self.x,
+            &self.mean,
+            &self.rstd,
+            weight,
+            g,
+            k,
+            (needs_x, needs_w, needs_b),
+        )?;
+        let mut out = alloc::vec![dx];
+        if let Some((_, shape)) = &self.weight {
+            out.push(dw.map(|dw| dw.reshape(shape)).transpose()?);
+        }
+        if self.has_bias {
+            out.push(db);
+        }
+        Ok(out)
+    }
+
     /// Training-mode batch norm: the backend's (possibly fused) gradients, all three at once.
     fn batch_norm_train_backward(
         &self,

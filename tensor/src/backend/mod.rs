@@ -61,7 +61,7 @@
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
 //! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias` | `CompositeImplicitAutograd` ops, fused kernels, `addmm` |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
 //! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
@@ -505,6 +505,35 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         needs: (bool, bool),
     ) -> Result<NormParamGrads<Self>> {
         composite::layer_norm_param_backward(x, mean, rstd, grad, normalized_rank, needs)
+    }
+
+    /// All of layer norm's gradients in one call (PyTorch: `native_layer_norm_backward` with
+    /// its three-element output mask): the input's ([`Backend::layer_norm_backward`]) if
+    /// `needs.0`, and the weight's and the bias's ([`Backend::layer_norm_param_backward`]) if
+    /// `needs.1` / `needs.2`. The default makes the two calls; a backend overrides it to read
+    /// `x` and `grad` once for all three.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_grads(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+        needs: (bool, bool, bool),
+    ) -> Result<crate::LayerNormGrads<Self>> {
+        let dx = match needs.0 {
+            true => Some(self.layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)?),
+            false => None,
+        };
+        let (dw, db) = match (needs.1, needs.2) {
+            (false, false) => (None, None),
+            params => {
+                self.layer_norm_param_backward(x, mean, rstd, grad, normalized_rank, params)?
+            }
+        };
+        Ok((dx, dw, db))
     }
 
     /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).

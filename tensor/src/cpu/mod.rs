@@ -568,4 +568,18 @@ impl Backend for Cpu {
         let k = normalized_rank;
         ops::norm::cpu_param_backward::layer_norm_param_backward(x, mean, rstd, grad, k, needs)
     }
+
+    fn layer_norm_grads(
+        &self,
+        x: &Tensor<Self>,
+        mean: &Tensor<Self>,
+        rstd: &Tensor<Self>,
+        weight: Option<&Tensor<Self>>,
+        grad: &Tensor<Self>,
+        normalized_rank: usize,
+        needs: (bool, bool, bool),
+    ) -> Result<crate::LayerNormGrads<Self>> {
+        let k = normalized_rank;
+        ops::norm::cpu_grads::layer_norm_grads(x, mean, rstd, weight, grad, k, needs)
+    }
 }

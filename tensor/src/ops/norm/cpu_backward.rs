@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 /// One row's `mean(ĝ)` and `mean(ĝ·x̂)`, from f64 lane sums (`ĝ·x̂` rounded as
 /// `(g·w)·x̂`, the composite's order).
 #[inline(always)]
-fn row_means<T: Float>(xr: &[T], gr: &[T], m: T, rs: T, w: Option<&[T]>) -> (T, T) {
+pub(super) fn row_means<T: Float>(xr: &[T], gr: &[T], m: T, rs: T, w: Option<&[T]>) -> (T, T) {
     let inv_d = 1.0 / xr.len() as f64;
     let xhat = |x: T| (x - m) * rs;
     let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);

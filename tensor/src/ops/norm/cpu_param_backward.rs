@@ -101,18 +101,33 @@ fn column_sums<T: Float>(
     );
     for (i, (&m, &rs)) in mean.iter().zip(rstd).enumerate() {
         let (xr, gr) = (&x[i * d..][cols.clone()], &g[i * d..][cols.clone()]);
-        if need_weight {
-            for ((a, &xv), &gv) in sw.iter_mut().zip(xr).zip(gr) {
-                *a += Element::to_f64(gv * ((xv - m) * rs));
-            }
-        }
-        if need_bias {
-            for (a, &gv) in sb.iter_mut().zip(gr) {
-                *a += Element::to_f64(gv);
-            }
-        }
+        add_row(&mut sw, &mut sb, xr, gr, m, rs, (need_weight, need_bias));
     }
     (sw, sb)
+}
+
+/// Adds one row's terms to the column sums: `g·x̂` (the product rounded in `T`) to `sw` and
+/// `g` to `sb`, each if asked for. `xr` and `gr` are the row's values in the sums' columns.
+#[inline(always)]
+pub(super) fn add_row<T: Float>(
+    sw: &mut [f64],
+    sb: &mut [f64],
+    xr: &[T],
+    gr: &[T],
+    m: T,
+    rs: T,
+    (need_weight, need_bias): (bool, bool),
+) {
+    if need_weight {
+        for ((a, &xv), &gv) in sw.iter_mut().zip(xr).zip(gr) {
+            *a += Element::to_f64(gv * ((xv - m) * rs));
+        }
+    }
+    if need_bias {
+        for (a, &gv) in sb.iter_mut().zip(gr) {
+            *a += Element::to_f64(gv);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub(crate) mod batch_cpu;
 pub(crate) mod batch_stats_cpu;
 pub(crate) mod cpu;
 pub(crate) mod cpu_backward;
+pub(crate) mod cpu_grads;
 pub(crate) mod cpu_param_backward;
 
 use crate::backend::Backend;
@@ -37,6 +38,10 @@ pub struct BatchNormNeeds {
 /// Layer norm's weight and bias gradients ([`Backend::layer_norm_param_backward`]), each
 /// `None` where it was not asked for.
 pub type NormParamGrads<B> = (Option<Tensor<B>>, Option<Tensor<B>>);
+
+/// Layer norm's input, weight and bias gradients ([`Backend::layer_norm_grads`]), each
+/// `None` where it was not asked for.
+pub type LayerNormGrads<B> = (Option<Tensor<B>>, Option<Tensor<B>>, Option<Tensor<B>>);
 
 /// The gradients [`Backend::batch_norm_backward`] returns; `None` where not asked for.
 #[derive(Clone, Debug)]
