@@ -306,3 +306,28 @@ pub fn layer_norm_param_backward<B: Backend>(
     };
     Ok((dw, db))
 }
+
+/// All three of layer norm's gradients through the backend's two calls
+/// ([`Backend::layer_norm_backward`] and [`Backend::layer_norm_param_backward`], its
+/// overrides where it has them), each only where `needs` (input, weight, bias) asks for it.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_grads<B: Backend>(
+    x: &Tensor<B>,
+    mean: &Tensor<B>,
+    rstd: &Tensor<B>,
+    weight: Option<&Tensor<B>>,
+    grad: &Tensor<B>,
+    normalized_rank: usize,
+    needs: (bool, bool, bool),
+) -> Result<crate::LayerNormGrads<B>> {
+    let (backend, k) = (x.backend(), normalized_rank);
+    let dx = match needs.0 {
+        true => Some(backend.layer_norm_backward(x, mean, rstd, weight, grad, k)?),
+        false => None,
+    };
+    let (dw, db) = match (needs.1, needs.2) {
+        (false, false) => (None, None),
+        params => backend.layer_norm_param_backward(x, mean, rstd, grad, k, params)?,
+    };
+    Ok((dx, dw, db))
+}

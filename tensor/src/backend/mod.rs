@@ -523,17 +523,7 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         normalized_rank: usize,
         needs: (bool, bool, bool),
     ) -> Result<crate::LayerNormGrads<Self>> {
-        let dx = match needs.0 {
-            true => Some(self.layer_norm_backward(x, mean, rstd, weight, grad, normalized_rank)?),
-            false => None,
-        };
-        let (dw, db) = match (needs.1, needs.2) {
-            (false, false) => (None, None),
-            params => {
-                self.layer_norm_param_backward(x, mean, rstd, grad, normalized_rank, params)?
-            }
-        };
-        Ok((dx, dw, db))
+        composite::layer_norm_grads(x, mean, rstd, weight, grad, normalized_rank, needs)
     }
 
     /// Layer norm over the last `weight.rank()` dims (biased variance, `eps` inside the sqrt).

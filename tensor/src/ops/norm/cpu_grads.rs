@@ -12,8 +12,9 @@
 //! usually still in the shared cache when another reaches it.
 
 use super::cpu::optional_elements;
-use super::cpu_backward::{self, row_means};
-use super::cpu_param_backward::{self, add_row};
+use super::cpu_backward::row_means;
+use super::cpu_param_backward::add_row;
+use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
 use crate::cpu::strided::elements;
@@ -37,19 +38,8 @@ pub(crate) fn layer_norm_grads(
     k: usize,
     needs: (bool, bool, bool),
 ) -> Result<LayerNormGrads<Cpu>> {
-    let separate = || -> Result<LayerNormGrads<Cpu>> {
-        let dx = match needs.0 {
-            true => Some(cpu_backward::layer_norm_backward(
-                x, mean, rstd, weight, grad, k,
-            )?),
-            false => None,
-        };
-        let (dw, db) = match (needs.1, needs.2) {
-            (false, false) => (None, None),
-            p => cpu_param_backward::layer_norm_param_backward(x, mean, rstd, grad, k, p)?,
-        };
-        Ok((dx, dw, db))
-    };
+    // The two kernels, through the composite that calls them.
+    let separate = || composite::layer_norm_grads(x, mean, rstd, weight, grad, k, needs);
     let shape = x.shape();
     if !needs.0 || !(needs.1 || needs.2) || k == 0 || k > shape.len() || grad.shape() != shape {
         return separate();
