@@ -69,23 +69,10 @@ pub(crate) fn layer_norm_backward(
     k: usize,
 ) -> Result<Tensor<Cpu>> {
     let composite = || composite::layer_norm_backward(x, mean, rstd, weight, grad, k);
-    let shape = x.shape();
-    if k == 0 || k > shape.len() || grad.shape() != shape {
+    let Some((_, d)) = fused_dims(x, mean, rstd, weight, grad, k) else {
         return composite();
-    }
-    let d: usize = shape[shape.len() - k..].iter().product();
-    let n = x.numel().checked_div(d).unwrap_or(0);
-    let dtype = x.dtype();
-    let fits = |t: &Tensor<Cpu>, len: usize| t.numel() == len && t.dtype() == dtype;
-    if d == 0
-        || !matches!(dtype, crate::DType::F32 | crate::DType::F64)
-        || !fits(grad, x.numel())
-        || !fits(mean, n)
-        || !fits(rstd, n)
-        || weight.is_some_and(|w| !fits(w, d))
-    {
-        return composite();
-    }
+    };
+    let (shape, dtype) = (x.shape(), x.dtype());
     let dx = match dtype {
         crate::DType::F32 => typed::<f32>(x, grad, mean, rstd, weight, d).map(HostBuffer::F32),
         crate::DType::F64 => typed::<f64>(x, grad, mean, rstd, weight, d).map(HostBuffer::F64),
@@ -95,6 +82,34 @@ pub(crate) fn layer_norm_backward(
         Some(dx) => crate::cpu::kernel_output(dx, shape),
         None => composite(),
     }
+}
+
+/// The rows and columns `(n, d)` of layer norm's gradients when the fused CPU kernels take
+/// them: f32 or f64 operands of the shapes the forward produced (`k` normalized dims, one
+/// mean and rstd per row, a weight of `d` values if any); `None` otherwise.
+pub(super) fn fused_dims(
+    x: &Tensor<Cpu>,
+    mean: &Tensor<Cpu>,
+    rstd: &Tensor<Cpu>,
+    weight: Option<&Tensor<Cpu>>,
+    grad: &Tensor<Cpu>,
+    k: usize,
+) -> Option<(usize, usize)> {
+    let shape = x.shape();
+    if k == 0 || k > shape.len() || grad.shape() != shape {
+        return None;
+    }
+    let d: usize = shape[shape.len() - k..].iter().product();
+    let n = x.numel().checked_div(d).unwrap_or(0);
+    let dtype = x.dtype();
+    let fits = |t: &Tensor<Cpu>, len: usize| t.numel() == len && t.dtype() == dtype;
+    let fused = d > 0
+        && matches!(dtype, crate::DType::F32 | crate::DType::F64)
+        && fits(grad, x.numel())
+        && fits(mean, n)
+        && fits(rstd, n)
+        && weight.is_none_or(|w| fits(w, d));
+    fused.then_some((n, d))
 }
 
 /// [`rows`] on `T` operands, borrowed where contiguous; `None` if any is not a `T`.

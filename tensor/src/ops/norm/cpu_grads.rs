@@ -12,7 +12,7 @@
 //! usually still in the shared cache when another reaches it.
 
 use super::cpu::optional_elements;
-use super::cpu_backward::row_means;
+use super::cpu_backward::{fused_dims, row_means};
 use super::cpu_param_backward::add_row;
 use crate::backend::composite;
 use crate::buffer::HostElement;
@@ -40,23 +40,13 @@ pub(crate) fn layer_norm_grads(
 ) -> Result<LayerNormGrads<Cpu>> {
     // The two kernels, through the composite that calls them.
     let separate = || composite::layer_norm_grads(x, mean, rstd, weight, grad, k, needs);
-    let shape = x.shape();
-    if !needs.0 || !(needs.1 || needs.2) || k == 0 || k > shape.len() || grad.shape() != shape {
+    if !needs.0 || !(needs.1 || needs.2) {
         return separate();
     }
-    let d: usize = shape[shape.len() - k..].iter().product();
-    let n = x.numel().checked_div(d).unwrap_or(0);
-    let dtype = x.dtype();
-    let fits = |t: &Tensor<Cpu>, len: usize| t.numel() == len && t.dtype() == dtype;
-    if n == 0
-        || !matches!(dtype, DType::F32 | DType::F64)
-        || !fits(grad, x.numel())
-        || !fits(mean, n)
-        || !fits(rstd, n)
-        || weight.is_some_and(|w| !fits(w, d))
-    {
+    let Some((_, d)) = fused_dims(x, mean, rstd, weight, grad, k) else {
         return separate();
-    }
+    };
+    let (shape, dtype) = (x.shape(), x.dtype());
     let params = (needs.1, needs.2);
     let bufs = match dtype {
         DType::F32 => typed::<f32>(x, grad, mean, rstd, weight, d, params),
