@@ -17,7 +17,7 @@
 //! one run at a time), so the results are the composite's bit for bit, on any thread count.
 //! Other dtypes, and operands of other dtypes or sizes, take the composite.
 
-use super::cpu::optional_elements;
+use super::cpu::GradOperands;
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::strided::elements;
@@ -150,13 +150,13 @@ fn backward_typed<T: Float + HostElement + Send + Sync>(
     if grad.shape() != x.shape() {
         return None;
     }
-    let (xv, gv, mv, rv) = (
-        elements::<T>(x)?,
-        elements::<T>(grad)?,
-        elements::<T>(mean)?,
-        elements::<T>(rstd)?,
-    );
-    let wv = optional_elements::<T>(weight)?;
+    let GradOperands {
+        x: xv,
+        g: gv,
+        mean: mv,
+        rstd: rv,
+        w: wv,
+    } = GradOperands::<T>::open(x, grad, mean, rstd, weight)?;
     let sized = |v: &[T]| v.len() == c;
     if !sized(&mv) || !sized(&rv) || !wv.as_deref().is_none_or(sized) {
         return None;

@@ -107,6 +107,35 @@ fn rows<T: Float>(
 
 type Norm = (Tensor<Cpu>, Tensor<Cpu>, Tensor<Cpu>);
 
+/// A norm backward's operands as `T` slices, each borrowed where it is contiguous: the
+/// input, the output gradient, the saved statistics and the optional weight.
+pub(super) struct GradOperands<'a, T> {
+    pub(super) x: ViewBuf<'a, T>,
+    pub(super) g: ViewBuf<'a, T>,
+    pub(super) mean: ViewBuf<'a, T>,
+    pub(super) rstd: ViewBuf<'a, T>,
+    pub(super) w: Option<ViewBuf<'a, T>>,
+}
+
+impl<'a, T: HostElement + Copy + Send + Sync> GradOperands<'a, T> {
+    /// `None` if any operand is not a `T` (not the kernel's case).
+    pub(super) fn open(
+        x: &'a Tensor<Cpu>,
+        grad: &'a Tensor<Cpu>,
+        mean: &'a Tensor<Cpu>,
+        rstd: &'a Tensor<Cpu>,
+        weight: Option<&'a Tensor<Cpu>>,
+    ) -> Option<Self> {
+        Some(Self {
+            x: strided::elements(x)?,
+            g: strided::elements(grad)?,
+            mean: strided::elements(mean)?,
+            rstd: strided::elements(rstd)?,
+            w: optional_elements(weight)?,
+        })
+    }
+}
+
 /// [`elements`](strided::elements) of an optional parameter: `Some(None)` when absent, `None` when present
 /// but not a `T` (not the kernel's case).
 pub(super) fn optional_elements<T: HostElement + Copy + Send + Sync>(

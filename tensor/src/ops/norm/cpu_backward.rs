@@ -5,11 +5,10 @@
 //! the two differ only in how the sums are ordered. The composite default takes seven passes
 //! over the input and four temporaries the size of it.
 
-use super::cpu::{lane_sum, optional_elements, LANES};
+use super::cpu::{lane_sum, GradOperands, LANES};
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
-use crate::cpu::strided::elements;
 use crate::cpu::{parallel, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{HostBuffer, Result, Tensor};
@@ -121,10 +120,8 @@ fn typed<T: Float + HostElement + Send + Sync>(
     weight: Option<&Tensor<Cpu>>,
     d: usize,
 ) -> Option<Vec<T>> {
-    let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
-    let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
-    let wv = optional_elements::<T>(weight)?;
-    Some(rows(&xv, &gv, &mv, &rv, wv.as_deref(), d))
+    let o = GradOperands::<T>::open(x, grad, mean, rstd, weight)?;
+    Some(rows(&o.x, &o.g, &o.mean, &o.rstd, o.w.as_deref(), d))
 }
 
 #[cfg(test)]

@@ -11,13 +11,12 @@
 //! parts. The parts walk the rows side by side, so a line of `x` one of them fetches is
 //! usually still in the shared cache when another reaches it.
 
-use super::cpu::optional_elements;
+use super::cpu::GradOperands;
 use super::cpu_backward::{fused_dims, row_means};
 use super::cpu_param_backward::add_row;
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
-use crate::cpu::strided::elements;
 use crate::cpu::{parallel, pool, Cpu};
 use crate::dtype::Float;
 use crate::{DType, HostBuffer, LayerNormGrads, Result, Tensor};
@@ -79,15 +78,13 @@ fn typed<T: Float + HostElement + Send + Sync>(
     d: usize,
     params: (bool, bool),
 ) -> Option<(HostBuffer, HostBuffer, HostBuffer)> {
-    let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
-    let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
-    let wv = optional_elements::<T>(weight)?;
+    let o = GradOperands::<T>::open(x, grad, mean, rstd, weight)?;
     let rows = Rows {
-        x: &xv,
-        g: &gv,
-        mean: &mv,
-        rstd: &rv,
-        w: wv.as_deref(),
+        x: &o.x,
+        g: &o.g,
+        mean: &o.mean,
+        rstd: &o.rstd,
+        w: o.w.as_deref(),
         d,
     };
     let (dx, sw, sb) = grads(&rows, params);

@@ -6,10 +6,10 @@
 //! (`ops/reduce/sum_contiguous.rs`) sums them: the same bits, without the composite's three
 //! temporaries the size of `x` and its four passes over them.
 
+use super::cpu::GradOperands;
 use crate::backend::composite;
 use crate::buffer::HostElement;
 use crate::cpu::simd::with_avx2;
-use crate::cpu::strided::elements;
 use crate::cpu::{parallel, pool, Cpu};
 use crate::dtype::{Element, Float};
 use crate::{DType, HostBuffer, Result, Tensor};
@@ -62,12 +62,11 @@ fn typed<T: Float + HostElement + Send + Sync>(
     d: usize,
     needs: (bool, bool),
 ) -> Option<(HostBuffer, HostBuffer)> {
-    let (xv, gv) = (elements::<T>(x)?, elements::<T>(grad)?);
-    let (mv, rv) = (elements::<T>(mean)?, elements::<T>(rstd)?);
+    let o = GradOperands::<T>::open(x, grad, mean, rstd, None)?;
     // Parallel over the normalized positions: each thread sums its columns over every row,
     // and a column's sum does not depend on which thread computes it.
-    let pairs: Vec<(T, T)> = parallel::collect(d, 1, 2 * xv.len(), |cols, s| {
-        let (w, b) = with_avx2(|| column_sums(&xv, &gv, &mv, &rv, d, cols, needs));
+    let pairs: Vec<(T, T)> = parallel::collect(d, 1, 2 * o.x.len(), |cols, s| {
+        let (w, b) = with_avx2(|| column_sums(&o.x, &o.g, &o.mean, &o.rstd, d, cols, needs));
         s.extend(
             w.iter()
                 .zip(&b)
