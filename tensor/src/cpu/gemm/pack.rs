@@ -123,6 +123,56 @@ unsafe fn copy_padded<const W: usize>(src: *const f32, dst: *mut f32, len: usize
     }
 }
 
+/// How many runs ahead [`copy_runs`] asks for the lines it will read (4 to 16 measured the
+/// same on the weight gradients' packs).
+const RUNS_AHEAD: usize = 8;
+
+/// Asks for the cache lines of `len` f32 from `run`.
+#[inline(always)]
+fn prefetch_run(run: *const f32, len: usize) {
+    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // One prefetch per 64-byte line, the last one covering the run's end.
+    for i in (0..len).step_by(16).chain(core::iter::once(len.saturating_sub(1))) {
+        // SAFETY: prefetches never fault; the addresses are only hints.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(i) as *const i8) };
+    }
+}
+
+/// Packs `kc` runs of `len` contiguous values, run `p` at `src + p * stride`, into
+/// `len.div_ceil(W)` panels of `W * kc` (`dst[panel * W * kc + p * W + i] = run_p[panel * W
+/// + i]`, zeros past `len`). The weight gradient `dYᵀ X` packs both operands this way, with
+/// a run per token and runs one row of the activations apart (0.75–3 KB): they arrive from
+/// memory in short pieces, one or two pages apart, which the hardware prefetchers barely
+/// follow. Walking the runs in order, each whole, and asking for the lines of the run
+/// [`RUNS_AHEAD`] ahead took 6–10% off those products (2-core Xeon, M = 4352).
+///
+/// # Safety
+/// Each run is readable, and `dst` is valid for `len.div_ceil(W) * W * kc` writes.
+#[inline(always)]
+unsafe fn copy_runs<const W: usize>(
+    dst: *mut f32,
+    src: *const f32,
+    stride: usize,
+    len: usize,
+    kc: usize,
+) {
+    let panels = len.div_ceil(W);
+    for p in 0..kc {
+        let run = src.add(p * stride);
+        if p + RUNS_AHEAD < kc {
+            prefetch_run(src.wrapping_add((p + RUNS_AHEAD) * stride), len);
+        }
+        for panel in 0..panels {
+            let i0 = panel * W;
+            copy_padded::<W>(
+                run.add(i0),
+                dst.add(panel * W * kc + p * W),
+                W.min(len - i0),
+            );
+        }
+    }
+}
+
 /// Rounds a packed panel to bf16 values in place (the bf16 emulation's packing: the copies
 /// above stay plain moves and transposes, and this one pass over the panel, still in L1,
 /// vectorises; with AVX2 where the CPU has it).
@@ -149,16 +199,15 @@ unsafe fn round_panel(p: *mut f32, len: usize) {
 /// Every element `a(i, p)`, `i < rows`, `p < kc`, is readable, and `dst` is valid for
 /// `rows.div_ceil(MR) * MR * kc` writes.
 pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: usize, kc: usize) {
+    if a.rs == 1 {
+        // Column-major A (a transposed view): each k is `rows` contiguous values.
+        copy_runs::<MR>(dst, a.ptr, a.cs, rows, kc);
+    }
     for (panel, i0) in (0..rows).step_by(MR).enumerate() {
         let r = MR.min(rows - i0);
         let d = dst.add(panel * MR * kc);
         let a = a.at(i0, 0);
-        if a.rs == 1 {
-            // Column-major A (a transposed view): each k is `r` contiguous values.
-            for p in 0..kc {
-                copy_padded::<MR>(a.ptr.add(p * a.cs), d.add(p * MR), r);
-            }
-        } else {
+        if a.rs != 1 {
             // Row-major A: a transpose, 8 x 8 blocks at a time where it can.
             let kc8 = if r == MR && a.cs == 1 && pack_transpose::available() {
                 let kc8 = kc - kc % 8;
@@ -187,16 +236,15 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
 /// Every element `b(p, j)`, `p < kc`, `j < cols`, is readable, and `dst` is valid for
 /// `cols.div_ceil(NR) * NR * kc` writes.
 pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: usize, cols: usize) {
+    if b.cs == 1 {
+        // Row-major B: each k is `cols` contiguous values.
+        copy_runs::<NR>(dst, b.ptr, b.rs, cols, kc);
+    }
     for (panel, j0) in (0..cols).step_by(NR).enumerate() {
         let c = NR.min(cols - j0);
         let d = dst.add(panel * NR * kc);
         let b = b.at(0, j0);
-        if b.cs == 1 {
-            // Row-major B: each k is `c` contiguous values.
-            for p in 0..kc {
-                copy_padded::<NR>(b.ptr.add(p * b.rs), d.add(p * NR), c);
-            }
-        } else {
+        if b.cs != 1 {
             // Column-major B: a transpose, 8 x 8 blocks at a time where it can.
             let kc8 = if c == NR && b.rs == 1 && pack_transpose::available() {
                 let kc8 = kc - kc % 8;
