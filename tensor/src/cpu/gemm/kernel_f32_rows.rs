@@ -13,8 +13,8 @@
 
 use super::kernel_f32::{finish, prefetch_c, target, Out, Tile};
 use super::{MR, NR};
+use crate::cpu::simd::prefetch_lines;
 use core::arch::asm;
-use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 use core::mem::MaybeUninit;
 
 /// Asks for the cache lines of the next 14 rows (`kc` f32 each from `a`, `rs` apart) while
@@ -24,12 +24,7 @@ use core::mem::MaybeUninit;
 #[inline(always)]
 pub(super) fn prefetch_rows(a: *const f32, rs: usize, kc: usize) {
     for i in 0..MR {
-        let row = a.wrapping_add(i * rs);
-        // One prefetch per 64-byte line, the last one covering the row's end.
-        for p in (0..kc).step_by(16).chain(core::iter::once(kc - 1)) {
-            // SAFETY: prefetches never fault; the addresses are only hints.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(p) as *const i8) };
-        }
+        prefetch_lines(a.wrapping_add(i * rs), kc);
     }
 }
 

@@ -16,6 +16,7 @@
 
 use super::precision::round_bf16;
 use super::{pack_transpose, MR, NR};
+use crate::cpu::simd::prefetch_lines;
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy, Debug)]
@@ -127,17 +128,6 @@ unsafe fn copy_padded<const W: usize>(src: *const f32, dst: *mut f32, len: usize
 /// same on the weight gradients' packs).
 const RUNS_AHEAD: usize = 8;
 
-/// Asks for the cache lines of `len` f32 from `run`.
-#[inline(always)]
-fn prefetch_run(run: *const f32, len: usize) {
-    use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-    // One prefetch per 64-byte line, the last one covering the run's end.
-    for i in (0..len).step_by(16).chain(core::iter::once(len.saturating_sub(1))) {
-        // SAFETY: prefetches never fault; the addresses are only hints.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(run.wrapping_add(i) as *const i8) };
-    }
-}
-
 /// Packs `kc` runs of `len` contiguous values, run `p` at `src + p * stride`, into
 /// `len.div_ceil(W)` panels of `W * kc` (`dst[panel * W * kc + p * W + i] = run_p[panel * W
 /// + i]`, zeros past `len`). The weight gradient `dYᵀ X` packs both operands this way, with
@@ -160,7 +150,7 @@ unsafe fn copy_runs<const W: usize>(
     for p in 0..kc {
         let run = src.add(p * stride);
         if p + RUNS_AHEAD < kc {
-            prefetch_run(src.wrapping_add((p + RUNS_AHEAD) * stride), len);
+            prefetch_lines(src.wrapping_add((p + RUNS_AHEAD) * stride), len);
         }
         for panel in 0..panels {
             let i0 = panel * W;

@@ -13,7 +13,7 @@
 use super::run_sum::sum_run;
 use crate::buffer::HostElement;
 use crate::cpu::parallel;
-use crate::cpu::simd::with_avx2;
+use crate::cpu::simd::{prefetch_lines, with_avx2};
 use alloc::vec::Vec;
 
 /// Columns summed together in one pass over the rows: the accumulators (8 KiB of f64) stay
@@ -57,13 +57,26 @@ pub(crate) fn sum_middle<T: HostElement>(
 /// stored once per four rows instead of once per row, which was the loop's bottleneck.
 const ROWS_PER_PASS: usize = 4;
 
+/// How many groups of rows ahead [`add_rows_loop`] asks for the lines it will read: a
+/// thread's columns of a row are a short piece (0.75–1.5 KB for a bias gradient), the next
+/// row's one stride on, which the hardware prefetchers follow poorly. Two groups (eight
+/// rows) ahead took 7–10% off the bias gradients' sums (`[4352, 192..768]`, 2 threads).
+const GROUPS_AHEAD: usize = 2;
+
 /// Adds columns `j..j + acc.len()` of each `inner`-wide row of `block` into `acc`, the rows
 /// in order: `((acc + r0) + r1) + r2) + r3` is the row-by-row sum, bit for bit.
 #[inline(always)]
 fn add_rows_loop<T: HostElement>(acc: &mut [f64], block: &[T], inner: usize, j: usize) {
     let cols = j..j + acc.len();
     let mut groups = block.chunks_exact(ROWS_PER_PASS * inner);
-    for g in &mut groups {
+    let group = ROWS_PER_PASS * inner;
+    for (i, g) in (&mut groups).enumerate() {
+        // The rows' pieces are `inner` apart: ask for the group `GROUPS_AHEAD` on.
+        if let Some(next) = block.get((i + GROUPS_AHEAD) * group..(i + GROUPS_AHEAD + 1) * group) {
+            for row in next.chunks_exact(inner) {
+                prefetch_lines(row[cols.clone()].as_ptr(), cols.len());
+            }
+        }
         let (r0, rest) = g.split_at(inner);
         let (r1, rest) = rest.split_at(inner);
         let (r2, r3) = rest.split_at(inner);
