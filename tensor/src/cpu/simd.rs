@@ -22,23 +22,36 @@ pub(crate) fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-/// Asks the cache for the lines of `len` values from `start`, one prefetch per 64-byte
-/// line (the last one covering the end). For loops that read rows a stride apart in short
+/// Asks for the lines of `len` values from `start` into L1, one prefetch per 64-byte line
+/// (the last one covering the end). For loops that read rows a stride apart in short
 /// pieces, which the hardware prefetchers follow poorly; a no-op off x86-64.
 #[inline(always)]
 pub(crate) fn prefetch_lines<T>(start: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let (p, bytes) = (start.cast::<i8>(), len * core::mem::size_of::<T>());
-        for b in (0..bytes)
-            .step_by(64)
-            .chain(core::iter::once(bytes.saturating_sub(1)))
-        {
-            // SAFETY: prefetches never fault; the addresses are only hints.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(b)) };
-        }
-    }
+    prefetch_with::<{ core::arch::x86_64::_MM_HINT_T0 }, T>(start, len);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, len);
+}
+
+/// [`prefetch_lines`] into L2 only: for many lines far ahead, which in L1 would wait on its
+/// few fill buffers (the GEMM packs' runs, `gemm/pack.rs`).
+#[inline(always)]
+pub(crate) fn prefetch_lines_l2<T>(start: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    prefetch_with::<{ core::arch::x86_64::_MM_HINT_T1 }, T>(start, len);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, len);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_with<const HINT: i32, T>(start: *const T, len: usize) {
+    let (p, bytes) = (start.cast::<i8>(), len * core::mem::size_of::<T>());
+    for b in (0..bytes)
+        .step_by(64)
+        .chain(core::iter::once(bytes.saturating_sub(1)))
+    {
+        // SAFETY: prefetches never fault; the addresses are only hints.
+        unsafe { core::arch::x86_64::_mm_prefetch::<HINT>(p.wrapping_add(b)) };
+    }
 }

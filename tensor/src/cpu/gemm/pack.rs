@@ -16,7 +16,7 @@
 
 use super::precision::round_bf16;
 use super::{pack_transpose, MR, NR};
-use crate::cpu::simd::prefetch_lines;
+use crate::cpu::simd::prefetch_lines_l2;
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy, Debug)]
@@ -124,8 +124,9 @@ unsafe fn copy_padded<const W: usize>(src: *const f32, dst: *mut f32, len: usize
     }
 }
 
-/// How many runs ahead [`copy_runs`] asks for the lines it will read (4 to 16 measured the
-/// same on the weight gradients' packs).
+/// How many runs ahead [`copy_runs`] asks (into L2) for the lines it will read: 4 to 16
+/// measured the same on the weight gradients' packs, and asking into L2 rather than L1 was
+/// 3–6% faster with the operands in memory (2-core Xeon).
 const RUNS_AHEAD: usize = 8;
 
 /// Packs `kc` runs of `len` contiguous values, run `p` at `src + p * stride`, into
@@ -150,7 +151,7 @@ unsafe fn copy_runs<const W: usize>(
     for p in 0..kc {
         let run = src.add(p * stride);
         if p + RUNS_AHEAD < kc {
-            prefetch_lines(src.wrapping_add((p + RUNS_AHEAD) * stride), len);
+            prefetch_lines_l2(src.wrapping_add((p + RUNS_AHEAD) * stride), len);
         }
         for panel in 0..panels {
             let i0 = panel * W;
