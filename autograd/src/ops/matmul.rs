@@ -62,6 +62,19 @@ impl<B: Backend> Backward<B> for MatmulBiasBackward<B> {
         "matmul_bias"
     }
     fn backward(&self, grad: &Tensor<B>, needs: &[bool]) -> Result<Vec<Option<Tensor<B>>>> {
+        let (a, b) = (&self.product.a, &self.product.b);
+        let linear = transposed_matrix(b) && a.rank() == 2 && grad.rank() == 2;
+        if linear && need(needs, 1) && need(needs, 2) {
+            // A linear layer's `x @ wᵀ + bias`: `w`'s gradient `dYᵀ x` (in `w`'s layout, as
+            // `MatmulBackward` computes it) and the bias's `dY.sum(0)`, the row sums of the
+            // same `dYᵀ`, from one call, so a backend can sum them while it reads `dYᵀ` for
+            // the product (the CPU does, with the separate sum's bits).
+            let mut grads = self.product.backward(grad, &[need(needs, 0), false])?;
+            let (w_grad, bias_grad) = grad.t()?.matmul_row_sums(a)?;
+            grads[1] = Some(w_grad.t()?);
+            grads.push(Some(bias_grad));
+            return Ok(grads);
+        }
         let mut grads = self.product.backward(grad, needs)?;
         grads.push(match need(needs, 2) {
             true => Some(reduce_to_shape(grad, &[self.n])?),

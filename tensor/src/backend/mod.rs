@@ -61,7 +61,7 @@
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
 //! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias` | `CompositeImplicitAutograd` ops, fused kernels, `addmm` |
-//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward` |
+//! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight`, `matmul_row_sums` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward`, cuBLASLt's `BGRADA` epilogue |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
 //! `alloc_uninit` fills with zeros and `full` fills on the host and uploads (one
@@ -73,8 +73,13 @@
 //! why the conformance kit compares against the CPU within a tolerance table rather than
 //! bit for bit. The [`Cpu`](crate::Cpu) overrides `full`, `alloc_uninit`, `empty_cache`, the
 //! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU and layer norm (each
-//! with its backward) and `matmul_bias` (the bias added inside its GEMM); the CUDA backend
-//! overrides every provided method of `Backend` but `matmul_bias` (a product and an add).
+//! with its backward), `matmul_bias` (the bias added inside its GEMM) and `matmul_row_sums`
+//! (the bias gradient summed while the weight gradient's GEMM packs `dYᵀ`). The CUDA backend
+//! overrides every method of the device, in-place and fused-update rows, softmax,
+//! log-softmax and GELU (each with its backward), layer norm's forward and input gradient,
+//! `batch_norm_apply`, and the convolution with both its gradients; it leaves `gelu_tanh` (and its backward),
+//! `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_stats`,
+//! `batch_norm_backward`, `matmul_bias` and `matmul_row_sums` to their defaults.
 //!
 //! # Writing a backend: the worked example
 //!
@@ -564,6 +569,18 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         bias: &Tensor<Self>,
     ) -> Result<Tensor<Self>> {
         crate::ops::matmul::bias::matmul_bias_composite(a, b, bias)
+    }
+
+    /// `(a @ b, a.sum(&[1], false))` for 2-D `a: [m, k]`, `b: [k, n]`, already checked by
+    /// [`Tensor::matmul_row_sums`]: a linear layer's weight and bias gradients with `a = dYᵀ`
+    /// (cuBLASLt: the `BGRADA` epilogue). The default is the product and then the sums of
+    /// `aᵀ`'s columns; the CPU's sums `dYᵀ` while its GEMM packs it, with the same bits.
+    fn matmul_row_sums(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        crate::ops::matmul::row_sums::matmul_row_sums_composite(a, b)
     }
 
     /// Per-channel mean and biased variance of a training batch norm's input `[n, c, ..]`,

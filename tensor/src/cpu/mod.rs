@@ -517,6 +517,14 @@ impl Backend for Cpu {
         ops::matmul::bias::matmul_bias_cpu(a, b, bias)
     }
 
+    fn matmul_row_sums(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)> {
+        ops::matmul::row_sums::matmul_row_sums_cpu(a, b)
+    }
+
     fn batch_norm_stats(&self, x: &Tensor<Self>) -> Result<(Tensor<Self>, Tensor<Self>)> {
         ops::norm::batch_stats_cpu::batch_norm_stats(x)
     }

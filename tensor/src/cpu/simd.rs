@@ -35,6 +35,7 @@ pub(crate) fn prefetch_lines<T>(start: *const T, len: usize) {
 
 /// [`prefetch_lines`] into L2 only: for many lines far ahead, which in L1 would wait on its
 /// few fill buffers (the GEMM packs' runs, `gemm/pack.rs`).
+#[cfg_attr(not(all(feature = "std", target_arch = "x86_64")), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn prefetch_lines_l2<T>(start: *const T, len: usize) {
     #[cfg(target_arch = "x86_64")]

@@ -78,7 +78,14 @@ pub fn matmul_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     exact(&v.matmul(&a.t()?)?, &[3.0, 9.0]);
     exact(&v.matmul(&v)?, &[6.0]);
     assert_eq!(v.matmul(&v)?.shape(), &[] as &[usize]);
+    // A linear layer's weight and bias gradients: `dYᵀ X` and the row sums of `dYᵀ`.
+    let (dw, db) = a.t()?.matmul_row_sums(&iota(b, &[2, 4])?)?;
+    exact(&dw, &a.t()?.matmul(&iota(b, &[2, 4])?)?.to_f64_vec()?);
+    exact(&db, &[3.0, 5.0, 7.0]);
+    assert!(a.matmul_row_sums(&a).is_err());
     for (name, t) in [
+        ("a^T x, row sums: product", dw),
+        ("a^T x, row sums: sums", db),
         ("a a^T", m),
         ("broadcast batch", z),
         ("transposed both", a.t()?.matmul(&iota(b, &[3, 2])?.t()?)?),

@@ -4,6 +4,7 @@
 
 use super::pack::{Mat, MatMut};
 use super::packed::{panel_words, run_part, with_scratch, KPart, Kind, Step};
+use super::row_sums::Sums;
 use super::{pack_block, NR};
 
 /// Most bytes of B~ for [`nest`]: all of it is read again for every block of
@@ -26,8 +27,11 @@ pub(super) fn pays(kind: Kind, k: usize, kc_step: usize, nc: usize) -> bool {
 /// order, so the bits are [`super::packed::nest`]'s. (The products `dY W` of the backward, with `k` the
 /// layer's wider side and `n` its narrow one, are this case.)
 ///
+/// The operands are added into `sums` as they are packed, each lane's `k` blocks in order.
+///
 /// # Safety
-/// As [`super::packed::gemm`]; `b` and `c` start at the column block, `nc` columns wide.
+/// As [`super::packed::gemm`]; `b` and `c` start at the column block, `nc` columns wide;
+/// `sums` as `KSums::add_run` for A's rows and the block's columns of B.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn nest(
     kind: Kind,
@@ -38,6 +42,7 @@ pub(super) unsafe fn nest(
     c: MatMut,
     nc: usize,
     part: KPart,
+    sums: &Sums,
 ) {
     let kc_step = part.step;
     let block_words = nc.div_ceil(NR) * panel_words(kind, kc_step, NR);
@@ -45,7 +50,15 @@ pub(super) unsafe fn nest(
     with_scratch(0, blocks * block_words, |bp| {
         for (i, pc) in (0..k).step_by(kc_step).enumerate() {
             let kc = kc_step.min(k - pc);
-            pack_block::pack_b(kind, 1, bp.add(i * block_words), b.at(pc, 0), kc, nc);
+            pack_block::pack_b(
+                kind,
+                1,
+                bp.add(i * block_words),
+                b.at(pc, 0),
+                kc,
+                nc,
+                &sums.b,
+            );
         }
         let (mp, np) = (m.div_ceil(kind.mr()), nc.div_ceil(NR));
         let panels_per_block = kind.mc() / kind.mr();
@@ -64,7 +77,7 @@ pub(super) unsafe fn nest(
                     accumulate: pc > 0 || part.accumulate,
                     last: pc + kc == k,
                 };
-                run_part(&step, rows.clone(), 0..np);
+                run_part(&step, rows.clone(), 0..np, &sums.a);
             }
         }
     });

@@ -9,6 +9,7 @@
 
 use super::pack::{Mat, MatMut};
 use super::packed::{self, KPart, Kind};
+use super::row_sums::Sums;
 use super::{float32_matmul_precision, packed_kind, GemmImpl};
 
 /// How [`super::sgemm`] would cut the `k` of one `m x k x n` product into blocks, for
@@ -89,5 +90,6 @@ pub(crate) unsafe fn sgemm_k_part(
         mat(b, rsb, csb),
         c,
         part,
+        Sums::NONE,
     );
 }

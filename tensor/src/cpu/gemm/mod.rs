@@ -117,6 +117,8 @@ pub(crate) mod pack_transpose;
 mod packed;
 pub(crate) mod precision;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod row_sums;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod small;
 #[cfg(test)]
 mod tests;
@@ -124,6 +126,8 @@ mod tests;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub(crate) use k_split::{sgemm_k_part, KSplit};
 pub use precision::{float32_matmul_precision, set_float32_matmul_precision, MatmulPrecision};
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) use row_sums::sgemm_row_sums_with;
 
 use alloc::vec::Vec;
 

@@ -15,6 +15,7 @@
 //!   both A and B.
 
 use super::precision::round_bf16;
+use super::row_sums::KSums;
 use super::{pack_transpose, MR, NR};
 use crate::cpu::simd::prefetch_lines_l2;
 
@@ -135,10 +136,12 @@ const RUNS_AHEAD: usize = 8;
 /// a run per token and runs one row of the activations apart (0.75–3 KB): they arrive from
 /// memory in short pieces, one or two pages apart, which the hardware prefetchers barely
 /// follow. Walking the runs in order, each whole, and asking for the lines of the run
-/// [`RUNS_AHEAD`] ahead took 6–10% off those products (2-core Xeon, M = 4352).
+/// [`RUNS_AHEAD`] ahead took 6–10% off those products (2-core Xeon, M = 4352). Each run is
+/// also added into `sums` (nothing for [`KSums::NONE`]), in order, while it is in L1.
 ///
 /// # Safety
-/// Each run is readable, and `dst` is valid for `len.div_ceil(W) * W * kc` writes.
+/// Each run is readable, `dst` is valid for `len.div_ceil(W) * W * kc` writes, and `sums`
+/// as [`KSums::add_run`] for runs of `len`.
 #[inline(always)]
 unsafe fn copy_runs<const W: usize>(
     dst: *mut f32,
@@ -146,6 +149,7 @@ unsafe fn copy_runs<const W: usize>(
     stride: usize,
     len: usize,
     kc: usize,
+    sums: &KSums,
 ) {
     let panels = len.div_ceil(W);
     for p in 0..kc {
@@ -161,6 +165,7 @@ unsafe fn copy_runs<const W: usize>(
                 W.min(len - i0),
             );
         }
+        sums.add_run(run, len);
     }
 }
 
@@ -184,15 +189,24 @@ unsafe fn round_panel(p: *mut f32, len: usize) {
 }
 
 /// Packs rows `0..rows` and `k` in `0..kc` of `a` into `rows.div_ceil(MR)` panels of
-/// `MR * kc` f32: `dst[panel * MR * kc + p * MR + i] = a(panel * MR + i, p)`.
+/// `MR * kc` f32: `dst[panel * MR * kc + p * MR + i] = a(panel * MR + i, p)`. A column-major
+/// `a` also has each row's values added into `sums` in `k` order (the caller passes
+/// [`KSums::NONE`] for any other `a`: only the copying pack sums).
 ///
 /// # Safety
-/// Every element `a(i, p)`, `i < rows`, `p < kc`, is readable, and `dst` is valid for
-/// `rows.div_ceil(MR) * MR * kc` writes.
-pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: usize, kc: usize) {
+/// Every element `a(i, p)`, `i < rows`, `p < kc`, is readable, `dst` is valid for
+/// `rows.div_ceil(MR) * MR * kc` writes, and `sums` as [`KSums::add_run`] for runs of
+/// `rows`.
+pub(super) unsafe fn pack_a_f32<const ROUND: bool>(
+    dst: *mut f32,
+    a: Mat,
+    rows: usize,
+    kc: usize,
+    sums: &KSums,
+) {
     if a.rs == 1 {
         // Column-major A (a transposed view): each k is `rows` contiguous values.
-        copy_runs::<MR>(dst, a.ptr, a.cs, rows, kc);
+        copy_runs::<MR>(dst, a.ptr, a.cs, rows, kc, sums);
     }
     for (panel, i0) in (0..rows).step_by(MR).enumerate() {
         let r = MR.min(rows - i0);
@@ -221,15 +235,24 @@ pub(super) unsafe fn pack_a_f32<const ROUND: bool>(dst: *mut f32, a: Mat, rows: 
 }
 
 /// Packs `k` in `0..kc` and columns `0..cols` of `b` into `cols.div_ceil(NR)` panels of
-/// `NR * kc` f32: `dst[panel * NR * kc + p * NR + j] = b(p, panel * NR + j)`.
+/// `NR * kc` f32: `dst[panel * NR * kc + p * NR + j] = b(p, panel * NR + j)`. A row-major
+/// `b` also has each column's values added into `sums` in `k` order (the caller passes
+/// [`KSums::NONE`] for any other `b`).
 ///
 /// # Safety
-/// Every element `b(p, j)`, `p < kc`, `j < cols`, is readable, and `dst` is valid for
-/// `cols.div_ceil(NR) * NR * kc` writes.
-pub(super) unsafe fn pack_b_f32<const ROUND: bool>(dst: *mut f32, b: Mat, kc: usize, cols: usize) {
+/// Every element `b(p, j)`, `p < kc`, `j < cols`, is readable, `dst` is valid for
+/// `cols.div_ceil(NR) * NR * kc` writes, and `sums` as [`KSums::add_run`] for runs of
+/// `cols`.
+pub(super) unsafe fn pack_b_f32<const ROUND: bool>(
+    dst: *mut f32,
+    b: Mat,
+    kc: usize,
+    cols: usize,
+    sums: &KSums,
+) {
     if b.cs == 1 {
         // Row-major B: each k is `cols` contiguous values.
-        copy_runs::<NR>(dst, b.ptr, b.rs, cols, kc);
+        copy_runs::<NR>(dst, b.ptr, b.rs, cols, kc, sums);
     }
     for (panel, j0) in (0..cols).step_by(NR).enumerate() {
         let c = NR.min(cols - j0);
@@ -287,8 +310,8 @@ mod tests {
             // SAFETY: a is rows x kc inside av, b is kc x cols inside bv; the destinations
             // hold whole panels.
             unsafe {
-                pack_a_f32::<false>(pa.as_mut_ptr(), a, rows, kc);
-                pack_b_f32::<false>(pb.as_mut_ptr(), b, kc, cols);
+                pack_a_f32::<false>(pa.as_mut_ptr(), a, rows, kc, &KSums::NONE);
+                pack_b_f32::<false>(pb.as_mut_ptr(), b, kc, cols, &KSums::NONE);
             }
             for panel in 0..ap {
                 for p in 0..kc {
@@ -322,7 +345,7 @@ mod tests {
         };
         let mut pa = vec![f32::NAN; MR * 5];
         // SAFETY: a is 3 x 5 inside av; pa holds one panel of MR x 5.
-        unsafe { pack_a_f32::<false>(pa.as_mut_ptr(), a, 3, 5) };
+        unsafe { pack_a_f32::<false>(pa.as_mut_ptr(), a, 3, 5, &KSums::NONE) };
         for p in 0..5 {
             for i in 0..MR {
                 let want = if i < 3 { (p * 3 + i) as f32 + 1.0 } else { 0.0 };

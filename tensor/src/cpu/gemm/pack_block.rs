@@ -3,6 +3,7 @@
 
 use super::pack::{self, Mat};
 use super::packed::{panel_words, split, Kind};
+use super::row_sums::KSums;
 use super::{pack_amx, pack_bf16, NR};
 use std::vec::Vec;
 
@@ -23,10 +24,11 @@ unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
 
 /// Packs the `kc x nc` block `b` into `bp` (B~), its column panels split over up to
-/// `threads` threads.
+/// `threads` threads, each adding the columns it packs into `sums` ([`Kind::F32`] only).
 ///
 /// # Safety
-/// As `pack::pack_b_f32` / `pack_bf16::pack_b_bf16` for the whole block.
+/// As `pack::pack_b_f32` / `pack_bf16::pack_b_bf16` for the whole block; `sums` as
+/// `KSums::add_run` for the block's columns.
 pub(super) unsafe fn pack_b(
     kind: Kind,
     threads: usize,
@@ -34,12 +36,13 @@ pub(super) unsafe fn pack_b(
     b: Mat,
     kc: usize,
     nc: usize,
+    sums: &KSums,
 ) {
     let np = nc.div_ceil(NR);
     let bpw = panel_words(kind, kc, NR);
     let parts = threads.min(np).max(1);
     let mut ids: Vec<usize> = (0..parts).collect();
-    let (dst, b) = (Dst(bp), pack::Shared(b));
+    let (dst, b, sums) = (Dst(bp), pack::Shared(b), *sums);
     crate::cpu::parallel::for_each_chunk_mut(&mut ids, 1, kc * nc, |range, _| {
         for t in range {
             let panels = split(np, parts, t);
@@ -49,8 +52,13 @@ pub(super) unsafe fn pack_b(
                 let d = dst.get().add(panels.start * bpw);
                 let src = b.get().at(0, panels.start * NR);
                 match kind {
-                    Kind::F32 => pack::pack_b_f32::<false>(d.cast(), src, kc, cols),
-                    Kind::F32Rounded => pack::pack_b_f32::<true>(d.cast(), src, kc, cols),
+                    Kind::F32 => {
+                        let sums = sums.at_lane(panels.start * NR);
+                        pack::pack_b_f32::<false>(d.cast(), src, kc, cols, &sums)
+                    }
+                    Kind::F32Rounded => {
+                        pack::pack_b_f32::<true>(d.cast(), src, kc, cols, &KSums::NONE)
+                    }
                     Kind::Bf16 => pack_bf16::pack_b_bf16(d, src, kc, cols),
                     Kind::Amx => pack_amx::pack_b(d, src, kc, cols),
                 }

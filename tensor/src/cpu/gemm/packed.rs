@@ -9,6 +9,7 @@ use super::orientation::transposing_pays;
 use super::pack::{self, Mat, MatMut};
 use super::pack_bf16;
 use super::pack_block;
+use super::row_sums::{KSums, Sums};
 use super::{
     kernel_bf16, kernel_f32, kernel_f32_rows, pack_amx, small, KC_BF16, KC_F32, MC, MR, NC, NR,
 };
@@ -122,6 +123,7 @@ struct Operands {
     a: Mat,
     b: Mat,
     c: MatMut,
+    sums: Sums,
 }
 
 impl Operands {
@@ -167,7 +169,8 @@ pub(super) unsafe fn gemm(
         // SAFETY: as this function's, and the CPU has what `small` needs (checked).
         return unsafe { small::gemm(m, k, n, a, b, c) };
     }
-    gemm_k_part(kind, threaded, m, k, n, a, b, c, KPart::whole(kind, k))
+    let part = KPart::whole(kind, k);
+    gemm_k_part(kind, threaded, m, k, n, a, b, c, part, Sums::NONE)
 }
 
 /// Whether [`gemm`] hands this product to the small-product kernels (`small.rs`) instead of
@@ -208,10 +211,12 @@ impl KPart {
 /// less (never the small-product kernels). Called on consecutive ranges of a product's `k`,
 /// each a whole number of the product's blocks ([`KPart::whole`]) except the last, with
 /// `accumulate` after the first, it gives C the bits of one [`gemm`] call: each block's sums
-/// go to C in the same order.
+/// go to C in the same order. With `sums` (only in [`Kind::F32`], for an operand the packs
+/// copy in runs; see `row_sums.rs`), the packs also add up that operand over `k`.
 ///
 /// # Safety
-/// As [`gemm`]; with `part.accumulate` every element of C holds a value to add to.
+/// As [`gemm`]; with `part.accumulate` every element of C holds a value to add to; `sums`
+/// as `KSums::add_run` for each operand's lanes.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm_k_part(
     kind: Kind,
@@ -223,6 +228,7 @@ pub(super) unsafe fn gemm_k_part(
     b: Mat,
     c: MatMut,
     part: KPart,
+    sums: Sums,
 ) {
     if transposing_pays(kind, m, n) && c.bias.is_null() {
         // Cᵀ = Bᵀ Aᵀ: the same sums, on fewer padded tiles.
@@ -232,9 +238,9 @@ pub(super) unsafe fn gemm_k_part(
             cs: c.rs,
             ..c
         };
-        return gemm_oriented(kind, threaded, n, k, m, at, bt, ct, part);
+        return gemm_oriented(kind, threaded, n, k, m, at, bt, ct, part, sums.transposed());
     }
-    gemm_oriented(kind, threaded, m, k, n, a, b, c, part)
+    gemm_oriented(kind, threaded, m, k, n, a, b, c, part, sums)
 }
 
 /// [`gemm`] in the orientation given.
@@ -252,6 +258,7 @@ unsafe fn gemm_oriented(
     b: Mat,
     c: MatMut,
     part: KPart,
+    sums: Sums,
 ) {
     let threads = if threaded {
         crate::cpu::parallel::num_threads()
@@ -263,26 +270,57 @@ unsafe fn gemm_oriented(
     let by_rows = mp >= np;
     let panels = if by_rows { mp } else { np };
     if threads <= 1 || panels < threads {
-        nest(kind, threads, m, k, n, a, b, c, part);
+        nest(kind, threads, m, k, n, a, b, c, part, sums);
         return;
     }
-    let ops = Operands { a, b, c };
+    let ops = Operands { a, b, c, sums };
     let mut ids: Vec<usize> = (0..threads).collect();
     // One unit of work per 16 multiply-adds, as `run_step`: small products stay on this thread.
     let work = (m * n).saturating_mul(k) / 16;
     crate::cpu::parallel::for_each_chunk_mut(&mut ids, 1, work, |range, _| {
-        let Operands { a, b, c } = ops.get();
+        let Operands { a, b, c, sums } = ops.get();
         for t in range {
             let p = split(panels, threads, t);
             // SAFETY: the blocks are disjoint whole panels of C inside it, with the rows of
-            // A or the columns of B they need.
+            // A or the columns of B they need; each thread sums lanes no other thread sums
+            // (of the operand every thread packs whole, a share of them).
             unsafe {
                 if by_rows {
                     let (r0, r1) = (p.start * mr, (p.end * mr).min(m));
-                    nest(kind, 1, r1 - r0, k, n, a.at(r0, 0), b, c.at(r0, 0), part);
+                    let sums = Sums {
+                        a: sums.a.at_lane(r0),
+                        b: sums.b.only(split(n, threads, t)),
+                    };
+                    nest(
+                        kind,
+                        1,
+                        r1 - r0,
+                        k,
+                        n,
+                        a.at(r0, 0),
+                        b,
+                        c.at(r0, 0),
+                        part,
+                        sums,
+                    );
                 } else {
                     let (c0, c1) = (p.start * NR, (p.end * NR).min(n));
-                    nest(kind, 1, m, k, c1 - c0, a, b.at(0, c0), c.at(0, c0), part);
+                    let sums = Sums {
+                        a: sums.a.only(split(m, threads, t)),
+                        b: sums.b.at_lane(c0),
+                    };
+                    nest(
+                        kind,
+                        1,
+                        m,
+                        k,
+                        c1 - c0,
+                        a,
+                        b.at(0, c0),
+                        c.at(0, c0),
+                        part,
+                        sums,
+                    );
                 }
             }
         }
@@ -304,19 +342,25 @@ unsafe fn nest(
     b: Mat,
     c: MatMut,
     part: KPart,
+    sums: Sums,
 ) {
     let kc_step = part.step;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
+        // A is packed again for each column block: its rows are summed in the first.
+        let sums = Sums {
+            a: if jc == 0 { sums.a } else { KSums::NONE },
+            b: sums.b.at_lane(jc),
+        };
         if threads <= 1 && k > kc_step && c_resident::pays(kind, k, kc_step, nc) {
-            c_resident::nest(kind, m, k, a, b.at(0, jc), c.at(0, jc), nc, part);
+            c_resident::nest(kind, m, k, a, b.at(0, jc), c.at(0, jc), nc, part, &sums);
             continue;
         }
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let words = nc.div_ceil(NR) * panel_words(kind, kc, NR);
             with_scratch(0, words, |bp| {
-                pack_block::pack_b(kind, threads, bp, b.at(pc, jc), kc, nc);
+                pack_block::pack_b(kind, threads, bp, b.at(pc, jc), kc, nc, &sums.b);
                 let step = Step {
                     kind,
                     a: a.at(0, pc),
@@ -328,7 +372,7 @@ unsafe fn nest(
                     accumulate: pc > 0 || part.accumulate,
                     last: pc + kc == k,
                 };
-                run_step(&step, threads);
+                run_step(&step, threads, &sums.a);
             });
         }
     }
@@ -342,8 +386,9 @@ pub(super) fn split(units: usize, parts: usize, i: usize) -> Range<usize> {
 }
 
 /// Computes one step's tiles, split over up to `threads` threads by row panels (or, when C
-/// has few row panels, by column panels).
-fn run_step(s: &Step, threads: usize) {
+/// has few row panels, by column panels), A's rows summed into `sums` by the parts of the
+/// first column panels.
+fn run_step(s: &Step, threads: usize, sums: &KSums) {
     let (mp, np) = (s.m.div_ceil(s.kind.mr()), s.nc.div_ceil(NR));
     let (tr, tc) = if threads <= 1 {
         (1, 1)
@@ -357,8 +402,10 @@ fn run_step(s: &Step, threads: usize) {
     let work = (s.m * s.nc).saturating_mul(s.kc) / 16;
     crate::cpu::parallel::for_each_chunk_mut(&mut ids, 1, work, |range, _| {
         for t in range {
-            // SAFETY: the parts' tiles are disjoint (distinct row or column panels).
-            unsafe { run_part(s, split(mp, tr, t / tc), split(np, tc, t % tc)) };
+            let sums = if t % tc == 0 { sums } else { &KSums::NONE };
+            // SAFETY: the parts' tiles are disjoint (distinct row or column panels), and so
+            // are the rows they sum.
+            unsafe { run_part(s, split(mp, tr, t / tc), split(np, tc, t % tc), sums) };
         }
     });
 }
@@ -376,11 +423,13 @@ const ROWS_KERNEL_MAX_PANELS: usize = 4;
 /// rows, measured the same either way on the default DINO step).
 const ROWS_KERNEL_MIN_ROWS: usize = MC;
 
-/// The tiles of row panels `rows` and column panels `cols` of one step.
+/// The tiles of row panels `rows` and column panels `cols` of one step, the rows of A it
+/// packs added into `sums` (for [`Kind::F32`] with a column-major A only).
 ///
 /// # Safety
-/// `s` is a valid step, and no other thread writes these tiles.
-pub(super) unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) {
+/// `s` is a valid step, no other thread writes these tiles, and `sums` as
+/// `KSums::add_run` for these rows of A.
+pub(super) unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>, sums: &KSums) {
     let (mr, mc) = (s.kind.mr(), s.kind.mc());
     // Whole MR-row panels of row-major A are read in place when C is narrow; a last partial
     // panel is still packed (zero-padded).
@@ -403,11 +452,17 @@ pub(super) unsafe fn run_part(s: &Step, rows: Range<usize>, cols: Range<usize>) 
                 Kind::F32 if in_place => {
                     if whole < p1 - p0 {
                         let (dst, src) = (ap.add(whole * apw).cast(), s.a.at(i0 + whole * mr, 0));
-                        pack::pack_a_f32::<false>(dst, src, mrows - whole * mr, s.kc);
+                        let rest = mrows - whole * mr;
+                        pack::pack_a_f32::<false>(dst, src, rest, s.kc, &KSums::NONE);
                     }
                 }
-                Kind::F32 => pack::pack_a_f32::<false>(ap.cast(), asrc, mrows, s.kc),
-                Kind::F32Rounded => pack::pack_a_f32::<true>(ap.cast(), asrc, mrows, s.kc),
+                Kind::F32 => {
+                    let sums = sums.at_lane(i0);
+                    pack::pack_a_f32::<false>(ap.cast(), asrc, mrows, s.kc, &sums)
+                }
+                Kind::F32Rounded => {
+                    pack::pack_a_f32::<true>(ap.cast(), asrc, mrows, s.kc, &KSums::NONE)
+                }
                 Kind::Bf16 => pack_bf16::pack_a_bf16(ap, asrc, mrows, s.kc),
                 Kind::Amx => pack_amx::pack_a(ap, asrc, mrows, s.kc),
             }

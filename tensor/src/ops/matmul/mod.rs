@@ -2,6 +2,7 @@
 
 pub mod bias;
 pub mod cpu;
+pub mod row_sums;
 
 use crate::backend::Backend;
 use crate::shape::broadcast_shapes;
