@@ -7,7 +7,7 @@
 
 use crate::Result;
 use alloc::vec::Vec;
-use tessera_tensor::{Backend, CmpOp, DType, Tensor, UnaryOp};
+use tessera_tensor::{Backend, BinaryOp, CmpOp, DType, Tensor, UnaryOp};
 
 /// The L2 norm of all elements, read to the host (any float dtype; PyTorch:
 /// `torch.linalg.vector_norm(t).item()`). See [`l2_norm_tensor`] for its precision.
@@ -18,24 +18,27 @@ pub fn l2_norm<B: Backend>(t: &Tensor<B>) -> Result<f64> {
 /// The L2 norm of all elements as a rank-0 F64 tensor on `t`'s backend (no read).
 ///
 /// The squares are taken in `t`'s dtype (f16/bf16 in f32, where squares overflow or lose
-/// most of their bits) and summed by the backend's reduction, which on the CPU accumulates in
-/// f64: a relative error of a few f32 ulps, without the f64 copy of every gradient that
-/// squaring in f64 would cost (that copy was 4% of a DINO step).
+/// most of their bits) and summed by the backend's [`Tensor::sum_of_squares`], which on the
+/// CPU accumulates in f64 as it squares: a relative error of a few f32 ulps, in one read of
+/// the gradient, without the f64 copy of every gradient that squaring in f64 would cost
+/// (that copy was 4% of a DINO step).
 pub fn l2_norm_tensor<B: Backend>(t: &Tensor<B>) -> Result<Tensor<B>> {
     let t = match t.dtype() {
         DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?,
         _ => t.clone(),
     };
-    Ok(t.square()?.sum_all()?.to_dtype(DType::F64)?.sqrt()?)
+    Ok(t.sum_of_squares()?.to_dtype(DType::F64)?.sqrt()?)
 }
 
-/// `g * coef` where `coef < 1`, `g` unchanged elsewhere (also for a NaN coefficient, as
-/// Python's `if clip_coef < 1` does), with `coef` a rank-0 F64 tensor.
+/// `g *= coef` where `coef < 1`, `g` unchanged elsewhere (also for a NaN coefficient, as
+/// Python's `if clip_coef < 1` does), with `coef` a rank-0 F64 tensor. In place, as
+/// PyTorch's `mul_` (a gradient shared with another tensor is copied first, so the other
+/// is not changed); a factor of exactly 1 leaves every value as it was.
 fn scale_if_below_one<B: Backend>(g: &mut Tensor<B>, coef: &Tensor<B>) -> Result<()> {
     let below = coef.compare_scalar(CmpOp::Lt, 1.0)?;
     let one = coef.ones_like()?;
     let coef = below.where_cond(coef, &one)?.to_dtype(g.dtype())?;
-    *g = g.mul(&coef)?;
+    g.binary_(BinaryOp::Mul, &coef)?;
     Ok(())
 }
 
@@ -73,7 +76,7 @@ pub fn clip_grad_norm<B: Backend>(
     };
     let mut sum_sq = first.to_dtype(DType::F64)?.sum_all()?.zeros_like()?;
     for g in grads.iter() {
-        sum_sq.binary_(tessera_tensor::BinaryOp::Add, &l2_norm_tensor(g)?.square()?)?;
+        sum_sq.binary_(BinaryOp::Add, &l2_norm_tensor(g)?.square()?)?;
     }
     let total = sum_sq.sqrt()?;
     let coef = total
@@ -84,7 +87,7 @@ pub fn clip_grad_norm<B: Backend>(
             max: 1.0,
         })?;
     for g in grads.iter_mut() {
-        *g = g.mul(&coef.to_dtype(g.dtype())?)?;
+        g.binary_(BinaryOp::Mul, &coef.to_dtype(g.dtype())?)?;
     }
     Ok(Some(total))
 }

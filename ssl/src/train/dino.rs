@@ -397,7 +397,13 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         let mut raw = self.student.grads_by_name(&grads);
         drop(grads);
         let names: Vec<String> = raw.keys().cloned().collect();
-        let mut flat: Vec<Tensor<B>> = raw.values().cloned().collect();
+        // Unless the raw gradients are kept, the clip gets the only handle on each, so it
+        // scales them in place rather than copying them first.
+        let mut flat: Vec<Tensor<B>> = if self.record_gradients {
+            raw.values().cloned().collect()
+        } else {
+            core::mem::take(&mut raw).into_values().collect()
+        };
         let mut grad_norms = BTreeMap::new();
         if self.config.clip_grad > 0.0 {
             let norms = clip_grad_per_param(&mut flat, self.config.clip_grad)?;

@@ -60,7 +60,7 @@
 //! | may override (device) | `device_name`, `synchronize`, `empty_cache`, `alloc_uninit`, `full` | `torch.device('cuda:1')`, `torch.cuda.synchronize`, `torch.cuda.empty_cache`, `torch.empty`, `torch.full` |
 //! | may override (in place) | `unary_inplace`, `binary_inplace` | `x.mul_()`, `x.add_()` |
 //! | may override (fused updates) | `adamw_update`, `sgd_update`, `ema_update` | `AdamW(fused=True)`, `SGD(foreach=True)`, `torch._foreach_lerp_` |
-//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias` | `CompositeImplicitAutograd` ops, fused kernels, `addmm` |
+//! | may override (composites) | `softmax`, `log_softmax`, `gelu`, `gelu_tanh`, `layer_norm`, `batch_norm_stats`, `batch_norm_apply`, `conv2d`, `matmul_bias`, `sum_of_squares` | `CompositeImplicitAutograd` ops, fused kernels, `addmm`, the reduction of `linalg.vector_norm` |
 //! | may override (backward) | `softmax_backward`, `log_softmax_backward`, `gelu_backward`, `gelu_tanh_backward`, `layer_norm_backward`, `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_backward`, `conv2d_backward_input`, `conv2d_backward_weight`, `matmul_row_sums` | `_softmax_backward_data`, `native_layer_norm_backward`, `native_batch_norm_backward`, `convolution_backward`, cuBLASLt's `BGRADA` epilogue |
 //!
 //! What the defaults cost, and so what a device backend usually overrides first:
@@ -73,13 +73,15 @@
 //! why the conformance kit compares against the CPU within a tolerance table rather than
 //! bit for bit. The [`Cpu`](crate::Cpu) overrides `full`, `alloc_uninit`, `empty_cache`, the
 //! in-place ops, `adamw_update`, `ema_update`, softmax, log-softmax, GELU and layer norm (each
-//! with its backward), `matmul_bias` (the bias added inside its GEMM) and `matmul_row_sums`
-//! (the bias gradient summed while the weight gradient's GEMM packs `dYᵀ`). The CUDA backend
+//! with its backward), `matmul_bias` (the bias added inside its GEMM), `matmul_row_sums`
+//! (the bias gradient summed while the weight gradient's GEMM packs `dYᵀ`) and
+//! `sum_of_squares` (squared as summed). The CUDA backend
 //! overrides every method of the device, in-place and fused-update rows, softmax,
 //! log-softmax and GELU (each with its backward), layer norm's forward and input gradient,
 //! `batch_norm_apply`, and the convolution with both its gradients; it leaves `gelu_tanh` (and its backward),
 //! `layer_norm_param_backward`, `layer_norm_grads`, `batch_norm_stats`,
-//! `batch_norm_backward`, `matmul_bias` and `matmul_row_sums` to their defaults.
+//! `batch_norm_backward`, `matmul_bias`, `matmul_row_sums` and `sum_of_squares` to their
+//! defaults.
 //!
 //! # Writing a backend: the worked example
 //!
@@ -581,6 +583,13 @@ pub trait Backend: Clone + Debug + PartialEq + Send + Sync + 'static {
         b: &Tensor<Self>,
     ) -> Result<(Tensor<Self>, Tensor<Self>)> {
         crate::ops::matmul::row_sums::matmul_row_sums_composite(a, b)
+    }
+
+    /// The sum of the squares of all of `x`'s elements, rank 0 in `x`'s dtype, `x` already
+    /// checked to be a float by [`Tensor::sum_of_squares`] (gradient clipping's norms). The
+    /// default squares and then sums; the CPU squares as it sums, with the same bits.
+    fn sum_of_squares(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        crate::ops::reduce::sum_of_squares::sum_of_squares_composite(x)
     }
 
     /// Per-channel mean and biased variance of a training batch norm's input `[n, c, ..]`,

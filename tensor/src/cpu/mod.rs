@@ -525,6 +525,10 @@ impl Backend for Cpu {
         ops::matmul::row_sums::matmul_row_sums_cpu(a, b)
     }
 
+    fn sum_of_squares(&self, x: &Tensor<Self>) -> Result<Tensor<Self>> {
+        ops::reduce::sum_of_squares::sum_of_squares_cpu(x)
+    }
+
     fn batch_norm_stats(&self, x: &Tensor<Self>) -> Result<(Tensor<Self>, Tensor<Self>)> {
         ops::norm::batch_stats_cpu::batch_norm_stats(x)
     }

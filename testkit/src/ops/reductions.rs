@@ -30,7 +30,13 @@ pub fn reduce_family<B: Backend>(b: &B, out: &mut Outputs) -> Result<()> {
     assert_eq!(count.dtype(), DType::I64);
     exact(&count, &[3.0]);
     let p = x.permute(&[2, 0, 1])?;
+    // Σ i² for i < 24, in one rank-0 value of the input's dtype.
+    exact(&x.sum_of_squares()?, &[4324.0]);
+    assert_eq!(x.sum_of_squares()?.shape(), &[] as &[usize]);
+    assert!(count.sum_of_squares().is_err());
     for (name, t) in [
+        ("sum of squares", x.mul_scalar(0.1)?.sum_of_squares()?),
+        ("sum of squares of a permuted view", p.sum_of_squares()?),
         ("sum 0", x.sum(&[0], false)?),
         ("sum 1,2 keep", x.sum(&[1, 2], true)?),
         ("sum all", x.sum_all()?),

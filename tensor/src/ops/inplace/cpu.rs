@@ -86,6 +86,27 @@ fn binary_slice<T: Float + Send + Sync>(
     b: &[T],
     bl: &Layout,
 ) -> Option<()> {
+    if bl.numel() == a.len() && !a.is_empty() && bl.strides().iter().all(|&s| s == 0) {
+        // One value broadcast over all of `a` (`g.mul_(coef)` with a rank-0 coefficient, as
+        // gradient clipping scales): read it once rather than gather a copy of `a`'s size.
+        let y = *b.get(bl.offset())?;
+        let n = a.len();
+        crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |_, a| {
+            macro_rules! run {
+                ($op:expr) => {
+                    a.iter_mut().for_each(|x| *x = bin($op, *x, y))
+                };
+            }
+            match op {
+                BinaryOp::Add => run!(BinaryOp::Add),
+                BinaryOp::Sub => run!(BinaryOp::Sub),
+                BinaryOp::Mul => run!(BinaryOp::Mul),
+                BinaryOp::Div => run!(BinaryOp::Div),
+                other => run!(other),
+            }
+        });
+        return Some(());
+    }
     let gathered;
     let b = match bl.contiguous_range() {
         Some(r) => b.get(r)?,
@@ -283,7 +304,8 @@ mod tests {
     }
 
     /// `binary_` with a transposed, a stepped and a broadcast operand (gathered, then the
-    /// contiguous loop) equals the out-of-place op, on one thread and on two.
+    /// contiguous loop) and a single broadcast value equals the out-of-place op, on one
+    /// thread and on two.
     #[test]
     fn binary_inplace_with_strided_operands_is_the_out_of_place_op() {
         use crate::cpu::parallel::tests::with_threads;
@@ -301,7 +323,10 @@ mod tests {
             .unwrap()
             .broadcast_to(&[r, c])
             .unwrap();
-        for other in [&transposed, &stepped, &column] {
+        // One value (a slice of a larger storage, at an offset), broadcast over all of `x`.
+        let single = t(9, 5).slice(0, 3, 4, 1).unwrap().reshape(&[]).unwrap();
+        let single = single.broadcast_to(&[r, c]).unwrap();
+        for other in [&transposed, &stepped, &column, &single] {
             assert!(!other.is_contiguous());
             for op in [BinaryOp::Add, BinaryOp::Mul, BinaryOp::Maximum] {
                 for threads in [1, 2] {

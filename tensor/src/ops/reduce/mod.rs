@@ -4,6 +4,7 @@
 pub(crate) mod cpu;
 pub(crate) mod run_sum;
 pub(crate) mod sum_contiguous;
+pub mod sum_of_squares;
 
 use crate::backend::{Backend, ReduceOp};
 use crate::dtype::DType;
