@@ -43,7 +43,7 @@
 //! | `with torch.no_grad():` | compute on [`Var::constant`]s or plain tensors: ops on constants record nothing |
 //! | `torch.autograd.Function` | implement [`Backward`] and build the output with [`Var::from_op`] |
 //! | `torch.autograd.gradcheck` | [`gradcheck()`] with [`GradcheckOptions`] |
-//! | `torch.addmm(b, x, w.T)` (`F.linear`) | [`Var::matmul_bias`] (the CPU adds the bias inside the GEMM) |
+//! | `torch.addmm(b, x, w.T)` (`F.linear`) | [`Var::matmul_bias`] (the CPU adds the bias inside the GEMM; the backward gets the weight and bias gradients from one `Tensor::matmul_row_sums`) |
 //! | `F.cross_entropy` | [`cross_entropy`] (class indices), [`cross_entropy_probs`] (probabilities) |
 //!
 //! Differences: `backward` keeps the graph (PyTorch's `retain_graph=True`), so it can run
