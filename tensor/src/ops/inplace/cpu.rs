@@ -92,18 +92,7 @@ fn binary_slice<T: Float + Send + Sync>(
         let y = *b.get(bl.offset())?;
         let n = a.len();
         crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |_, a| {
-            macro_rules! run {
-                ($op:expr) => {
-                    a.iter_mut().for_each(|x| *x = bin($op, *x, y))
-                };
-            }
-            match op {
-                BinaryOp::Add => run!(BinaryOp::Add),
-                BinaryOp::Sub => run!(BinaryOp::Sub),
-                BinaryOp::Mul => run!(BinaryOp::Mul),
-                BinaryOp::Div => run!(BinaryOp::Div),
-                other => run!(other),
-            }
+            apply(op, a, core::iter::repeat(y))
         });
         return Some(());
     }
@@ -125,21 +114,27 @@ fn binary_slice<T: Float + Send + Sync>(
     // Contiguous chunks on the threads; each element the same operation on any.
     let n = a.len();
     crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |range, a| {
-        let b = &b[range];
-        macro_rules! run {
-            ($op:expr) => {
-                a.iter_mut().zip(b).for_each(|(x, &y)| *x = bin($op, *x, y))
-            };
-        }
-        match op {
-            BinaryOp::Add => run!(BinaryOp::Add),
-            BinaryOp::Sub => run!(BinaryOp::Sub),
-            BinaryOp::Mul => run!(BinaryOp::Mul),
-            BinaryOp::Div => run!(BinaryOp::Div),
-            other => run!(other),
-        }
+        apply(op, a, b[range].iter().copied())
     });
     Some(())
+}
+
+/// `x = op(x, y)` for each `x` of `a` and the next `y` of `ys`, the op matched once so that
+/// the common ones compile to their own vectorized loops.
+#[inline(always)]
+fn apply<T: Float>(op: BinaryOp, a: &mut [T], ys: impl Iterator<Item = T>) {
+    macro_rules! run {
+        ($op:expr) => {
+            a.iter_mut().zip(ys).for_each(|(x, y)| *x = bin($op, *x, y))
+        };
+    }
+    match op {
+        BinaryOp::Add => run!(BinaryOp::Add),
+        BinaryOp::Sub => run!(BinaryOp::Sub),
+        BinaryOp::Mul => run!(BinaryOp::Mul),
+        BinaryOp::Div => run!(BinaryOp::Div),
+        other => run!(other),
+    }
 }
 
 /// `a = op(a, b)` for a contiguous float destination; `None` if not covered.
