@@ -135,6 +135,14 @@ unsafe fn gelu_backward8(v: __m256, g: __m256) -> __m256 {
     _mm256_mul_ps(g, _mm256_add_ps(cdf, _mm256_mul_ps(v, pdf)))
 }
 
+/// How far ahead, in elements (4 KiB), the loops ask for the lines of their inputs. In a
+/// training step GELU's input comes from memory (the MLP's hidden activation, 13 MB in the
+/// default DINO step), and without the hint a call took its hot-cache time plus the
+/// memory's instead of the longer of the two. `[4352, 768]` with the caches evicted, 2
+/// threads, Intel Xeon (AMX): forward 1.78 -> 1.17-1.27 ms, backward 3.15 -> 2.0-2.1
+/// (PyTorch 1.24-1.43 and 2.1-2.2); 256 to 2048 elements ahead measured alike.
+const AHEAD: usize = 1024;
+
 /// A mask of the first `n < 8` lanes, for the tail's loads and stores.
 #[inline(always)]
 unsafe fn first_lanes(n: usize) -> __m256i {
@@ -154,6 +162,10 @@ pub(crate) unsafe fn gelu(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<f32>());
     let whole = src.len() / 8 * 8;
     for i in (0..whole).step_by(8) {
+        if i % 16 == 0 {
+            // A hint only: prefetches never fault, past the end included.
+            _mm_prefetch::<_MM_HINT_T0>(s.wrapping_add(i + AHEAD).cast());
+        }
         _mm256_storeu_ps(d.add(i), gelu8(_mm256_loadu_ps(s.add(i))));
     }
     if whole < src.len() {
@@ -173,6 +185,11 @@ pub(crate) unsafe fn gelu_backward(x: &[f32], grad: &[f32], dst: &mut [MaybeUnin
     let (s, g, d) = (x.as_ptr(), grad.as_ptr(), dst.as_mut_ptr().cast::<f32>());
     let whole = x.len() / 8 * 8;
     for i in (0..whole).step_by(8) {
+        if i % 16 == 0 {
+            // One line of each input per 16 elements; hints never fault.
+            _mm_prefetch::<_MM_HINT_T0>(s.wrapping_add(i + AHEAD).cast());
+            _mm_prefetch::<_MM_HINT_T0>(g.wrapping_add(i + AHEAD).cast());
+        }
         let y = gelu_backward8(_mm256_loadu_ps(s.add(i)), _mm256_loadu_ps(g.add(i)));
         _mm256_storeu_ps(d.add(i), y);
     }
