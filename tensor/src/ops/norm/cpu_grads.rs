@@ -16,7 +16,7 @@ use super::cpu_backward::{fused_dims, row_means};
 use super::cpu_param_backward::add_row;
 use crate::backend::composite;
 use crate::buffer::HostElement;
-use crate::cpu::simd::with_avx2;
+use crate::cpu::simd::{prefetch_lines, with_avx2};
 use crate::cpu::{parallel, pool, Cpu};
 use crate::dtype::Float;
 use crate::{DType, HostBuffer, LayerNormGrads, Result, Tensor};
@@ -166,6 +166,13 @@ fn split(units: usize, parts: usize, i: usize) -> Range<usize> {
     start..start + q + usize::from(i < r)
 }
 
+/// How many rows ahead a part asks for the lines it will read. In a training step `x` and
+/// the output gradient come from memory, and the hardware prefetchers follow a part that
+/// reads half of each row poorly. `[256, 17, 192]` f32 with the caches evicted, 2 threads,
+/// Intel Xeon (AMX): 1.04-1.05 -> 0.84-0.88 ms (hot 0.57; PyTorch 0.70-0.72 cold); 2 to 8
+/// rows ahead measured alike.
+const AHEAD_ROWS: usize = 4;
+
 /// Walks every row in order: `dx` for the part's own rows, the column sums for its columns.
 /// The sums run in accumulators of the part's own (the parts' slices of the result are
 /// neighbours, and a cache line shared by two threads that both write it every row would
@@ -181,6 +188,14 @@ fn run_part<T: Float>(p: &mut Part<'_, T>, r: &Rows<'_, T>, params: (bool, bool)
     let mut dx_rows = p.dx.chunks_exact_mut(d);
     for (i, (&m, &rs)) in r.mean.iter().zip(r.rstd).enumerate() {
         let (xr, gr) = (&r.x[i * d..][..d], &r.g[i * d..][..d]);
+        // The lines this part will read of the row `AHEAD_ROWS` on (hints: never fault).
+        let ahead = i + AHEAD_ROWS;
+        let (start, len) = match rows.contains(&ahead) {
+            true => (ahead * d, d),
+            false => (ahead * d + cols.start, cols.len()),
+        };
+        prefetch_lines(r.x.as_ptr().wrapping_add(start), len);
+        prefetch_lines(r.g.as_ptr().wrapping_add(start), len);
         if rows.contains(&i) {
             let out = dx_rows.next().expect("one dx row per owned row");
             // As `cpu_backward::rows`, the same expression in the same order.
