@@ -82,6 +82,9 @@ fn rows<T: Float>(
     let y = parallel::collect(n, d, 3 * x.len(), |r, s| {
         let rows = x[r.start * d..r.end * d].chunks_exact(d);
         for (row, slot) in rows.zip(&stats[r]) {
+            // The row four on (a hint: never faults). In a step `x` comes from memory:
+            // `[256, 17, 192]` f32 cold, 2 threads: 0.48-0.51 -> 0.41-0.46 ms.
+            crate::cpu::simd::prefetch_lines(row.as_ptr().wrapping_add(4 * d), d);
             let (mt, rt) = with_avx2(|| row_stats(row, eps));
             slot[0].store(Element::to_f64(mt).to_bits(), Ordering::Relaxed);
             slot[1].store(Element::to_f64(rt).to_bits(), Ordering::Relaxed);
