@@ -98,7 +98,7 @@ impl Backend for Cpu {
         // Fallible all the way down: a size within the budget that the system still refuses
         // is an error too, not the allocator's abort.
         fn fill<T: crate::HostElement>(len: usize, value: f64) -> Result<HostBuffer> {
-            Ok(T::into_buffer(pool::filled(
+            Ok(T::into_buffer(pool::filled_parallel(
                 "full",
                 len,
                 T::from_f64(value),
