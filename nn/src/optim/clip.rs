@@ -33,7 +33,8 @@ pub fn l2_norm_tensor<B: Backend>(t: &Tensor<B>) -> Result<Tensor<B>> {
 /// `g *= coef` where `coef < 1`, `g` unchanged elsewhere (also for a NaN coefficient, as
 /// Python's `if clip_coef < 1` does), with `coef` a rank-0 F64 tensor. In place, as
 /// PyTorch's `mul_` (a gradient shared with another tensor is copied first, so the other
-/// is not changed); a factor of exactly 1 leaves every value as it was.
+/// is not changed); a factor of exactly 1 leaves every value as it was (and the CPU backend
+/// skips that pass over `g`, as PyTorch's host-side `if` does).
 fn scale_if_below_one<B: Backend>(g: &mut Tensor<B>, coef: &Tensor<B>) -> Result<()> {
     let below = coef.compare_scalar(CmpOp::Lt, 1.0)?;
     let one = coef.ones_like()?;

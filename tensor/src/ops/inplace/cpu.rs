@@ -90,6 +90,14 @@ fn binary_slice<T: Float + Send + Sync>(
         // One value broadcast over all of `a` (`g.mul_(coef)` with a rank-0 coefficient, as
         // gradient clipping scales): read it once rather than gather a copy of `a`'s size.
         let y = *b.get(bl.offset())?;
+        // A product with exactly 1 is exact, so `x * 1` is `x` for every value (NaN stays
+        // NaN): the clip's `g.mul_(coef)` when `coef` was clamped to 1, which PyTorch skips
+        // on the host (`if clip_coef < 1`). Skipping the pass over `g` saves a read and a
+        // write of every gradient left unclipped: DINO's per-parameter clip of the default
+        // model, 2 threads, Intel Xeon: 6.7-7.1 -> 1.7 ms hot, 8.3-8.5 -> 4.6-4.9 cold.
+        if op == BinaryOp::Mul && y == T::one() {
+            return Some(());
+        }
         let n = a.len();
         crate::cpu::parallel::for_each_chunk_mut(a, 1, n, |_, a| {
             apply(op, a, core::iter::repeat(y))
@@ -332,6 +340,25 @@ mod tests {
                         assert_eq!(y.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
                     });
                 }
+            }
+        }
+    }
+
+    /// Multiplying in place by a broadcast 1 (skipped) leaves every value's bits as they
+    /// were, signed zeros, infinities and NaN included; any other factor still scales.
+    #[test]
+    fn multiplying_in_place_by_one_keeps_every_value() {
+        use crate::BinaryOp;
+        let n = 40_001; // above the parallel threshold
+        let mut v: Vec<f32> = t(11, n).to_vec::<f32>().unwrap();
+        v[..4].copy_from_slice(&[-0.0, f32::INFINITY, f32::NAN, f32::MIN_POSITIVE / 4.0]);
+        for factor in [1.0f32, 0.5] {
+            let mut x = Tensor::from_vec(v.clone(), &[n], &Cpu).unwrap();
+            let coef = Tensor::from_vec(vec![factor], &[], &Cpu).unwrap();
+            x.binary_(BinaryOp::Mul, &coef).unwrap();
+            let got = x.to_vec::<f32>().unwrap();
+            for (g, w) in got.iter().zip(&v) {
+                assert_eq!(g.to_bits(), (w * factor).to_bits(), "x {w} times {factor}");
             }
         }
     }
