@@ -50,12 +50,19 @@
 //! `--precision bf16` (CPU) keeps everything f32 but rounds every GEMM's inputs to bf16 with
 //! f32 accumulation: the closer counterpart of the script's `--dtype bf16` (autocast).
 //!
+//! `--profile` also prints where the timed steps' time went, per step: the trainer's phases
+//! (forward passes, loss, backward, clip, optimizer, EMA) and the backward by op, from
+//! `tessera::autograd::profile` (PyTorch: `torch.profiler` on the same step). The timers
+//! cost a little time of their own (and a device synchronization per span on a GPU), so
+//! take throughput from a run without it.
+//!
 //! The last line is machine-readable:
 //! `RESULT model=... dtype=... precision=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`
 //! (`peak_mb=na` where neither measure is available).
 
 use std::any::Any;
 use std::time::Instant;
+use tessera::autograd::profile;
 use tessera::nn::models::resnet::{BlockKind, ResNet, ResNetConfig};
 use tessera::nn::models::vit::{VisionTransformer, VitConfig};
 use tessera::nn::optim::SgdConfig;
@@ -81,6 +88,7 @@ const FLAGS: &[Flag] = &[
     Flag::value("local-crops", "N", "DINO local crops per image").default_note("10; dino_default: 0"),
     Flag::value("patch-size", "PX", "ViT patch side").default_note("16; dino_default: 7, --tiny: 8"),
     Flag::value("out-dim", "K", "DINO head output dimension").default_note("65536; dino_default: 2048, --tiny: 128"),
+    Flag::switch("profile", "Also print the timed steps' time by phase and by backward op"),
     Flag::switch("tiny", "Tiny models for quick checks: ViT 32 dims, 2 blocks, 2 heads, head 64-16; ResNet with one bottleneck per stage, projector 64-16"),
     DEVICE_FLAG,
     PRECISION_FLAG,
@@ -122,6 +130,7 @@ struct Config {
     patch_size: usize,
     out_dim: usize,
     tiny: bool,
+    profile: bool,
     device: Device,
     precision: Precision,
     seed: u64,
@@ -150,6 +159,7 @@ impl Config {
             }
         };
         let tiny = p.switch("tiny");
+        let profile = p.switch("profile");
         let small = matches!(model, Model::DinoDefault | Model::ByolSmall);
         let pick = |paper: usize, default: usize| if small { default } else { paper };
         let c = Config {
@@ -165,6 +175,7 @@ impl Config {
             patch_size: p.get_or("patch-size", if tiny { 8 } else { pick(16, 7) })?,
             out_dim: p.get_or("out-dim", if tiny { 128 } else { pick(65536, 2048) })?,
             tiny,
+            profile,
             device: Device::from_args(p)?,
             precision: Precision::from_args(p, Device::from_args(p)?)?,
             seed: p.value("seed")?,
@@ -447,6 +458,9 @@ fn bench<B: Backend>(c: &Config, dev: &B) -> Result<()> {
     let mut i = 0;
     while times.len() < c.steps {
         let timed = i >= c.warmup || over;
+        if timed && c.profile {
+            profile::enable();
+        }
         dev.synchronize().map_err(ctx("synchronize"))?;
         let t0 = Instant::now();
         let loss = stepper.step()?;
@@ -480,6 +494,12 @@ fn bench<B: Backend>(c: &Config, dev: &B) -> Result<()> {
             }
             over = true;
         }
+    }
+    if c.profile {
+        profile::disable();
+        let steps = u32::try_from(times.len()).unwrap_or(u32::MAX);
+        println!("time per step ({} timed steps):", times.len());
+        print!("{}", profile::take().per(steps));
     }
     let med = median(&times);
     let ips = c.batch as f64 / med;

@@ -44,7 +44,9 @@ state, activations) on a GPU, and the process's peak resident set (`ru_maxrss`) 
 which the Rust side reads as `VmHWM`. The last line is machine-readable, as the Rust binary's:
 `RESULT model=... dtype=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`.
 `--time-limit S` ends the run early once the steps have taken S seconds (at least one timed
-step), as on the Rust side.
+step), as on the Rust side. `--profile` also prints the timed steps' time per step by phase
+(the same phases as the Rust trainers') and by backward node (`torch.profiler`), the
+counterpart of `bench_steps --profile`.
 
     python scripts/bench_steps.py --model dino_vit_s16 --batch 64 --steps 10 --warmup 3
     # quick check on the CPU:
@@ -52,6 +54,7 @@ step), as on the Rust side.
         --local-crops 2 --batch 4 --steps 2 --warmup 1
 """
 import argparse
+import contextlib
 import copy
 import math
 import os
@@ -220,23 +223,31 @@ class DinoStep:
         if a.local_crops > 0:
             self.groups.append(
                 torch.randn(a.local_crops * b, 3, a.local_size, a.local_size, device=dev))
-        self.autocast = a.autocast
+        self.autocast, self.phase = a.autocast, a.phase
         self.what = (f"DINO: ViT(embed {vit['embed_dim']}, depth {vit['depth']}, heads "
                      f"{vit['num_heads']}, patch {a.patch_size}) + head {hidden}-{bottleneck}-"
                      f"{a.out_dim}, 2x{a.img_size}px + {a.local_crops}x{a.local_size}px crops "
                      f"per image; AdamW, clip 3.0, teacher EMA")
 
     def step(self):
-        with self.autocast():
+        phase = self.phase
+        with phase("teacher forward"), self.autocast():
             teacher_out = self.teacher(self.groups[:1])
+        with phase("student forward"), self.autocast():
             student_out = self.student(self.groups)
-            loss = self.loss_fn(student_out, teacher_out)
-        value = loss.item()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(self.params, 3.0)
-        self.opt.step()
-        ema(self.teacher, self.student, 0.996)
+        with phase("loss"):
+            with self.autocast():
+                loss = self.loss_fn(student_out, teacher_out)
+            value = loss.item()
+        with phase("backward"):
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with phase("clip"):
+            clip_gradients(self.params, 3.0)
+        with phase("optimizer"):
+            self.opt.step()
+        with phase("teacher EMA"):
+            ema(self.teacher, self.student, 0.996)
         return value
 
 
@@ -341,7 +352,7 @@ class ByolSmallStep:
                                    momentum=0.9)
         self.v1 = torch.randn(a.batch, 1, a.img_size, a.img_size, device=dev)
         self.v2 = torch.randn(a.batch, 1, a.img_size, a.img_size, device=dev)
-        self.autocast = a.autocast
+        self.autocast, self.phase = a.autocast, a.phase
         self.what = (f"BYOL: ResNet-18 layout at width 16 with the CIFAR-style stem, 1 channel + "
                      f"projector/predictor 512-128 with BatchNorm, 2 views of {a.img_size}px; "
                      f"SGD, target EMA")
@@ -364,25 +375,29 @@ class ByolStep:
         self.opt = Lars(decay_groups(self.online, 1.5e-6), lr=lr)
         self.v1 = torch.randn(a.batch, 3, a.img_size, a.img_size, device=dev)
         self.v2 = torch.randn(a.batch, 3, a.img_size, a.img_size, device=dev)
-        self.autocast = a.autocast
+        self.autocast, self.phase = a.autocast, a.phase
         self.what = (f"BYOL: ResNet(bottleneck, layers {list(blocks)}) + projector/predictor "
                      f"{hidden}-{proj} with BatchNorm, 2 views of {a.img_size}px; LARS, "
                      f"target EMA")
 
     def step(self, tau=0.996):
-        o, t = self.online, self.target
-        with self.autocast():
+        o, t, phase = self.online, self.target, self.phase
+        with phase("online forward"), self.autocast():
             p1 = o["predictor"](o["projector"](o["backbone"](self.v1)))
             p2 = o["predictor"](o["projector"](o["backbone"](self.v2)))
-            with torch.no_grad():
-                z1 = t["projector"](t["backbone"](self.v1))
-                z2 = t["projector"](t["backbone"](self.v2))
-            loss = (regression_loss(p1, z2) + regression_loss(p2, z1)).mean()
-        value = loss.item()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        with torch.no_grad():
+        with phase("target forward"), self.autocast(), torch.no_grad():
+            z1 = t["projector"](t["backbone"](self.v1))
+            z2 = t["projector"](t["backbone"](self.v2))
+        with phase("loss"):
+            with self.autocast():
+                loss = (regression_loss(p1, z2) + regression_loss(p2, z1)).mean()
+            value = loss.item()
+        with phase("backward"):
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with phase("optimizer"):
+            self.opt.step()
+        with phase("target EMA"), torch.no_grad():
             tp = list(t.parameters())
             sp = [p.detach() for n, p in o.named_parameters() if not n.startswith("predictor.")]
             torch._foreach_lerp_(tp, sp, 1.0 - tau)
@@ -390,6 +405,48 @@ class ByolStep:
 
 
 # --- driver ----------------------------------------------------------------------------
+
+class Phases:
+    """`--profile`'s phase timers: `with phases("backward"): ...` adds the block's wall time
+    (between two device synchronizations) to that name while `on`; the counterpart of
+    `tessera::autograd::profile::phase` in the Rust trainers."""
+
+    def __init__(self, sync):
+        self.sync, self.on, self.totals = sync, False, {}
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        if not self.on:
+            yield
+            return
+        self.sync()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.sync()
+            calls, total = self.totals.get(name, (0, 0.0))
+            self.totals[name] = (calls + 1, total + time.perf_counter() - t0)
+
+
+def print_profile(phases, prof, steps):
+    """Per step: the phases in order, then each backward node's time (torch.profiler's
+    `autograd::engine::evaluate_function: <Node>` events, their children included), as
+    `bench_steps --profile` prints tessera's."""
+    def table(title, rows):
+        total = sum(t for _, _, t in rows)
+        print(f"{title:<34} {'calls':>7} {'ms':>11} {'share':>7}")
+        for name, calls, t in rows:
+            share = t / total * 100 if total else 0.0
+            print(f"  {name:<32} {round(calls / steps):>7} {t / steps * 1e3:>11.2f} {share:>6.1f}%")
+        print(f"  {'(sum)':<32} {'':>7} {total / steps * 1e3:>11.2f}")
+    print(f"time per step ({steps} timed steps):")
+    table("phase", [(n, c, t) for n, (c, t) in phases.totals.items()])
+    prefix = "autograd::engine::evaluate_function: "
+    ops = [(e.key[len(prefix):], e.count, e.cpu_time_total / 1e6)
+           for e in prof.key_averages() if e.key.startswith(prefix)]
+    table("backward op", sorted(ops, key=lambda r: -r[2]))
+
 
 def peak_rss_mb():
     """The process's peak resident set in MiB (Linux reports ru_maxrss in KiB), or None."""
@@ -427,6 +484,9 @@ def main():
     ap.add_argument("--cudnn-benchmark", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="CPU intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", action="store_true",
+                    help="also print the timed steps' time by phase and by backward op "
+                         "(torch.profiler; take throughput from a run without it)")
     a = ap.parse_args()
     small = a.model in ("dino_default", "byol_small")
     for name, paper, default in [("batch", 64, 128), ("img_size", 224, 28),
@@ -453,6 +513,7 @@ def main():
     else:
         a.autocast = lambda: torch.autocast(device_type=dev.type, enabled=False)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    a.phase = Phases(sync)
 
     t = time.perf_counter()
     steps = dict(byol_resnet50=ByolStep, byol_small=ByolSmallStep)
@@ -472,8 +533,13 @@ def main():
     # Past --time-limit: the remaining warm-up is skipped and the run stops after the next
     # timed step.
     start, over, i = time.perf_counter(), False, 0
+    prof = None
     while len(times) < a.steps:
         timed = i >= a.warmup or over
+        if timed and a.profile and prof is None:
+            a.phase.on = True
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            prof.__enter__()
         sync()
         t0 = time.perf_counter()
         loss = bench.step()
@@ -494,6 +560,10 @@ def main():
                           f"timed steps")
                 break
             over = True
+    if prof is not None:
+        a.phase.on = False
+        prof.__exit__(None, None, None)
+        print_profile(a.phase, prof, len(times))
     med = statistics.median(times)
     ips = a.batch / med
     if cuda:

@@ -312,7 +312,9 @@ fn run_op<B: Backend>(
     g: &Tensor<B>,
 ) -> Result<Vec<Option<Tensor<B>>>> {
     let needs: Vec<bool> = inputs.iter().map(|n| n.requires_grad()).collect();
-    let grads = rec.backward.backward(g, &needs)?;
+    let name = rec.backward.name();
+    let grads =
+        crate::profile::backward_op(g.backend(), name, || rec.backward.backward(g, &needs))?;
     if grads.len() != inputs.len() {
         return Err(Error::Argument {
             op: rec.backward.name(),
@@ -362,14 +364,16 @@ fn add_in_window<B: Backend>(
     let window = window?;
     #[cfg(test)]
     WINDOW_ADDS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    prev.binary_in_window_(BinaryOp::Add, |_| Ok(window), g)
-        .map_err(|e| match e {
-            Error::Shape { msg, .. } => Error::Shape {
-                op: rec.backward.name(),
-                msg,
-            },
-            e => e,
-        })?;
+    crate::profile::backward_op(g.backend(), "add in window", || {
+        prev.binary_in_window_(BinaryOp::Add, |_| Ok(window), g)
+    })
+    .map_err(|e| match e {
+        Error::Shape { msg, .. } => Error::Shape {
+            op: rec.backward.name(),
+            msg,
+        },
+        e => e,
+    })?;
     Ok(true)
 }
 

@@ -45,6 +45,7 @@
 //! | `torch.autograd.gradcheck` | [`gradcheck()`] with [`GradcheckOptions`] |
 //! | `torch.addmm(b, x, w.T)` (`F.linear`) | [`Var::matmul_bias`] (the CPU adds the bias inside the GEMM; the backward gets the weight and bias gradients from one `Tensor::matmul_row_sums`) |
 //! | `F.cross_entropy` | [`cross_entropy`] (class indices), [`cross_entropy_probs`] (probabilities) |
+//! | `torch.profiler` (`key_averages()` of the backward's nodes; `record_function`) | [`profile`]: time per backward op and per named phase of a step (`bench_steps --profile`) |
 //!
 //! Differences: `backward` keeps the graph (PyTorch's `retain_graph=True`), so it can run
 //! again; [`Var::backward_consume`] is PyTorch's default, freeing each node's saved tensors
@@ -89,6 +90,7 @@ mod gradients;
 mod graph;
 mod loss;
 pub mod ops;
+pub mod profile;
 
 #[cfg(test)]
 mod test_util;

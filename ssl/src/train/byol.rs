@@ -12,7 +12,7 @@ use crate::dino::l2_normalize;
 use crate::ema::{byol_momentum, ema_update};
 use alloc::string::String;
 use alloc::vec::Vec;
-use tessera_autograd::Var;
+use tessera_autograd::{profile, Var};
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
 use tessera_nn::optim::Optimizer;
@@ -242,27 +242,40 @@ impl<B: Backend, M: Backbone<B>> ByolTrainer<B, M> {
         // the model per step): the inputs were checked above, so only a failure of the
         // backend itself can stop it midway.
         let (online, target) = (&mut self.online, &mut self.target);
+        // The step's parts, timed when `tessera_autograd::profile` is on.
+        let device = view1.backend();
+        let phase = profile::phase(device, "online forward");
         let (v1, v2) = (Var::constant(view1.clone()), Var::constant(view2.clone()));
         let z1_online = online.net.forward(&v1)?;
         let z2_online = online.net.forward(&v2)?;
         let p1 = online.predictor.forward(&z1_online)?;
         let p2 = online.predictor.forward(&z2_online)?;
+        drop(phase);
+        let phase = profile::phase(device, "target forward");
         let z1 = target.forward(&v1)?.value().clone();
         let z2 = target.forward(&v2)?.value().clone();
+        drop(phase);
+        let phase = profile::phase(device, "loss");
         let loss = byol_loss(&p1, &p2, &z1, &z2)?;
         let loss_value = loss.value().item()?;
         let embedding_std = match self.diagnostics {
             true => Some(embedding_std(z1_online.value())?),
             false => None,
         };
+        drop(phase);
         // Only the loss holds the graph now, so backward frees it layer by layer.
         drop((z1_online, z2_online, p1, p2, v1, v2));
+        let phase = profile::phase(device, "backward");
         let grads = loss.backward_consume()?;
         let grads = online.grads_by_name(&grads);
+        drop(phase);
+        let phase = profile::phase(device, "optimizer");
         self.optimizer.set_lr(lr);
         self.optimizer.step_module(online, &grads)?;
-        drop(grads);
+        drop((grads, phase));
+        let phase = profile::phase(device, "target EMA");
         ema_update(target, &online.net, tau)?;
+        drop(phase);
         self.iteration += 1;
         Ok(ByolStepStats {
             loss: loss_value,

@@ -13,7 +13,7 @@ use crate::ema::{dino_momentum_schedule, ema_update};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use tessera_autograd::Var;
+use tessera_autograd::{profile, Var};
 use tessera_nn::checkpoint::{select_prefix, with_prefix, StateDict};
 use tessera_nn::module::{join, Entry, EntryMut, Module};
 use tessera_nn::optim::{clip_grad_per_param, AdamW, AdamWConfig, Optimizer};
@@ -371,14 +371,21 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
             None => (epoch, self.config.freeze_last_layer),
         };
         let teacher_temp = self.loss.teacher_temp(unit)?;
+        // The step's parts, timed when `tessera_autograd::profile` is on.
+        let device = globals.backend();
         // Teacher: frozen parameters, constant input: no graph is recorded.
+        let phase = profile::phase(device, "teacher forward");
         let teacher_out = self
             .teacher
             .forward_groups(&[Var::constant(globals.clone())])?
             .value()
             .clone();
+        drop(phase);
+        let phase = profile::phase(device, "student forward");
         let inputs: Vec<Var<B>> = groups.iter().cloned().map(Var::constant).collect();
         let student_out = self.student.forward_groups(&inputs)?;
+        drop(phase);
+        let phase = profile::phase(device, "loss");
         // Diagnostics read the device: only when asked for.
         let (teacher_entropy, teacher_batch_entropy) = if self.diagnostics {
             let (h, hb) = teacher_entropies(&teacher_out, self.loss.center(), teacher_temp)?;
@@ -391,11 +398,13 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         let mut loss_fresh = self.loss.clone();
         loss_fresh.update_center(&teacher_out)?;
         let loss_value = loss.value().item()?;
+        drop(phase);
         // Only the loss holds the graph now, so backward frees it layer by layer.
         drop((inputs, student_out));
+        let phase = profile::phase(device, "backward");
         let grads = loss.backward_consume()?;
         let mut raw = self.student.grads_by_name(&grads);
-        drop(grads);
+        drop((grads, phase));
         let names: Vec<String> = raw.keys().cloned().collect();
         // Unless the raw gradients are kept, the clip gets the only handle on each, so it
         // scales them in place rather than copying them first.
@@ -406,6 +415,7 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
         };
         let mut grad_norms = BTreeMap::new();
         if self.config.clip_grad > 0.0 {
+            let _phase = profile::phase(device, "clip");
             let norms = clip_grad_per_param(&mut flat, self.config.clip_grad)?;
             if self.diagnostics || self.record_gradients {
                 for (n, t) in names.iter().zip(norms) {
@@ -427,9 +437,13 @@ impl<B: Backend, M: Backbone<B>> DinoTrainer<B, M> {
                 g.weight_decay = wd;
             }
         }
+        let phase = profile::phase(device, "optimizer");
         self.optimizer.step_module(&mut self.student, &clipped)?;
+        drop(phase);
         self.loss = loss_fresh;
+        let phase = profile::phase(device, "teacher EMA");
         ema_update(&mut self.teacher, &self.student, m)?;
+        drop(phase);
         self.iteration += 1;
         self.last_gradients = self.record_gradients.then_some((raw, clipped));
         Ok(DinoStepStats {
