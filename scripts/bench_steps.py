@@ -45,8 +45,8 @@ which the Rust side reads as `VmHWM`. The last line is machine-readable, as the 
 `RESULT model=... dtype=... batch=... img_per_s=... step_ms=... steps=... peak_mb=...`.
 `--time-limit S` ends the run early once the steps have taken S seconds (at least one timed
 step), as on the Rust side. `--profile` also prints the timed steps' time per step by phase
-(the same phases as the Rust trainers') and by backward node (`torch.profiler`), the
-counterpart of `bench_steps --profile`.
+(the same phases as the Rust trainers') and, from one more step run under `torch.profiler`
+after them, the backward by node: the counterpart of `bench_steps --profile`.
 
     python scripts/bench_steps.py --model dino_vit_s16 --batch 64 --steps 10 --warmup 3
     # quick check on the CPU:
@@ -239,7 +239,7 @@ class DinoStep:
             with self.autocast():
                 loss = self.loss_fn(student_out, teacher_out)
             value = loss.item()
-        with phase("backward"):
+        with phase.backward_ops(), phase("backward"):
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
         with phase("clip"):
@@ -392,7 +392,7 @@ class ByolStep:
             with self.autocast():
                 loss = (regression_loss(p1, z2) + regression_loss(p2, z1)).mean()
             value = loss.item()
-        with phase("backward"):
+        with phase.backward_ops(), phase("backward"):
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
         with phase("optimizer"):
@@ -407,12 +407,26 @@ class ByolStep:
 # --- driver ----------------------------------------------------------------------------
 
 class Phases:
-    """`--profile`'s phase timers: `with phases("backward"): ...` adds the block's wall time
-    (between two device synchronizations) to that name while `on`; the counterpart of
-    `tessera::autograd::profile::phase` in the Rust trainers."""
+    """`--profile`'s timers. `with phases("backward"): ...` adds the block's wall time
+    (between two device synchronizations) to that name while `on`: the counterpart of
+    `tessera::autograd::profile::phase` in the Rust trainers. `with phases.backward_ops():`
+    runs its block under `torch.profiler` while `ops` (kept for `print_profile`). The steps
+    wrap their backward in it, and the driver turns `ops` on for one extra step after the
+    timed ones: once used, the profiler slowed every later step of this process (the forward
+    passes about twofold at `dino_default`'s size, torch 2.9.1 on the CPU), so the phases come
+    from the timed steps without it."""
 
     def __init__(self, sync):
-        self.sync, self.on, self.totals = sync, False, {}
+        self.sync, self.on, self.ops, self.totals, self.profiles = sync, False, False, {}, []
+
+    @contextlib.contextmanager
+    def backward_ops(self):
+        if not self.ops:
+            yield
+            return
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            yield
+        self.profiles.append(prof)
 
     @contextlib.contextmanager
     def __call__(self, name):
@@ -429,11 +443,11 @@ class Phases:
             self.totals[name] = (calls + 1, total + time.perf_counter() - t0)
 
 
-def print_profile(phases, prof, steps):
-    """Per step: the phases in order, then each backward node's time (torch.profiler's
-    `autograd::engine::evaluate_function: <Node>` events, their children included), as
-    `bench_steps --profile` prints tessera's."""
-    def table(title, rows):
+def print_profile(phases, steps):
+    """Per step: the phases in order (the timed steps), then each backward node's time in
+    the extra profiled step (torch.profiler's `autograd::engine::evaluate_function: <Node>`
+    events, their children included), as `bench_steps --profile` prints tessera's."""
+    def table(title, rows, steps):
         total = sum(t for _, _, t in rows)
         print(f"{title:<34} {'calls':>7} {'ms':>11} {'share':>7}")
         for name, calls, t in rows:
@@ -441,11 +455,17 @@ def print_profile(phases, prof, steps):
             print(f"  {name:<32} {round(calls / steps):>7} {t / steps * 1e3:>11.2f} {share:>6.1f}%")
         print(f"  {'(sum)':<32} {'':>7} {total / steps * 1e3:>11.2f}")
     print(f"time per step ({steps} timed steps):")
-    table("phase", [(n, c, t) for n, (c, t) in phases.totals.items()])
+    table("phase", [(n, c, t) for n, (c, t) in phases.totals.items()], steps)
+    print("the backward under torch.profiler (one more step, not timed above):")
     prefix = "autograd::engine::evaluate_function: "
-    ops = [(e.key[len(prefix):], e.count, e.cpu_time_total / 1e6)
-           for e in prof.key_averages() if e.key.startswith(prefix)]
-    table("backward op", sorted(ops, key=lambda r: -r[2]))
+    ops = {}
+    for prof in phases.profiles:
+        for e in prof.key_averages():
+            if e.key.startswith(prefix):
+                calls, total = ops.get(e.key[len(prefix):], (0, 0.0))
+                ops[e.key[len(prefix):]] = (calls + e.count, total + e.cpu_time_total / 1e6)
+    rows = sorted(((n, c, t) for n, (c, t) in ops.items()), key=lambda r: -r[2])
+    table("backward op", rows, max(len(phases.profiles), 1))
 
 
 def peak_rss_mb():
@@ -533,13 +553,9 @@ def main():
     # Past --time-limit: the remaining warm-up is skipped and the run stops after the next
     # timed step.
     start, over, i = time.perf_counter(), False, 0
-    prof = None
     while len(times) < a.steps:
         timed = i >= a.warmup or over
-        if timed and a.profile and prof is None:
-            a.phase.on = True
-            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
-            prof.__enter__()
+        a.phase.on = timed and a.profile
         sync()
         t0 = time.perf_counter()
         loss = bench.step()
@@ -560,10 +576,11 @@ def main():
                           f"timed steps")
                 break
             over = True
-    if prof is not None:
-        a.phase.on = False
-        prof.__exit__(None, None, None)
-        print_profile(a.phase, prof, len(times))
+    if a.profile:
+        a.phase.on, a.phase.ops = False, True
+        bench.step()
+        a.phase.ops = False
+        print_profile(a.phase, len(times))
     med = statistics.median(times)
     ips = a.batch / med
     if cuda:
