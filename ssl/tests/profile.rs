@@ -3,20 +3,15 @@
 //! (Its own test binary: the profile is process-wide, and no other test turns it on here.)
 
 use tessera_autograd::profile;
-use tessera_nn::models::vit::{VisionTransformer, VitConfig};
+use tessera_nn::models::vit::VisionTransformer;
 use tessera_ssl::train::{ByolConfig, ByolTrainer, DinoConfig, DinoTrainer};
 use tessera_tensor::{Cpu, DType, Rng, Tensor};
 
+mod common;
+
+/// ViT with embed 16, depth 1, heads 2, patch 7, 14 px grayscale inputs.
 fn tiny_vit(seed: u64) -> VisionTransformer<Cpu> {
-    let cfg = VitConfig {
-        img_size: 14,
-        in_chans: 1,
-        embed_dim: 16,
-        depth: 1,
-        num_heads: 2,
-        ..VitConfig::tiny(7)
-    };
-    VisionTransformer::new(cfg, DType::F32, &mut Rng::new(seed), &Cpu).unwrap()
+    common::tiny_vit(14, 16, 1, seed)
 }
 
 fn crops(n: usize, seed: u64) -> Tensor<Cpu> {

@@ -2,25 +2,20 @@
 //! schedules have the lengths and values the step counts give, and the trainer follows the
 //! step counter (not the epoch) for the teacher temperature and the last layer.
 
-use tessera_nn::models::vit::{VisionTransformer, VitConfig};
+use tessera_nn::models::vit::VisionTransformer;
 use tessera_nn::schedule::{cosine_schedule_steps, cosine_scheduler};
 use tessera_nn::ModuleExt;
 use tessera_ssl::train::{DinoConfig, DinoTrainer, StepSchedule};
-use tessera_tensor::{Cpu, DType, Rng, Tensor};
+use tessera_tensor::{Cpu, Rng, Tensor};
 
 const NITER: usize = 4;
 const EPOCHS: usize = 2;
 
+mod common;
+
+/// ViT with embed 16, depth 1, heads 2, patch 7, 14 px grayscale inputs.
 fn tiny_vit(seed: u64) -> VisionTransformer<Cpu> {
-    let cfg = VitConfig {
-        img_size: 14,
-        in_chans: 1,
-        embed_dim: 16,
-        depth: 1,
-        num_heads: 2,
-        ..VitConfig::tiny(7)
-    };
-    VisionTransformer::new(cfg, DType::F32, &mut Rng::new(seed), &Cpu).unwrap()
+    common::tiny_vit(14, 16, 1, seed)
 }
 
 fn config(steps: Option<StepSchedule>) -> DinoConfig {

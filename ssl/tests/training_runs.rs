@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use tessera_nn::models::vit::{VisionTransformer, VitConfig};
+use tessera_nn::models::vit::VisionTransformer;
 use tessera_ssl::augment::{
     batch_by_resolution, stack_images, ByolAugConfig, ByolAugmentation, DataAugmentationDino,
     DinoAugConfig, Image, Normalize,
 };
 use tessera_ssl::data::Dataset;
 use tessera_ssl::train::{ByolConfig, ByolTrainer, DinoConfig, DinoTrainer};
-use tessera_tensor::{Cpu, DType, Rng, Tensor};
+use tessera_tensor::{Cpu, Rng, Tensor};
 
 const IMAGES: usize = 256;
 const BATCH: usize = 32;
@@ -23,17 +23,11 @@ fn images() -> Vec<Image> {
     (0..IMAGES).map(|i| ds.image(i).unwrap()).collect()
 }
 
+mod common;
+
 /// ViT with embed 32, depth 2, heads 2, patch 7, 28 px grayscale inputs.
 fn tiny_vit(seed: u64) -> VisionTransformer<Cpu> {
-    let cfg = VitConfig {
-        img_size: 28,
-        in_chans: 1,
-        embed_dim: 32,
-        depth: 2,
-        num_heads: 2,
-        ..VitConfig::tiny(7)
-    };
-    VisionTransformer::new(cfg, DType::F32, &mut Rng::new(seed), &Cpu).unwrap()
+    common::tiny_vit(28, 32, 2, seed)
 }
 
 fn mean(v: &[f64]) -> f64 {

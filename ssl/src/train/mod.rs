@@ -18,8 +18,10 @@ mod byol;
 mod byol_optim;
 mod common;
 mod dino;
+mod dino_config;
 
 pub use backbone::Backbone;
 pub use byol::{ByolConfig, ByolNet, ByolOnline, ByolStepStats, ByolTrainer};
 pub use byol_optim::ByolOptimizer;
-pub use dino::{DinoConfig, DinoStepStats, DinoStudent, DinoTrainer, StepSchedule};
+pub use dino::{DinoStepStats, DinoStudent, DinoTrainer};
+pub use dino_config::{DinoConfig, StepSchedule};
